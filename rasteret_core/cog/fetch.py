@@ -1,0 +1,304 @@
+"""Byte-range fetching: one aiohttp session, bounded concurrency, coalescing, retries.
+
+Local files are read with ``os.pread`` in a thread, HTTP(S) and S3 with range GETs. S3
+requests are unsigned unless signing is asked for (requester-pays buckets), in which case
+they are SigV4-signed with the standard AWS credential chain. Nothing here logs or raises
+headers, so signatures and keys never leave this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from rasteret_core.cog.errors import (
+    CredentialsError,
+    FetchError,
+    HttpStatusError,
+    ShortReadError,
+    TruncatedHeaderError,
+)
+from rasteret_core.cog.options import ReaderOptions, ReadStats
+from rasteret_core.cog.urls import Location
+
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+@dataclass(frozen=True)
+class MergedRange:
+    """A request covering several wanted ranges; ``parts`` are ``(start, end)`` pairs."""
+
+    start: int
+    end: int
+    parts: tuple[tuple[int, int], ...]
+
+
+def coalesce(ranges: list[tuple[int, int]], gap: int, max_bytes: int) -> list[MergedRange]:
+    """Merge ``[start, end)`` ranges whose gap is at most ``gap`` bytes into fewer requests.
+
+    Sorting by offset merges vertical neighbours too when their bytes are contiguous.
+    Duplicates are kept once; a merged request never exceeds ``max_bytes`` unless a single
+    range does.
+    """
+    merged: list[MergedRange] = []
+    cur_start = cur_end = None
+    parts: list[tuple[int, int]] = []
+    for start, end in sorted(set(ranges)):
+        if cur_start is not None and start - cur_end <= gap and max(end, cur_end) - cur_start <= max_bytes:
+            cur_end = max(cur_end, end)
+            parts.append((start, end))
+            continue
+        if cur_start is not None:
+            merged.append(MergedRange(cur_start, cur_end, tuple(parts)))
+        cur_start, cur_end, parts = start, end, [(start, end)]
+    if cur_start is not None:
+        merged.append(MergedRange(cur_start, cur_end, tuple(parts)))
+    return merged
+
+
+class _Retry(Exception):
+    def __init__(self, error: FetchError, retry_after: float | None = None) -> None:
+        self.error = error
+        self.retry_after = retry_after
+
+
+class RangeFetcher:
+    """Fetches byte ranges from files, HTTP(S) and S3 with one shared connection pool.
+
+    Use as an async context manager; the session is created on entry and closed on exit.
+    """
+
+    def __init__(self, options: ReaderOptions) -> None:
+        self.options = options
+        self._session: aiohttp.ClientSession | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._credentials = None
+
+    async def __aenter__(self) -> "RangeFetcher":
+        o = self.options
+        connector = aiohttp.TCPConnector(limit=o.max_concurrency, limit_per_host=0, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=o.timeout, sock_connect=o.connect_timeout),
+            auto_decompress=False,
+            headers={"User-Agent": "rasteret"},
+        )
+        self._semaphore = asyncio.Semaphore(o.max_concurrency)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- public --------------------------------------------------------------------------
+    async def fetch(
+        self, loc: Location, start: int, end: int, stats: ReadStats, *, allow_short: bool = False
+    ) -> tuple[bytes, int | None]:
+        """Bytes ``[start, end)`` of ``loc`` and the file size when known.
+
+        ``allow_short`` accepts fewer bytes when the file ends before ``end`` (header prefetch).
+        """
+        if loc.kind == "file":
+            return await self._read_file(loc, start, end, stats, allow_short)
+        attempt = 0
+        while True:
+            try:
+                return await self._http_once(loc, start, end, stats, allow_short)
+            except _Retry as retry:
+                attempt += 1
+                if attempt > self.options.retries:
+                    raise retry.error from None
+                stats.retries += 1
+                await asyncio.sleep(self._delay(attempt, retry.retry_after))
+
+    async def fetch_many(
+        self, loc: Location, ranges: list[tuple[int, int]], stats: ReadStats
+    ) -> dict[tuple[int, int], bytes]:
+        """Fetch several ranges of one file, coalesced, concurrently."""
+        merged = coalesce(ranges, self.options.coalesce_gap, self.options.max_coalesced_bytes)
+
+        async def one(m: MergedRange) -> dict[tuple[int, int], bytes]:
+            data, _ = await self.fetch(loc, m.start, m.end, stats)
+            return split_merged(m, data, stats)
+
+        out: dict[tuple[int, int], bytes] = {}
+        for part in await asyncio.gather(*(one(m) for m in merged)):
+            out.update(part)
+        return out
+
+    # --- internals -----------------------------------------------------------------------
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        o = self.options
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), o.retry_after_max)
+        return min(o.backoff_max, o.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+    async def _read_file(
+        self, loc: Location, start: int, end: int, stats: ReadStats, allow_short: bool
+    ) -> tuple[bytes, int]:
+        def read() -> tuple[bytes, int]:
+            with open(loc.path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                return os.pread(fh.fileno(), end - start, start), size
+
+        stats.requests += 1
+        try:
+            data, size = await asyncio.get_running_loop().run_in_executor(None, read)
+        except FileNotFoundError:
+            raise HttpStatusError(loc.original, "no such file", 404) from None
+        except OSError as exc:
+            raise FetchError(loc.original, f"cannot read file: {exc.strerror}") from None
+        stats.bytes_fetched += len(data)
+        if len(data) != end - start and not (allow_short and start + len(data) == size):
+            if start >= size and allow_short:
+                raise TruncatedHeaderError(loc.original, "the file is empty" if size == 0 else "read past the end")
+            raise ShortReadError(loc.original, f"asked for bytes {start}-{end - 1}, the file has {size} bytes")
+        return data, size
+
+    def _headers(self, loc: Location, start: int, end: int) -> dict[str, str]:
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        if loc.s3_bucket is None:
+            return headers
+        if self.options.requester_pays:
+            headers["x-amz-request-payer"] = "requester"
+        if self.options.signs_s3:
+            headers = self._sign(loc, headers)
+        return headers
+
+    def _sign(self, loc: Location, headers: dict[str, str]) -> dict[str, str]:
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        creds = self._resolve_credentials(loc)
+        request = AWSRequest(method="GET", url=loc.http_url, headers=dict(headers))
+        S3SigV4Auth(creds, "s3", loc.s3_region).add_auth(request)
+        return dict(request.headers.items())
+
+    def _resolve_credentials(self, loc: Location):
+        o = self.options
+        if o.aws_access_key_id and o.aws_secret_access_key:
+            from botocore.credentials import Credentials
+
+            return Credentials(o.aws_access_key_id, o.aws_secret_access_key, o.aws_session_token)
+        if self._credentials is None:
+            import botocore.session
+
+            creds = botocore.session.get_session().get_credentials()
+            if creds is None:
+                raise CredentialsError(
+                    loc.original,
+                    "signed (requester-pays) access needs AWS credentials and none were found "
+                    "in the standard chain (environment, ~/.aws, instance role)",
+                )
+            self._credentials = creds
+        return self._credentials.get_frozen_credentials()
+
+    async def _http_once(
+        self, loc: Location, start: int, end: int, stats: ReadStats, allow_short: bool
+    ) -> tuple[bytes, int | None]:
+        assert self._session is not None and self._semaphore is not None, "use 'async with'"
+        url = loc.display
+        headers = self._headers(loc, start, end)
+        async with self._semaphore:
+            stats.requests += 1
+            try:
+                async with self._session.get(loc.http_url, headers=headers) as resp:
+                    return await self._read_response(resp, loc, start, end, stats, allow_short)
+            except asyncio.TimeoutError:
+                raise _Retry(FetchError(url, f"timed out after {self.options.timeout:g} s")) from None
+            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+                raise _Retry(FetchError(url, f"connection dropped mid-response ({type(exc).__name__})")) from None
+            except aiohttp.ClientConnectionError as exc:
+                raise _Retry(FetchError(url, f"connection failed ({type(exc).__name__})")) from None
+            except aiohttp.ClientError as exc:
+                raise FetchError(url, f"request failed ({type(exc).__name__})") from None
+
+    async def _read_response(
+        self, resp: aiohttp.ClientResponse, loc: Location, start: int, end: int, stats: ReadStats, allow_short: bool
+    ) -> tuple[bytes, int | None]:
+        url = loc.display
+        status = resp.status
+        if status == 206:
+            match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+            body = await resp.read()
+            stats.bytes_fetched += len(body)
+            total = int(match.group(3)) if match and match.group(3) != "*" else None
+            if match is None or int(match.group(1)) != start:
+                raise _Retry(ShortReadError(url, f"asked for bytes {start}-{end - 1}, got Content-Range "
+                                                 f"{resp.headers.get('Content-Range')!r}"))
+            got_end = int(match.group(2)) + 1
+            expected = min(end, total) if (allow_short and total is not None) else end
+            if got_end != expected or len(body) != expected - start:
+                raise _Retry(ShortReadError(url, f"asked for bytes {start}-{end - 1}, got {len(body)} bytes "
+                                                 f"({resp.headers.get('Content-Range')})"))
+            return body, total
+        if status == 200:
+            # Range ignored (or a multi-range answer): take what we need from the whole object
+            body = await _read_at_most(resp, end)
+            stats.bytes_fetched += len(body)
+            total = resp.content_length
+            if len(body) < end and not (allow_short and total is not None and len(body) == total):
+                if total is None or len(body) < min(end, total):
+                    raise _Retry(ShortReadError(url, f"whole-object answer ended at byte {len(body)}"))
+            stats.bytes_wasted += max(0, (resp.content_length or len(body)) - (end - start))
+            return body[start:end], total if total is not None else None
+        if status == 416:
+            total = None
+            match = re.match(r"bytes \*/(\d+)", resp.headers.get("Content-Range", ""))
+            if match:
+                total = int(match.group(1))
+            if allow_short and start == 0:
+                raise TruncatedHeaderError(url, "the file is empty")
+            raise HttpStatusError(url, f"HTTP 416: bytes {start}-{end - 1} lie outside the file"
+                                       + (f" ({total} bytes)" if total is not None else ""), 416)
+        text = (await _read_at_most(resp, 4096)).decode("utf-8", "replace")
+        code = re.search(r"<Code>([^<]{1,64})</Code>", text)
+        reason = f"HTTP {status} {resp.reason or ''}".strip() + (f" ({code.group(1)})" if code else "")
+        if status in RETRY_STATUSES:
+            raise _Retry(HttpStatusError(url, reason, status), _retry_after(resp.headers.get("Retry-After")))
+        if status == 403 and loc.s3_bucket and not self.options.requester_pays:
+            reason += "; if the bucket is requester-pays, pass requester_pays=True with AWS credentials"
+        raise HttpStatusError(url, reason, status)
+
+
+async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await resp.content.read(min(1 << 20, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def split_merged(m: MergedRange, data: bytes, stats: ReadStats) -> dict[tuple[int, int], bytes]:
+    """Cut a merged response back into the wanted ranges, counting the bridged bytes."""
+    view = memoryview(data)
+    useful = 0
+    last = m.start
+    for start, end in m.parts:
+        useful += max(0, end - max(start, last))
+        last = max(last, end)
+    stats.bytes_wasted += (m.end - m.start) - useful
+    return {(s, e): bytes(view[s - m.start : e - m.start]) for s, e in m.parts}

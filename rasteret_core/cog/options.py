@@ -1,0 +1,78 @@
+"""Reader settings and the request/byte counters every read can report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """How the COG reader talks to storage. Every field can be passed as a keyword option.
+
+    Credentials given here override the standard AWS chain; they are kept out of ``repr``.
+    """
+
+    prefetch: int = 64 * 1024
+    """Bytes read by the single header request; GDAL COG headers fit in it."""
+    max_concurrency: int = 64
+    """Requests in flight at once, over all files (one shared connection pool)."""
+    coalesce_gap: int = 64 * 1024
+    """Merge two ranges of a file when at most this many bytes lie between them."""
+    max_coalesced_bytes: int = 16 * 1024 * 1024
+    """Never merge ranges into a request larger than this (keeps requests parallel)."""
+    retries: int = 5
+    """Retries after the first attempt, on 429/5xx, timeouts, resets and short reads."""
+    backoff_base: float = 0.1
+    backoff_max: float = 5.0
+    retry_after_max: float = 30.0
+    timeout: float = 30.0
+    """Seconds allowed for one request, headers and body."""
+    connect_timeout: float = 10.0
+    endpoint_url: str | None = None
+    """S3-compatible endpoint for s3:// URLs (default: AWS_ENDPOINT_URL, else AWS)."""
+    region: str | None = None
+    requester_pays: bool = False
+    """Send ``x-amz-request-payer: requester`` (and sign) for s3:// URLs."""
+    sign: bool | None = None
+    """Sign s3:// requests with SigV4; ``None`` signs only when ``requester_pays``."""
+    decode_threads: int | None = None
+    max_header_bytes: int = 16 * 1024 * 1024
+    max_header_requests: int = 8
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("prefetch", "max_concurrency", "max_header_requests"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.retries < 0 or self.coalesce_gap < 0 or self.timeout <= 0:
+            raise ValueError("retries and coalesce_gap must be >= 0 and timeout > 0")
+
+    @property
+    def signs_s3(self) -> bool:
+        return self.requester_pays if self.sign is None else self.sign
+
+    @classmethod
+    def from_kwargs(cls, options: dict) -> "ReaderOptions":
+        known = {f.name for f in fields(cls)}
+        unknown = set(options) - known
+        if unknown:
+            raise TypeError(f"unknown reader option(s): {', '.join(sorted(unknown))}")
+        return cls(**options)
+
+
+@dataclass
+class ReadStats:
+    """Counters of one or more reads: pass the same instance to accumulate."""
+
+    requests: int = 0
+    header_requests: int = 0
+    bytes_fetched: int = 0
+    bytes_wasted: int = 0
+    """Bytes fetched but not needed (gaps bridged by coalescing, whole-object answers)."""
+    retries: int = 0
+    tiles_read: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

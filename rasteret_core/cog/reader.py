@@ -1,0 +1,324 @@
+"""Reading headers and pixel windows: the public entry points of ``rasteret_core.cog``.
+
+``CogClient`` holds one connection pool and one decode thread pool; the module-level
+functions create a short-lived client when none is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Iterable, Sequence, TypeVar
+
+import numpy as np
+
+from rasteret_core.cog import tiff
+from rasteret_core.cog.codecs import check_supported, decode_tile
+from rasteret_core.cog.errors import CogError, InvalidTiffError, WindowError
+from rasteret_core.cog.fetch import RangeFetcher, coalesce, split_merged
+from rasteret_core.cog.header import CogHeader, build_header
+from rasteret_core.cog.options import ReaderOptions, ReadStats
+from rasteret_core.cog.urls import redact_url, resolve
+
+T = TypeVar("T")
+
+_POOL_LOCK = threading.Lock()
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _decode_pool(threads: int | None) -> ThreadPoolExecutor:
+    """Process-wide decode pools (imagecodecs releases the GIL, so threads use every core)."""
+    n = threads or os.cpu_count() or 2
+    with _POOL_LOCK:
+        if n not in _POOLS:
+            _POOLS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="rasteret-decode")
+        return _POOLS[n]
+
+
+class CogClient:
+    """A connection pool plus decode threads, shared by many header and window reads.
+
+    ``async with CogClient(max_concurrency=32) as client:`` then ``await client.header(url)``
+    and ``await client.read_windows([...])``. Keyword options are :class:`ReaderOptions` fields.
+    """
+
+    def __init__(self, options: ReaderOptions | None = None, **kwargs: Any) -> None:
+        if options is not None and kwargs:
+            raise TypeError("pass either options= or keyword options, not both")
+        self.options = options or ReaderOptions.from_kwargs(kwargs)
+        self._fetcher = RangeFetcher(self.options)
+
+    async def __aenter__(self) -> "CogClient":
+        await self._fetcher.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._fetcher.__aexit__(*exc)
+
+    async def header(self, url: str | os.PathLike[str], *, stats: ReadStats | None = None) -> CogHeader:
+        """Read and parse the header of ``url``: one request for a GDAL COG."""
+        stats = stats if stats is not None else ReadStats()
+        o = self.options
+        loc = resolve(url, endpoint_url=o.endpoint_url, region=o.region)
+        shown = loc.display
+        before = stats.requests
+        data, size = await self._fetcher.fetch(loc, 0, o.prefetch, stats, allow_short=True)
+        buf = tiff.SparseBuffer(size)
+        buf.add(0, data)
+        for _ in range(o.max_header_requests):
+            try:
+                structure = tiff.parse_tiff(buf, shown)
+                break
+            except tiff.NeedBytes as need:
+                wanted = []
+                for start, end in need.ranges:
+                    stop = start + max(end - start, o.prefetch)
+                    wanted.append((start, min(stop, size) if size is not None else stop))
+                if buf.fetched_bytes + sum(e - s for s, e in wanted) > o.max_header_bytes:
+                    raise InvalidTiffError(shown, f"header is larger than {o.max_header_bytes} bytes") from None
+                for m in coalesce(wanted, o.coalesce_gap, o.max_header_bytes):
+                    chunk, _ = await self._fetcher.fetch(loc, m.start, m.end, stats)
+                    buf.add(m.start, chunk)
+        else:
+            raise InvalidTiffError(shown, f"header needs more than {o.max_header_requests} requests")
+        stats.header_requests += stats.requests - before
+        header = build_header(structure, redact_url(os.fspath(url)), size)
+        check_supported(header)
+        return header
+
+    async def read_windows(
+        self,
+        requests: Iterable[tuple[CogHeader, Any]],
+        *,
+        overview: int | None = None,
+        stats: ReadStats | None = None,
+        return_exceptions: bool = False,
+    ) -> list[np.ndarray | CogError]:
+        """Read many windows at once; see :func:`aread_windows`."""
+        stats = stats if stats is not None else ReadStats()
+        plans = [_plan(header, window, overview) for header, window in requests]
+        errors: dict[int, CogError] = {}
+        # one fetch per distinct tile, pasted into every window that needs it
+        wanted: dict[tuple[str, int, int], list[tuple[int, _Plan]]] = {}
+        by_file: dict[tuple[str, int], tuple[CogHeader, set[int]]] = {}
+        for i, plan in enumerate(plans):
+            for tile in plan.tiles:
+                key = (plan.header.url, plan.header.ifd_offset, tile)
+                wanted.setdefault(key, []).append((i, plan))
+                by_file.setdefault((plan.header.url, plan.header.ifd_offset), (plan.header, set()))[1].add(tile)
+
+        pool = _decode_pool(self.options.decode_threads)
+        loop = asyncio.get_running_loop()
+        inflight = asyncio.Semaphore(self.options.max_concurrency * 2)
+        o = self.options
+
+        async def run_file(header: CogHeader, tiles: set[int]) -> None:
+            loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region)
+            ranges: dict[tuple[int, int], list[int]] = {}
+            for t in sorted(tiles):
+                off, cnt = int(header.tile_offsets[t]), int(header.tile_byte_counts[t])
+                if cnt == 0 or off == 0:
+                    await loop.run_in_executor(pool, _paste_sparse, header, t, wanted[(header.url, header.ifd_offset, t)])
+                    continue
+                ranges.setdefault((off, off + cnt), []).append(t)
+            merged = coalesce(list(ranges), o.coalesce_gap, o.max_coalesced_bytes)
+
+            async def run_range(m) -> None:
+                async with inflight:
+                    try:
+                        data, _ = await self._fetcher.fetch(loc, m.start, m.end, stats)
+                        parts = split_merged(m, data, stats)
+                        jobs = [
+                            (t, parts[r]) for r in m.parts for t in ranges[r]
+                        ]
+                        stats.tiles_read += len(jobs)
+                        await loop.run_in_executor(pool, _decode_and_paste, header, jobs, wanted)
+                    except CogError as exc:
+                        for r in m.parts:
+                            for t in ranges[r]:
+                                for i, _plan in wanted[(header.url, header.ifd_offset, t)]:
+                                    errors.setdefault(i, exc)
+                        if not return_exceptions:
+                            raise
+
+            await asyncio.gather(*(run_range(m) for m in merged))
+
+        await asyncio.gather(*(run_file(h, t) for h, t in by_file.values()))
+        out: list[np.ndarray | CogError] = []
+        for i, plan in enumerate(plans):
+            out.append(errors[i] if i in errors else plan.out)
+        return out
+
+
+@dataclass
+class _Plan:
+    header: CogHeader
+    row0: int
+    col0: int
+    height: int
+    width: int
+    tiles: list[int]
+    out: np.ndarray = field(repr=False)
+
+
+def _window_ints(window: Any) -> tuple[int, int, int, int]:
+    if isinstance(window, tuple) and len(window) == 2 and all(isinstance(p, tuple) for p in window):
+        (r0, r1), (c0, c1) = window
+        return int(c0), int(r0), int(c1 - c0), int(r1 - r0)
+    col, row = getattr(window, "col_off"), getattr(window, "row_off")
+    width, height = getattr(window, "width"), getattr(window, "height")
+    return int(round(col)), int(round(row)), int(round(width)), int(round(height))
+
+
+def _plan(header: CogHeader, window: Any, overview: int | None) -> _Plan:
+    if overview is not None:
+        if not 0 <= overview < len(header.overviews):
+            raise WindowError(header.url, f"overview level {overview} does not exist ({len(header.overviews)} overviews)")
+        header = header.overviews[overview]
+    if window is None:
+        col, row, width, height = 0, 0, header.width, header.height
+    else:
+        col, row, width, height = _window_ints(window)
+    if width <= 0 or height <= 0 or col < 0 or row < 0 or col + width > header.width or row + height > header.height:
+        raise WindowError(
+            header.url,
+            f"window (col_off={col}, row_off={row}, width={width}, height={height}) is not inside the "
+            f"{header.width}x{header.height} image",
+        )
+    tw, th = header.tile_width, header.tile_height
+    per_plane = header.tiles_across * header.tiles_down
+    tiles = [
+        p * per_plane + r * header.tiles_across + c
+        for p in range(header.planes)
+        for r in range(row // th, (row + height - 1) // th + 1)
+        for c in range(col // tw, (col + width - 1) // tw + 1)
+    ]
+    out = np.empty((header.samples_per_pixel, height, width), dtype=header.dtype)
+    return _Plan(header, row, col, height, width, tiles, out)
+
+
+def _targets(header: CogHeader, tile: int, plan: _Plan, rows: int):
+    """Slices pasting ``tile`` (``rows`` rows decoded) into ``plan.out``."""
+    per_plane = header.tiles_across * header.tiles_down
+    plane, idx = divmod(tile, per_plane)
+    tr, tc = divmod(idx, header.tiles_across)
+    y0, x0 = tr * header.tile_height, tc * header.tile_width
+    r0, r1 = max(plan.row0, y0), min(plan.row0 + plan.height, y0 + rows)
+    c0, c1 = max(plan.col0, x0), min(plan.col0 + plan.width, x0 + header.tile_width)
+    if r0 >= r1 or c0 >= c1:
+        return None
+    bands = slice(plane, plane + 1) if header.planar_configuration == 2 else slice(None)
+    dst = (bands, slice(r0 - plan.row0, r1 - plan.row0), slice(c0 - plan.col0, c1 - plan.col0))
+    src = (slice(r0 - y0, r1 - y0), slice(c0 - x0, c1 - x0))
+    return dst, src
+
+
+def _decode_and_paste(header: CogHeader, jobs, wanted) -> None:
+    for tile, data in jobs:
+        arr = decode_tile(header, data)
+        expected_rows = min(header.tile_height, header.height - (tile % (header.tiles_across * header.tiles_down)) // header.tiles_across * header.tile_height)
+        if arr.shape[0] < expected_rows:
+            from rasteret_core.cog.errors import DecodeError
+
+            raise DecodeError(header.url, f"tile {tile} decoded to {arr.shape[0]} rows, expected {expected_rows}")
+        for _i, plan in wanted[(header.url, header.ifd_offset, tile)]:
+            target = _targets(header, tile, plan, arr.shape[0])
+            if target is not None:
+                dst, src = target
+                plan.out[dst] = np.moveaxis(arr[src], -1, 0)
+
+
+def _paste_sparse(header: CogHeader, tile: int, targets) -> None:
+    fill = header.nodata if header.nodata is not None else 0
+    try:
+        value = np.array(fill).astype(header.dtype)
+    except (ValueError, OverflowError):
+        value = np.zeros((), header.dtype)
+    for _i, plan in targets:
+        target = _targets(header, tile, plan, header.tile_height)
+        if target is not None:
+            plan.out[target[0]] = value
+
+
+# --- module-level API ----------------------------------------------------------------------
+def run_sync(awaitable_factory) -> Any:
+    """Run a coroutine to completion from synchronous code, even inside a running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(awaitable_factory())
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(awaitable_factory()))
+        except BaseException as exc:  # re-raised in the caller's thread
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name="rasteret-sync")
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+async def aread_header(
+    url: str | os.PathLike[str], *, client: CogClient | None = None, stats: ReadStats | None = None, **options: Any
+) -> CogHeader:
+    """Read the header of a (Cloud-Optimized) GeoTIFF at ``url``.
+
+    ``url`` is ``http(s)://...``, ``s3://bucket/key`` or a local path. Options are
+    :class:`ReaderOptions` fields (``prefetch``, ``requester_pays``, ``endpoint_url``, ...).
+    A GDAL COG costs one request. Raises a :class:`CogError` subclass naming the URL.
+    """
+    if client is not None:
+        return await client.header(url, stats=stats)
+    async with CogClient(**options) as own:
+        return await own.header(url, stats=stats)
+
+
+def read_header(url: str | os.PathLike[str], **options: Any) -> CogHeader:
+    """Synchronous :func:`aread_header`."""
+    return run_sync(lambda: aread_header(url, **options))
+
+
+async def aread_windows(
+    requests: Iterable[tuple[CogHeader, Any]],
+    *,
+    overview: int | None = None,
+    client: CogClient | None = None,
+    stats: ReadStats | None = None,
+    return_exceptions: bool = False,
+    **options: Any,
+) -> list[np.ndarray | CogError]:
+    """Read many ``(header, window)`` pairs concurrently, without any header request.
+
+    Each result has shape ``(samples, height, width)`` and the file's dtype, exactly what
+    ``rasterio.open(url).read(window=window)`` returns. ``window`` is a
+    ``rasterio.windows.Window`` (integer offsets and sizes), ``((row0, row1), (col0, col1))``
+    or ``None`` for the whole image. ``overview`` selects an overview level (0 = the first,
+    as rasterio's ``overview_level``). Tiles needed by several windows are fetched once;
+    nearby tiles of a file are fetched in one request. With ``return_exceptions`` a failed
+    window yields its :class:`CogError` instead of raising.
+    """
+    requests = list(requests)
+    if client is not None:
+        return await client.read_windows(requests, overview=overview, stats=stats, return_exceptions=return_exceptions)
+    async with CogClient(**options) as own:
+        return await own.read_windows(requests, overview=overview, stats=stats, return_exceptions=return_exceptions)
+
+
+def read_windows(requests: Iterable[tuple[CogHeader, Any]], **kwargs: Any) -> list[np.ndarray | CogError]:
+    """Synchronous :func:`aread_windows`."""
+    requests = list(requests)
+    return run_sync(lambda: aread_windows(requests, **kwargs))
+
+
+def read_window(header: CogHeader, window: Any = None, **kwargs: Any) -> np.ndarray:
+    """Read one window of ``header``'s image; see :func:`aread_windows`."""
+    return read_windows([(header, window)], **kwargs)[0]
