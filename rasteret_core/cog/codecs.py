@@ -84,7 +84,9 @@ def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
     except (UnsupportedCodecError, DecodeError):
         raise
     except Exception as exc:  # imagecodecs raises its own error types per codec
-        raise DecodeError(header.url, f"{codec_name(comp)} tile failed to decode: {exc}") from None
+        raise DecodeError(
+            header.url, f"{codec_name(comp)} tile failed to decode (corrupt, or larger than a tile once decoded): {exc}"
+        ) from None
 
     if header.bits_per_sample == 1:
         return _unpack_bits(header, raw, samples)
@@ -122,13 +124,10 @@ def _decompress(comp: int, data: bytes, size: int, header: CogHeader) -> bytes |
     }.get(comp)
     if decoder is None:
         raise UnsupportedCodecError(header.url, f"compression {codec_name(comp)} is not supported")
-    if comp in (8, 32946, 50000, 34925):
-        # bounded output: more bytes than a tile is an error, not an allocation
-        out = decoder(data, out=bytearray(size + 1))
-        if len(out) > size:
-            raise DecodeError(header.url, f"tile decompresses to more than the {size} bytes of a tile")
-        return out
-    out = decoder(data)
+    # bounded output: more bytes than a tile is an error, not an allocation
+    out = decoder(data, out=bytearray(size + 1))
+    if len(out) > size:
+        raise DecodeError(header.url, f"tile decompresses to more than the {size} bytes of a tile")
     return out
 
 
@@ -143,8 +142,11 @@ def _decode_jpeg(header: CogHeader, data: bytes, samples: int) -> np.ndarray:
         outcolorspace = 2
         if not data[6:10] == b"JFIF":
             colorspace = 2
+    # a JPEG tile is exactly one tile: decoding into a tile-sized buffer bounds memory
+    out = np.empty((header.tile_height, header.tile_width, samples), dtype=np.uint8)
     arr = imagecodecs.jpeg8_decode(
-        data, tables=header.jpeg_tables, colorspace=colorspace, outcolorspace=outcolorspace
+        data, tables=header.jpeg_tables, colorspace=colorspace, outcolorspace=outcolorspace,
+        out=out if samples > 1 else out[:, :, 0],
     )
     arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
     if arr.shape[1] < header.tile_width or arr.shape[2] != samples:

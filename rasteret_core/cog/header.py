@@ -189,8 +189,9 @@ class CogHeader:
             ("url", pa.string()), ("nodata", pa.float64()), ("crs_epsg", pa.int32()), ("crs_wkt", pa.string()),
             ("byte_order", pa.string()), ("bigtiff", pa.bool_()), ("file_size", pa.int64()),
         ]
-        sub = pa.struct(image)
-        return pa.struct(file_level + image + [("overviews", pa.list_(sub)), ("mask", sub)])
+        mask = pa.struct(image)
+        overview = pa.struct(image + [("mask", mask)])
+        return pa.struct(file_level + image + [("overviews", pa.list_(overview)), ("mask", mask)])
 
     def to_arrow_dict(self) -> dict[str, Any]:
         """A dict matching :meth:`arrow_type` (binary tables, NaN nodata kept as float)."""
@@ -207,7 +208,9 @@ class CogHeader:
         top.update(
             url=self.url, nodata=self.nodata, crs_epsg=self.crs_epsg, crs_wkt=self.crs_wkt,
             byte_order=self.byte_order, bigtiff=self.bigtiff, file_size=self.file_size,
-            overviews=[image(o) for o in self.overviews],
+            overviews=[
+                {**image(o), "mask": image(o.mask) if o.mask is not None else None} for o in self.overviews
+            ],
             mask=image(self.mask) if self.mask is not None else None,
         )
         return top
@@ -216,11 +219,13 @@ class CogHeader:
     def from_arrow_dict(cls, row: dict[str, Any]) -> "CogHeader":
         """Rebuild from a row of the Arrow struct (overviews inherit file-level fields)."""
         shared = {k: row.get(k) for k in ("url", "nodata", "crs_epsg", "crs_wkt", "byte_order", "bigtiff", "file_size")}
-        overviews = [{**shared, **o} for o in (row.get("overviews") or [])]
-        mask = {**shared, **row["mask"]} if row.get("mask") else None
-        if overviews:
-            overviews = [{**o, "nodata": shared["nodata"]} for o in overviews]
-        return cls.from_dict({**row, "overviews": overviews, "mask": mask})
+        def inherit(image: dict | None) -> dict | None:
+            if not image:
+                return None
+            return {**image, **shared, "mask": inherit(image.get("mask"))}
+
+        overviews = [inherit(o) for o in (row.get("overviews") or [])]
+        return cls.from_dict({**row, "overviews": overviews, "mask": inherit(row.get("mask"))})
 
 
 _NULLABLE = {"jpeg_tables", "lerc_parameters", "nodata", "crs_epsg", "crs_wkt", "file_size", "mask"}
