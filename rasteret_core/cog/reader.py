@@ -11,19 +11,17 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Iterable, Sequence, TypeVar
+from typing import Any, Iterable
 
 import numpy as np
 
 from rasteret_core.cog import tiff
 from rasteret_core.cog.codecs import check_supported, decode_tile
-from rasteret_core.cog.errors import CogError, InvalidTiffError, WindowError
+from rasteret_core.cog.errors import CogError, DecodeError, InvalidTiffError, WindowError
 from rasteret_core.cog.fetch import RangeFetcher, coalesce, split_merged
 from rasteret_core.cog.header import CogHeader, build_header
 from rasteret_core.cog.options import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import redact_url, resolve
-
-T = TypeVar("T")
 
 _POOL_LOCK = threading.Lock()
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -131,11 +129,13 @@ class CogClient:
                     try:
                         data, _ = await self._fetcher.fetch(loc, m.start, m.end, stats)
                         parts = split_merged(m, data, stats)
-                        jobs = [
-                            (t, parts[r]) for r in m.parts for t in ranges[r]
-                        ]
-                        stats.tiles_read += len(jobs)
-                        await loop.run_in_executor(pool, _decode_and_paste, header, jobs, wanted)
+                        tiles = [(t, parts[r]) for r in m.parts for t in ranges[r]]
+                        stats.tiles_read += len(tiles)
+                        # one decode job per tile so a merged request still decodes on every core
+                        await asyncio.gather(*(
+                            loop.run_in_executor(pool, _decode_and_paste, header, t, data, wanted[(header.url, header.ifd_offset, t)])
+                            for t, data in tiles
+                        ))
                     except CogError as exc:
                         for r in m.parts:
                             for t in ranges[r]:
@@ -216,19 +216,17 @@ def _targets(header: CogHeader, tile: int, plan: _Plan, rows: int):
     return dst, src
 
 
-def _decode_and_paste(header: CogHeader, jobs, wanted) -> None:
-    for tile, data in jobs:
-        arr = decode_tile(header, data)
-        expected_rows = min(header.tile_height, header.height - (tile % (header.tiles_across * header.tiles_down)) // header.tiles_across * header.tile_height)
-        if arr.shape[0] < expected_rows:
-            from rasteret_core.cog.errors import DecodeError
-
-            raise DecodeError(header.url, f"tile {tile} decoded to {arr.shape[0]} rows, expected {expected_rows}")
-        for _i, plan in wanted[(header.url, header.ifd_offset, tile)]:
-            target = _targets(header, tile, plan, arr.shape[0])
-            if target is not None:
-                dst, src = target
-                plan.out[dst] = np.moveaxis(arr[src], -1, 0)
+def _decode_and_paste(header: CogHeader, tile: int, data: bytes, targets) -> None:
+    arr = decode_tile(header, data)
+    tile_row = (tile % (header.tiles_across * header.tiles_down)) // header.tiles_across
+    expected_rows = min(header.tile_height, header.height - tile_row * header.tile_height)
+    if arr.shape[0] < expected_rows:
+        raise DecodeError(header.url, f"tile {tile} decoded to {arr.shape[0]} rows, expected {expected_rows}")
+    for _i, plan in targets:
+        target = _targets(header, tile, plan, arr.shape[0])
+        if target is not None:
+            dst, src = target
+            plan.out[dst] = np.moveaxis(arr[src], -1, 0)
 
 
 def _paste_sparse(header: CogHeader, tile: int, targets) -> None:
