@@ -1,0 +1,224 @@
+"""Data sources: where items are searched and which asset holds which band.
+
+A :class:`DataSource` is a plain declarative value. The registry :class:`DataSources` holds the
+built-in ones (Sentinel-2 L2A and Landsat C2 L2 on Earth Search and on USGS landsatlook) and
+any the user registers::
+
+    >>> from rasteret_core.sources import DataSources, DataSource
+    >>> DataSources.SENTINEL2.asset_key("B04")
+    'red'
+    >>> pc = DataSource.from_stac(
+    ...     "https://planetarycomputer.microsoft.com/api/stac/v1", "sentinel-2-l2a",
+    ...     {"B04": "B04", "B08": "B08"}, name="pc-sentinel-2-l2a")
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where to search items and how to find each band's COG in an item.
+
+    ``band_map`` maps the band codes users ask for (``B04``) to STAC asset keys (``red``).
+    ``href_field`` is a dotted path inside an asset giving the URL to read
+    (``"alternate.s3.href"`` for landsatlook items); when the item lacks it, the asset's plain
+    ``href`` is used. ``items_path`` makes the source a local items file (GeoJSON
+    FeatureCollection, NDJSON or stac-geoparquet) searched in-process instead of a STAC API.
+    ``requester_pays`` makes reads of this source's ``s3://`` hrefs signed and billed to the
+    reader; other sources stay unsigned.
+    """
+
+    name: str
+    band_map: Mapping[str, str] = field(hash=False)
+    stac_url: str | None = None
+    collection: str | None = None
+    requester_pays: bool = False
+    href_field: str = "href"
+    cloud_cover_property: str = "eo:cloud_cover"
+    platform_property: str = "platform"
+    items_path: str | None = None
+    short_name: str | None = None
+    """Used in generated collection names (``bangalore_202401-12_landsat``)."""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a data source needs a name")
+        if not self.band_map:
+            raise ValueError(f"data source {self.name!r} has an empty band_map")
+        if (self.stac_url is None) == (self.items_path is None):
+            raise ValueError(f"data source {self.name!r} needs exactly one of stac_url or items_path")
+        object.__setattr__(self, "band_map", dict(self.band_map))
+        if self.items_path is not None:
+            object.__setattr__(self, "items_path", os.fspath(self.items_path))
+        if self.short_name is None:
+            object.__setattr__(self, "short_name", self.name.split("-")[0].lower())
+
+    # --- constructors ------------------------------------------------------------------
+    @classmethod
+    def from_stac(
+        cls,
+        stac_url: str,
+        collection: str,
+        band_map: Mapping[str, str],
+        *,
+        name: str | None = None,
+        requester_pays: bool = False,
+        href_field: str = "href",
+        cloud_cover_property: str = "eo:cloud_cover",
+        platform_property: str = "platform",
+        short_name: str | None = None,
+    ) -> "DataSource":
+        """A source backed by any STAC API (``stac_url``) and one of its collections."""
+        return cls(
+            name=name or collection, band_map=band_map, stac_url=stac_url.rstrip("/"),
+            collection=collection, requester_pays=requester_pays, href_field=href_field,
+            cloud_cover_property=cloud_cover_property, platform_property=platform_property,
+            short_name=short_name,
+        )
+
+    @classmethod
+    def from_items_file(
+        cls,
+        path: str | os.PathLike[str],
+        band_map: Mapping[str, str],
+        *,
+        name: str | None = None,
+        collection: str | None = None,
+        requester_pays: bool = False,
+        href_field: str = "href",
+        cloud_cover_property: str = "eo:cloud_cover",
+        platform_property: str = "platform",
+        short_name: str | None = None,
+    ) -> "DataSource":
+        """A source backed by a local items file, searched in-process with the same filters.
+
+        ``collection``, when given, keeps only items of that STAC collection.
+        """
+        path = os.fspath(path)
+        return cls(
+            name=name or Path(path).stem, band_map=band_map, items_path=path, collection=collection,
+            requester_pays=requester_pays, href_field=href_field,
+            cloud_cover_property=cloud_cover_property, platform_property=platform_property,
+            short_name=short_name,
+        )
+
+    # --- lookups -----------------------------------------------------------------------
+    @property
+    def bands(self) -> list[str]:
+        """The band codes this source knows, in declaration order."""
+        return list(self.band_map)
+
+    def check_bands(self, bands: list[str] | tuple[str, ...] | None) -> list[str]:
+        """Return ``bands`` (all bands when ``None``); ``ValueError`` naming unknown codes."""
+        if bands is None:
+            return self.bands
+        if isinstance(bands, str):
+            bands = [bands]
+        unknown = [b for b in bands if b not in self.band_map]
+        if unknown:
+            raise ValueError(
+                f"unknown band code(s) {', '.join(map(repr, unknown))} for data source {self.name!r};"
+                f" known: {', '.join(self.band_map)}"
+            )
+        if not bands:
+            raise ValueError("no bands requested")
+        return list(dict.fromkeys(bands))
+
+    def asset_key(self, band: str) -> str:
+        """The STAC asset key holding ``band``."""
+        self.check_bands([band])
+        return self.band_map[band]
+
+    def asset_href(self, asset: Mapping[str, Any]) -> str | None:
+        """The URL to read for ``asset``: ``href_field`` if present, else its ``href``."""
+        value: Any = asset
+        for part in self.href_field.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and value:
+            return value
+        href = asset.get("href")
+        return href if isinstance(href, str) and href else None
+
+    # --- serialisation (collections remember their source) -----------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict; :meth:`from_dict` restores an equal source."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DataSource":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
+LANDSATLOOK = "https://landsatlook.usgs.gov/stac-server"
+
+_S2_BANDS = {
+    "B01": "coastal", "B02": "blue", "B03": "green", "B04": "red",
+    "B05": "rededge1", "B06": "rededge2", "B07": "rededge3", "B08": "nir",
+    "B8A": "nir08", "B09": "nir09", "B11": "swir16", "B12": "swir22", "SCL": "scl",
+}
+_LANDSAT_BANDS = {
+    "B1": "coastal", "B2": "blue", "B3": "green", "B4": "red",
+    "B5": "nir08", "B6": "swir16", "B7": "swir22", "QA_PIXEL": "qa_pixel",
+}
+
+_REGISTRY: dict[str, DataSource] = {}
+_ALIASES = {"sentinel2": "sentinel-2-l2a", "sentinel-2": "sentinel-2-l2a", "landsat": "landsat-c2l2-sr"}
+
+
+class DataSources:
+    """Registry of data sources; built-ins are class attributes.
+
+    - ``SENTINEL2``: Sentinel-2 L2A COGs on Earth Search v1 (public bucket, unsigned reads).
+    - ``LANDSAT``: Landsat C2 L2 SR from USGS landsatlook, read from ``alternate.s3.href``
+      (``s3://usgs-landsat``, requester pays: reads are signed and billed to you).
+    - ``LANDSAT_EARTH_SEARCH``: the same Landsat data searched on Earth Search
+      (``landsat-c2-l2``, whose asset hrefs are already ``s3://usgs-landsat``).
+    """
+
+    SENTINEL2 = DataSource.from_stac(EARTH_SEARCH, "sentinel-2-l2a", _S2_BANDS, short_name="sentinel")
+    LANDSAT = DataSource.from_stac(
+        LANDSATLOOK, "landsat-c2l2-sr", _LANDSAT_BANDS, requester_pays=True,
+        href_field="alternate.s3.href", short_name="landsat",
+    )
+    LANDSAT_EARTH_SEARCH = DataSource.from_stac(
+        EARTH_SEARCH, "landsat-c2-l2", _LANDSAT_BANDS, name="landsat-c2-l2-earth-search",
+        requester_pays=True, short_name="landsat",
+    )
+
+    custom = staticmethod(DataSource.from_stac)
+    from_items_file = staticmethod(DataSource.from_items_file)
+
+    @staticmethod
+    def register(source: DataSource, *, replace: bool = False) -> DataSource:
+        """Make ``source`` available by name through :meth:`get`."""
+        key = source.name.lower()
+        if key in _REGISTRY and _REGISTRY[key] != source and not replace:
+            raise ValueError(f"a different data source named {source.name!r} is already registered")
+        _REGISTRY[key] = source
+        return source
+
+    @staticmethod
+    def get(name: "str | DataSource") -> DataSource:
+        """The registered source called ``name`` (case-insensitive); ``ValueError`` if none."""
+        if isinstance(name, DataSource):
+            return name
+        try:
+            key = name.lower()
+            return _REGISTRY[_ALIASES.get(key, key)]
+        except KeyError:
+            raise ValueError(f"unknown data source {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+    @staticmethod
+    def names() -> list[str]:
+        return sorted(_REGISTRY)
+
+
+for _source in (DataSources.SENTINEL2, DataSources.LANDSAT, DataSources.LANDSAT_EARTH_SEARCH):
+    DataSources.register(_source)
