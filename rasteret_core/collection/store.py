@@ -111,7 +111,7 @@ class Collection:
 
         Raises :class:`CollectionError` if nothing is stored there.
         """
-        root_str, fs, path = _filesystem(root, storage_options)
+        root_str, fs, path = resolve_root(root, storage_options)
         meta = _read_json(fs, f"{path}/{METADATA_FILE}")
         if meta is None:
             if not _partition_dirs(fs, path):
@@ -144,7 +144,7 @@ class Collection:
         band list extended); a different data source raises ``ValueError``. ``extra`` is
         stored in the metadata file (e.g. the search parameters used to build it).
         """
-        root_str, fs, path = _filesystem(root, storage_options)
+        root_str, fs, path = resolve_root(root, storage_options)
         bands = list(bands) if bands is not None else None
         if data_source is not None:
             bands = data_source.check_bands(bands)
@@ -415,7 +415,7 @@ def _filter_table(table: pa.Table, cloud_cover_lt: float | None, bbox: Any) -> p
     return table.filter(pc.fill_null(mask, False))
 
 
-def _filesystem(root: str | Path, storage_options: dict[str, Any] | None) -> tuple[str, pafs.FileSystem, str]:
+def resolve_root(root: str | Path, storage_options: dict[str, Any] | None) -> tuple[str, pafs.FileSystem, str]:
     """``(display root, filesystem, path inside it)`` for a local path or ``s3://`` URI."""
     text = os.fspath(root)
     if text.startswith("s3://"):

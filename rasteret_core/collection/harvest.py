@@ -1,0 +1,243 @@
+"""Header harvest: turn STAC items into :class:`Scene` values with each band's parsed COG header.
+
+All headers of a harvest go through ONE :class:`CogClient` (one connection pool) with at most
+``max_concurrency`` requests in flight; a GDAL COG costs one request. A failing asset (404,
+truncated file, not a TIFF, missing asset key) is recorded on its :class:`BandAsset`
+(``error = "<ErrorType>: message"``) and in :attr:`HarvestResult.failures`; the other assets
+carry on. STAC ``proj:shape``, ``proj:transform`` and ``proj:epsg``/``proj:code`` are compared
+with the header and disagreements listed in :attr:`HarvestResult.warnings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Mapping
+
+from rasteret_core.cog import CogClient, CogHeader, ReaderOptions, ReadStats
+from rasteret_core.cog.reader import run_sync
+from rasteret_core.collection.scene import BandAsset, Scene
+from rasteret_core.collection.schema import ASSETS_PROPERTY
+from rasteret_core.progress import Progress
+from rasteret_core.sources import DataSource
+from rasteret_core.stac.local_items import item_datetime_range, item_geometry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AssetFailure:
+    """One asset whose header could not be read."""
+
+    item_id: str
+    band: str
+    href: str
+    error: str
+
+
+@dataclass
+class HarvestResult:
+    """Scenes with their headers, the failed assets, STAC/header disagreements and I/O counts."""
+
+    scenes: list[Scene]
+    failures: list[AssetFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stats: ReadStats = field(default_factory=ReadStats)
+
+    @property
+    def assets(self) -> int:
+        return sum(len(s.bands) for s in self.scenes)
+
+    def summary(self) -> str:
+        """One line: scenes, headers read, failures, warnings, requests and bytes."""
+        return (
+            f"{len(self.scenes)} scenes, {self.assets - len(self.failures)}/{self.assets} headers read,"
+            f" {len(self.failures)} failed, {len(self.warnings)} warnings,"
+            f" {self.stats.requests} requests, {self.stats.bytes_fetched} bytes"
+        )
+
+
+def reader_options_for(source: DataSource, reader_options: ReaderOptions | Mapping[str, Any] | None) -> ReaderOptions:
+    """``reader_options`` with requester-pays set from ``source`` (only its own reads pay)."""
+    if reader_options is None:
+        base = ReaderOptions()
+    elif isinstance(reader_options, ReaderOptions):
+        base = reader_options
+    else:
+        base = ReaderOptions.from_kwargs(dict(reader_options))
+    return replace(base, requester_pays=source.requester_pays)
+
+
+async def aharvest(
+    items: Iterable[Any],
+    source: DataSource,
+    *,
+    bands: list[str] | None = None,
+    reader_options: ReaderOptions | Mapping[str, Any] | None = None,
+    client: CogClient | None = None,
+    stats: ReadStats | None = None,
+    progress: bool = True,
+) -> HarvestResult:
+    """Read the header of every requested band of every item (dicts or pystac Items).
+
+    ``bands`` defaults to all of the source's bands (``ValueError`` for unknown codes).
+    ``client`` lets several harvests share one pool; otherwise one is opened with
+    ``reader_options`` (requester-pays taken from ``source``).
+    """
+    bands = source.check_bands(bands)
+    items = [_as_dict(item) for item in items]
+    stats = stats if stats is not None else ReadStats()
+    if client is None:
+        async with CogClient(reader_options_for(source, reader_options)) as own:
+            return await _harvest(items, source, bands, own, stats, progress)
+    return await _harvest(items, source, bands, client, stats, progress)
+
+
+def harvest(items: Iterable[Any], source: DataSource, **kwargs: Any) -> HarvestResult:
+    """Synchronous :func:`aharvest`."""
+    items = list(items)
+    return run_sync(lambda: aharvest(items, source, **kwargs))
+
+
+async def _harvest(
+    items: list[dict[str, Any]], source: DataSource, bands: list[str], client: CogClient,
+    stats: ReadStats, progress: bool,
+) -> HarvestResult:
+    jobs: list[tuple[int, str, str | None, Mapping[str, Any] | None]] = []
+    for i, item in enumerate(items):
+        for band in bands:
+            asset = (item.get("assets") or {}).get(source.band_map[band])
+            href = source.asset_href(asset) if isinstance(asset, Mapping) else None
+            jobs.append((i, band, href, asset))
+
+    limit = asyncio.Semaphore(client.options.max_concurrency)
+    headers: dict[tuple[int, str], CogHeader | str] = {}
+    with Progress(len(jobs), f"COG headers ({source.name})", enabled=progress, unit="headers") as bar:
+        failed = 0
+
+        async def one(i: int, band: str, href: str | None, asset: Any) -> None:
+            nonlocal failed
+            if href is None:
+                key = source.band_map[band]
+                reason = "has no asset" if asset is None else "asset has no href"
+                headers[(i, band)] = f"MissingAssetError: item {items[i].get('id')!r} {reason} {key!r} (band {band})"
+            else:
+                async with limit:
+                    try:
+                        headers[(i, band)] = await client.header(href, stats=stats)
+                    except Exception as exc:  # noqa: BLE001 - recorded per asset, never fatal
+                        headers[(i, band)] = f"{type(exc).__name__}: {exc}"
+            if isinstance(headers[(i, band)], str):
+                failed += 1
+                bar.set_postfix(failed=failed)
+            bar.update()
+
+        await asyncio.gather(*(one(*job) for job in jobs))
+
+    result = HarvestResult(scenes=[], stats=stats)
+    for i, item in enumerate(items):
+        scene_bands: dict[str, BandAsset] = {}
+        for band in bands:
+            asset = (item.get("assets") or {}).get(source.band_map[band])
+            asset = asset if isinstance(asset, Mapping) else {}
+            href = source.asset_href(asset) or ""
+            got = headers[(i, band)]
+            scale, offset = _scale_offset(asset)
+            if isinstance(got, CogHeader):
+                scene_bands[band] = BandAsset(band, href, got, None, scale, offset)
+                result.warnings.extend(compare_proj(item, asset, band, got))
+            else:
+                scene_bands[band] = BandAsset(band, href, None, got, scale, offset)
+                result.failures.append(AssetFailure(str(item.get("id")), band, href, got))
+        result.scenes.append(item_to_scene(item, source, scene_bands))
+
+    if result.failures:
+        shown = "; ".join(f"{f.item_id}/{f.band}: {f.error}" for f in result.failures[:5])
+        more = f" (+{len(result.failures) - 5} more)" if len(result.failures) > 5 else ""
+        log.warning("%s: %d asset header(s) failed: %s%s", source.name, len(result.failures), shown, more)
+    for warning in result.warnings[:20]:
+        log.warning("%s", warning)
+    log.info("harvest %s: %s", source.name, result.summary())
+    return result
+
+
+def item_to_scene(item: Mapping[str, Any], source: DataSource, bands: dict[str, BandAsset]) -> Scene:
+    """A :class:`Scene` for ``item`` holding ``bands``; the full assets go in properties."""
+    span = item_datetime_range(item)
+    if span is None:
+        raise ValueError(f"item {item.get('id')!r} has no datetime")
+    geometry = item_geometry(item)
+    if geometry is None:
+        raise ValueError(f"item {item.get('id')!r} has no geometry or bbox")
+    props = dict(item.get("properties") or {})
+    cloud = props.get(source.cloud_cover_property)
+    props[ASSETS_PROPERTY] = item.get("assets") or {}
+    return Scene(
+        id=str(item["id"]),
+        collection=item.get("collection") or source.collection or "",
+        datetime=span[0],
+        geometry=geometry,
+        cloud_cover=float(cloud) if isinstance(cloud, (int, float)) and not isinstance(cloud, bool) else None,
+        bands=bands,
+        properties=props,
+        requester_pays=source.requester_pays,
+    )
+
+
+def compare_proj(item: Mapping[str, Any], asset: Mapping[str, Any], band: str, header: CogHeader) -> list[str]:
+    """Disagreements between the STAC ``proj:*`` values of an asset (or item) and its header."""
+    props = item.get("properties") or {}
+    where = f"{item.get('id')}/{band}"
+
+    def value(key: str) -> Any:
+        return asset.get(key) if asset.get(key) is not None else props.get(key)
+
+    out = []
+    shape = value("proj:shape")
+    if isinstance(shape, (list, tuple)) and len(shape) == 2 and tuple(int(v) for v in shape) != header.shape:
+        out.append(f"{where}: STAC proj:shape {list(shape)} != header shape {list(header.shape)}")
+    transform = value("proj:transform")
+    if isinstance(transform, (list, tuple)) and len(transform) >= 6:
+        stac = [float(v) for v in transform[:6]]
+        if not all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6) for a, b in zip(stac, header.transform)):
+            out.append(f"{where}: STAC proj:transform {stac} != header transform {list(header.transform)}")
+    epsg = value("proj:epsg")
+    code = value("proj:code")
+    if epsg is None and isinstance(code, str) and code.upper().startswith("EPSG:"):
+        epsg = code.split(":", 1)[1]
+    if epsg is not None and header.crs_epsg is not None:
+        try:
+            if int(epsg) != header.crs_epsg:
+                out.append(f"{where}: STAC EPSG {int(epsg)} != header EPSG {header.crs_epsg}")
+        except (TypeError, ValueError):
+            out.append(f"{where}: STAC proj:epsg {epsg!r} is not an EPSG code")
+    return out
+
+
+def _scale_offset(asset: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    bands = asset.get("raster:bands")
+    if isinstance(bands, list) and bands and isinstance(bands[0], Mapping):
+        scale, offset = bands[0].get("scale"), bands[0].get("offset")
+        return (float(scale) if scale is not None else None, float(offset) if offset is not None else None)
+    return None, None
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    if isinstance(item, Mapping):
+        return dict(item)
+    to_dict = getattr(item, "to_dict", None)
+    if to_dict is None:
+        raise TypeError(f"not a STAC item: {type(item).__name__}")
+    return to_dict(transform_hrefs=False) if _accepts_transform(to_dict) else to_dict()
+
+
+def _accepts_transform(fn: Any) -> bool:
+    try:
+        import inspect
+
+        return "transform_hrefs" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
