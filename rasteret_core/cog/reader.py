@@ -58,11 +58,20 @@ class CogClient:
 
     async def header(self, url: str | os.PathLike[str], *, stats: ReadStats | None = None) -> CogHeader:
         """Read and parse the header of ``url``: one request for a GDAL COG."""
-        stats = stats if stats is not None else ReadStats()
+        shared = stats
+        # count this header's requests on its own: concurrent headers share ``shared``
+        stats = ReadStats()
+        try:
+            return await self._header(url, stats)
+        finally:
+            if shared is not None:
+                for name, value in stats.as_dict().items():
+                    setattr(shared, name, getattr(shared, name) + value)
+
+    async def _header(self, url: str | os.PathLike[str], stats: ReadStats) -> CogHeader:
         o = self.options
         loc = resolve(url, endpoint_url=o.endpoint_url, region=o.region)
         shown = loc.display
-        before = stats.requests
         data, size = await self._fetcher.fetch(loc, 0, o.prefetch, stats, allow_short=True)
         buf = tiff.SparseBuffer(size)
         buf.add(0, data)
@@ -82,7 +91,7 @@ class CogClient:
                     buf.add(m.start, chunk)
         else:
             raise InvalidTiffError(shown, f"header needs more than {o.max_header_requests} requests")
-        stats.header_requests += stats.requests - before
+        stats.header_requests += stats.requests
         header = build_header(structure, redact_url(os.fspath(url)), size)
         check_supported(header)
         return header
