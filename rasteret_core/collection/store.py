@@ -188,6 +188,9 @@ class Collection:
         """
         date = _as_date(date)
         scenes = list(scenes)
+        naive = [s.id for s in scenes if s.datetime.tzinfo is None]
+        if naive:
+            raise ValueError(f"scenes {naive[:5]} have a datetime without timezone")
         wrong = [s.id for s in scenes if s.datetime.astimezone(dt.timezone.utc).date() != date]
         if wrong:
             raise ValueError(f"scenes {wrong[:5]} are not dated {date.isoformat()} (UTC)")
