@@ -254,8 +254,7 @@ class Collection:
         query_box = shapely.box(*_check_bbox(bbox)) if bbox is not None else None
         out: list[Scene] = []
         for date in self._dates_in(date_range):
-            table = self._read_partition(date)
-            table = _filter_table(table, cloud_cover_lt, bbox)
+            table = _filter_table(self._read_partition(date, wanted), cloud_cover_lt, bbox)
             for scene in table_to_scenes(table, wanted, successful_only=True):
                 if not scene.bands:
                     continue
@@ -312,9 +311,15 @@ class Collection:
     def _partition_file(self, date: dt.date) -> str:
         return f"{self._path}/{_PARTITION_PREFIX}{date.isoformat()}/{PARTITION_FILE}"
 
-    def _read_partition(self, date: dt.date) -> pa.Table:
+    def _read_partition(self, date: dt.date, bands: list[str] | None = None) -> pa.Table:
+        """One date's rows; with ``bands``, only those band columns are read from storage."""
         with self._fs.open_input_file(self._partition_file(date)) as f:
-            return pq.read_table(f)
+            pf = pq.ParquetFile(f)
+            columns = None
+            if bands is not None:
+                stored = set(table_bands(pf.schema_arrow))
+                columns = [n for n in pf.schema_arrow.names if n not in stored or n in bands]
+            return pf.read(columns=columns)
 
     def _dates_in(self, date_range: tuple[Any, Any] | None) -> list[dt.date]:
         dates = self.dates()
