@@ -1,0 +1,27 @@
+# Two commands set everything up: `make demo` runs the main job, `make test` runs the tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test demo ui bench bench-quick clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+test: venv
+	$(BIN)/python -m pytest -n 2 -q
+
+demo: venv
+	$(BIN)/python -m rasteret_pipelines.demo
+
+ui: venv
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Dagster wiring for rasteret: partitioned collection, NDVI and statistics assets."""
