@@ -1,9 +1,22 @@
 """rasteret: fast, cheap access to Cloud-Optimized GeoTIFF time series.
 
-The library reads each COG header once, stores it, and later fetches only the tiles an
-area of interest needs. ``rasteret_core.cog`` is the engine; higher layers build on it.
+The library reads each COG header once, stores it with its STAC item in a GeoParquet
+collection, and later fetches only the tiles an area of interest needs. The data flows
+through the sub-packages in this order: ``stac`` (search) -> ``cog`` (headers) ->
+``collection`` (GeoParquet per date) -> ``read`` (tile reads to xarray) -> ``ndvi``.
 """
 
+from rasteret_core.collection import Collection, build_collection
 from rasteret_core.errors import RasteretError
+from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.workspace import list_collections, load_collection
 
-__all__ = ["RasteretError"]
+__all__ = [
+    "Collection",
+    "DataSource",
+    "DataSources",
+    "RasteretError",
+    "build_collection",
+    "list_collections",
+    "load_collection",
+]
