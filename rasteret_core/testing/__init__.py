@@ -1,0 +1,1 @@
+"""Local stand-ins for cloud services, for the demo, the tests and the benchmarks."""

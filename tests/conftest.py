@@ -1,0 +1,58 @@
+"""Shared fixtures: real local servers started by the test session itself.
+
+- ``object_store``: the project's S3-compatible object server over the shared fixtures, with a
+  public bucket ``public`` and a requester-pays bucket ``payer`` (same files). ``store`` is the
+  same server with counters and fault rules reset for the test.
+- ``moto_s3``: moto's S3 server with a public-read and a private bucket.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rasteret_core.testing.object_store import ObjectStoreServer
+from tests.helpers.servers import FIXTURES, moto_s3_server
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures_dir():
+    if not FIXTURES.is_dir():
+        pytest.skip("the shared fixtures folder (../shared/fixtures) is not present")
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def object_store(shared_fixtures_dir):
+    server = ObjectStoreServer(
+        buckets={"public": shared_fixtures_dir, "payer": shared_fixtures_dir},
+        requester_pays={"payer"},
+    )
+    with server:
+        yield server
+
+
+@pytest.fixture
+def store(object_store):
+    """The session's object store with fresh counters and no pending faults."""
+    object_store.clear_faults()
+    object_store.reset_stats()
+    yield object_store
+    object_store.clear_faults()
+
+
+@pytest.fixture(scope="session")
+def moto_s3(shared_fixtures_dir):
+    pytest.importorskip("moto.server")
+    files = sorted(p for p in shared_fixtures_dir.rglob("*") if p.suffix.lower() in (".tif", ".tiff"))
+    with moto_s3_server(files, shared_fixtures_dir) as s3:
+        yield s3
+
+
+@pytest.fixture
+def aws_test_credentials(monkeypatch):
+    """Dummy AWS credentials in the standard environment variables (never real ones)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTRASTERET0000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rasteret/test/secret/key/0000000000000000")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return "AKIATESTRASTERET0000", "rasteret/test/secret/key/0000000000000000"
