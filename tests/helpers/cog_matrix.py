@@ -1,0 +1,129 @@
+"""A deterministic matrix of GeoTIFFs written by GDAL (through rasterio) for pixel-exact tests.
+
+Each case varies dtype, codec, predictor, tile size, BigTIFF, band count/interleave and a
+ragged image size (edge tiles partly outside the image). Cases are plain values, known at
+collection time; ``write_case`` creates the file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "int64", "uint64"]
+CODECS = ["NONE", "DEFLATE", "LZW", "ZSTD", "PACKBITS", "LZMA", "LERC"]
+SIZES = [(300, 217), (256, 256), (97, 131), (513, 260)]
+BLOCKS = [64, 256, 16, 128]
+
+
+@dataclass(frozen=True)
+class MatrixCase:
+    dtype: str
+    compress: str
+    predictor: int = 1
+    blocksize: int = 64
+    bigtiff: bool = False
+    bands: int = 1
+    interleave: str = "PIXEL"
+    width: int = 300
+    height: int = 217
+    nodata: float | None = None
+    driver: str = "COG"
+    extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def id(self) -> str:
+        parts = [self.dtype, self.compress.lower(), f"p{self.predictor}", f"t{self.blocksize}",
+                 f"{self.bands}b-{self.interleave.lower()}", f"{self.width}x{self.height}"]
+        if self.bigtiff:
+            parts.append("bigtiff")
+        if self.driver != "COG":
+            parts.append(self.driver.lower() + "-" + "-".join(f"{k}={v}".lower() for k, v in self.extra.items()))
+        return "_".join(parts)
+
+
+def _predictors(dtype: str, codec: str) -> list[int]:
+    if codec in ("NONE", "PACKBITS", "LERC"):
+        return [1]
+    return [1, 3] if dtype.startswith("float") else [1, 2]
+
+
+def matrix_cases() -> list[MatrixCase]:
+    """About a hundred cases covering every axis without a full cartesian product."""
+    cases: list[MatrixCase] = []
+    rotation = itertools.count()
+    for dtype, codec in itertools.product(DTYPES, CODECS):
+        if codec == "LERC" and dtype in ("int64", "uint64"):
+            continue  # LERC has no 64-bit integers
+        for predictor in _predictors(dtype, codec):
+            i = next(rotation)
+            width, height = SIZES[i % len(SIZES)]
+            bands = 3 if i % 5 == 0 else 1
+            cases.append(MatrixCase(
+                dtype=dtype, compress=codec, predictor=predictor, blocksize=BLOCKS[i % len(BLOCKS)],
+                bigtiff=i % 3 == 0, bands=bands, width=width, height=height,
+                nodata=(0 if i % 4 == 0 else None),
+            ))
+    cases += [
+        MatrixCase("uint8", "JPEG", bands=3, blocksize=64),
+        MatrixCase("uint8", "JPEG", bands=1, blocksize=128, width=256, height=256),
+        MatrixCase("uint8", "WEBP", bands=3, blocksize=64, extra={}),
+        MatrixCase("float32", "LERC_DEFLATE", blocksize=64),
+        MatrixCase("float32", "LERC_ZSTD", blocksize=128, bigtiff=True),
+        # GTiff driver: layouts the COG driver does not write
+        MatrixCase("uint16", "DEFLATE", predictor=2, bands=3, interleave="BAND", driver="GTiff",
+                   extra={"TILED": "YES"}),
+        MatrixCase("int16", "LZW", predictor=2, blocksize=64, driver="GTiff", extra={"TILED": "YES", "ENDIANNESS": "BIG"}),
+        MatrixCase("float32", "DEFLATE", predictor=3, blocksize=64, bands=2, driver="GTiff",
+                   extra={"TILED": "YES", "ENDIANNESS": "BIG"}),
+        MatrixCase("uint16", "DEFLATE", predictor=2, driver="GTiff", extra={"TILED": "NO", "BLOCKYSIZE": "16"}),
+        MatrixCase("float64", "NONE", driver="GTiff", extra={"TILED": "NO"}),
+    ]
+    return cases
+
+
+def _content(case: MatrixCase, seed: int) -> np.ndarray:
+    """Smooth gradients plus a little noise: realistic enough to compress."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : case.height, 0 : case.width].astype(np.float64)
+    base = np.stack([np.sin(x / (17 + 5 * b)) + np.cos(y / (23 + 3 * b)) for b in range(case.bands)])
+    base += rng.normal(0, 0.05, base.shape)
+    dtype = np.dtype(case.dtype)
+    if dtype.kind == "f":
+        return (base * 1000.5).astype(dtype)
+    info = np.iinfo(dtype)
+    lo, hi = max(info.min, -(2**40)), min(info.max, 2**40)
+    scaled = (base + 2.2) / 4.4 * (hi - lo) + lo
+    return np.clip(scaled, lo, hi).astype(dtype)
+
+
+def write_case(case: MatrixCase, folder: Path, seed: int = 0) -> Path:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = folder / f"{case.id}.tif"
+    if path.exists():
+        return path
+    profile = dict(
+        driver=case.driver, width=case.width, height=case.height, count=case.bands, dtype=case.dtype,
+        crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10), compress=case.compress,
+        nodata=case.nodata,
+    )
+    if case.driver == "COG":
+        profile.update(blocksize=case.blocksize, bigtiff="YES" if case.bigtiff else "NO", overview_resampling="nearest")
+        if case.predictor != 1:
+            profile["predictor"] = case.predictor
+        if case.compress in ("JPEG", "WEBP"):
+            profile["quality"] = 90
+    else:
+        profile.update(interleave=case.interleave, predictor=case.predictor, **case.extra)
+        if case.extra.get("TILED") == "YES":
+            profile.update(blockxsize=case.blocksize, blockysize=case.blocksize)
+    tmp = path.with_suffix(".tmp")
+    with rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(_content(case, seed))
+    tmp.rename(path)
+    return path
