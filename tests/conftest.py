@@ -4,6 +4,7 @@
   public bucket ``public`` and a requester-pays bucket ``payer`` (same files). ``store`` is the
   same server with counters and fault rules reset for the test.
 - ``moto_s3``: moto's S3 server with a public-read and a private bucket.
+- ``stac_api``: a real STAC API (stac-fastapi-pgstac on a throw-away PostgreSQL cluster).
 """
 
 from __future__ import annotations
@@ -56,3 +57,14 @@ def aws_test_credentials(monkeypatch):
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return "AKIATESTRASTERET0000", "rasteret/test/secret/key/0000000000000000"
+
+
+@pytest.fixture(scope="session")
+def stac_api():
+    from tests.servers.stac_api import StacApiServer, postgres_available
+
+    ok, reason = postgres_available()
+    if not ok:
+        pytest.skip(reason)
+    with StacApiServer() as server:
+        yield server

@@ -1,4 +1,4 @@
-"""Search over a local items file: the same filters a STAC API applies, in-process."""
+"""Search: the same suite against a real STAC API (pgstac) and a local items file."""
 
 from __future__ import annotations
 
@@ -10,14 +10,22 @@ import shapely
 from rasteret_core.sources import DataSource
 from rasteret_core.stac import ItemsFileError, load_items, search
 
+from tests.servers.stac_items import collection_document
+
 from .conftest import NAIP_PARQUET, PC_S2_ITEMS, S2_BAND_MAP
 
 JANUARY = ("2024-01-01", "2024-01-31")
 
 
-@pytest.fixture
-def source(s2_items_file) -> DataSource:
-    return DataSource.from_items_file(s2_items_file, S2_BAND_MAP, name="s2-synthetic", collection="sentinel-2-l2a")
+@pytest.fixture(params=["items-file", "stac-api"])
+def source(request, s2_items_file, s2_items) -> DataSource:
+    if request.param == "items-file":
+        return DataSource.from_items_file(s2_items_file, S2_BAND_MAP, name="s2-synthetic", collection="sentinel-2-l2a")
+    api = request.getfixturevalue("stac_api")
+    api.load_collections([collection_document("sentinel-2-l2a")])
+    api.clear_items("sentinel-2-l2a")
+    api.load_items(s2_items)
+    return DataSource.from_stac(api.url, "sentinel-2-l2a", S2_BAND_MAP, name="s2-synthetic")
 
 
 def _ids(result) -> set[str]:
@@ -120,3 +128,10 @@ def test_missing_items_file_is_a_clear_error(tmp_path):
     src = DataSource.from_items_file(tmp_path / "nope.json", S2_BAND_MAP)
     with pytest.raises(ItemsFileError, match="nope.json"):
         search(src, date_range=JANUARY, progress=False)
+
+
+def test_results_are_paged_through_next_links(source, s2_items):
+    result = search(source, date_range=JANUARY, page_size=2, progress=False)
+    assert _ids(result) == {i["id"] for i in s2_items}
+    if source.stac_url:
+        assert result.pages >= 3
