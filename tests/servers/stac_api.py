@@ -76,6 +76,14 @@ class StacApiServer:
         ok, reason = postgres_available()
         if not ok:
             raise RuntimeError(reason)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # never leave a half-started cluster behind
+            raise
+        return self
+
+    def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         data = self.workdir / "pgdata"
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
@@ -107,7 +115,6 @@ class StacApiServer:
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self._wait_ready()
-        return self
 
     def stop(self) -> None:
         if self._api is not None:
