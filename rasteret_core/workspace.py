@@ -17,7 +17,8 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from rasteret_core.collection.store import METADATA_FILE, Collection, CollectionError, resolve_root, parse_date_range
+from rasteret_core.collection.store import METADATA_FILE, Collection, CollectionError, parse_date_range
+from rasteret_core.storage import resolve_root
 from rasteret_core.sources import DataSource, DataSources
 
 ENV_VAR = "RASTERET_WORKSPACE"

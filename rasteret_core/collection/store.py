@@ -21,11 +21,9 @@ import datetime as dt
 import json
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,6 +42,7 @@ from rasteret_core.collection.schema import (
 )
 from rasteret_core.errors import RasteretError
 from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.storage import atomic_write, resolve_root
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +211,7 @@ class Collection:
             self.bands = bands
             self._save_metadata()
         self._fs.create_dir(part_dir, recursive=True)
-        _atomic_write(self._fs, target, data)
+        atomic_write(self._fs, target, data)
         log.info("wrote %d scenes to %s", len(scenes), self._display(target))
         return WriteResult(date, self._display(target), len(scenes), len(data))
 
@@ -358,7 +357,7 @@ class Collection:
             "bands": self.bands,
         }
         self.metadata = meta
-        _atomic_write(self._fs, f"{self._path}/{METADATA_FILE}", json.dumps(meta, indent=1).encode())
+        atomic_write(self._fs, f"{self._path}/{METADATA_FILE}", json.dumps(meta, indent=1).encode())
 
     def _display(self, path: str) -> str:
         return f"s3://{path}" if self.root.startswith("s3://") else path
@@ -421,78 +420,6 @@ def _filter_table(table: pa.Table, cloud_cover_lt: float | None, bbox: Any) -> p
     if mask is None:
         return table
     return table.filter(pc.fill_null(mask, False))
-
-
-def resolve_root(root: str | Path, storage_options: dict[str, Any] | None) -> tuple[str, pafs.FileSystem, str]:
-    """``(display root, filesystem, path inside it)`` for a local path or ``s3://`` URI."""
-    text = os.fspath(root)
-    if text.startswith("s3://"):
-        bucket_path = text[5:].strip("/")
-        if not bucket_path:
-            raise ValueError(f"not an s3://bucket/prefix URI: {text}")
-        return f"s3://{bucket_path}", _s3_filesystem(storage_options or {}), bucket_path
-    if "://" in text and not text.startswith("file://"):
-        raise ValueError(f"unsupported collection root {text!r} (use a local path or s3://bucket/prefix)")
-    if text.startswith("file://"):
-        text = text[7:]
-    path = str(Path(text).expanduser().resolve())
-    return path, pafs.LocalFileSystem(), path
-
-
-def _s3_filesystem(options: dict[str, Any]) -> pafs.S3FileSystem:
-    opts = dict(options)
-    endpoint = opts.pop("endpoint_url", None) or opts.get("endpoint_override") or os.environ.get(
-        "AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        if "://" in endpoint:
-            parts = urlsplit(endpoint)
-            opts.setdefault("scheme", parts.scheme)
-            endpoint = parts.netloc
-        opts["endpoint_override"] = endpoint
-    for src, dst in (("aws_access_key_id", "access_key"), ("aws_secret_access_key", "secret_key"),
-                     ("aws_session_token", "session_token"), ("region_name", "region")):
-        if src in opts:
-            opts[dst] = opts.pop(src)
-    if "region" not in opts:
-        opts["region"] = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-west-2"
-    return pafs.S3FileSystem(**opts)
-
-
-def _atomic_write(fs: pafs.FileSystem, target: str, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary name next to ``target``, then rename over it."""
-    parent, _, base = target.rpartition("/")
-    tmp = f"{parent}/.{base}.{uuid.uuid4().hex}.tmp"
-    try:
-        if isinstance(fs, pafs.LocalFileSystem):
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        else:
-            with fs.open_output_stream(tmp) as out:
-                out.write(data)
-        fs.move(tmp, target)  # rename(2) locally; server-side copy on S3: both all-or-nothing
-    except BaseException:
-        try:
-            fs.delete_file(tmp)
-        except (OSError, FileNotFoundError):
-            pass
-        raise
-    if isinstance(fs, pafs.LocalFileSystem):
-        _fsync_dir(parent)
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _read_json(fs: pafs.FileSystem, path: str) -> dict[str, Any] | None:

@@ -1,0 +1,88 @@
+"""Where rasteret writes: local folders or ``s3://`` prefixes, through one pyarrow filesystem API.
+
+Writes are atomic: bytes go to a hidden temporary name beside the target and are renamed
+over it (rename(2) locally, a server-side copy on S3), so readers see the old file or the
+new one, never a part.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow.fs as pafs
+
+
+def resolve_root(root: str | Path, storage_options: dict[str, Any] | None) -> tuple[str, pafs.FileSystem, str]:
+    """``(display root, filesystem, path inside it)`` for a local path or ``s3://`` URI."""
+    text = os.fspath(root)
+    if text.startswith("s3://"):
+        bucket_path = text[5:].strip("/")
+        if not bucket_path:
+            raise ValueError(f"not an s3://bucket/prefix URI: {text}")
+        return f"s3://{bucket_path}", _s3_filesystem(storage_options or {}), bucket_path
+    if "://" in text and not text.startswith("file://"):
+        raise ValueError(f"unsupported collection root {text!r} (use a local path or s3://bucket/prefix)")
+    if text.startswith("file://"):
+        text = text[7:]
+    path = str(Path(text).expanduser().resolve())
+    return path, pafs.LocalFileSystem(), path
+
+
+def _s3_filesystem(options: dict[str, Any]) -> pafs.S3FileSystem:
+    opts = dict(options)
+    endpoint = opts.pop("endpoint_url", None) or opts.get("endpoint_override") or os.environ.get(
+        "AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        if "://" in endpoint:
+            parts = urlsplit(endpoint)
+            opts.setdefault("scheme", parts.scheme)
+            endpoint = parts.netloc
+        opts["endpoint_override"] = endpoint
+    for src, dst in (("aws_access_key_id", "access_key"), ("aws_secret_access_key", "secret_key"),
+                     ("aws_session_token", "session_token"), ("region_name", "region")):
+        if src in opts:
+            opts[dst] = opts.pop(src)
+    if "region" not in opts:
+        opts["region"] = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-west-2"
+    return pafs.S3FileSystem(**opts)
+
+
+def atomic_write(fs: pafs.FileSystem, target: str, data: bytes) -> None:
+    """Write ``data`` to a hidden temporary name next to ``target``, then rename over it."""
+    parent, _, base = target.rpartition("/")
+    tmp = f"{parent}/.{base}.{uuid.uuid4().hex}.tmp"
+    try:
+        if isinstance(fs, pafs.LocalFileSystem):
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        else:
+            with fs.open_output_stream(tmp) as out:
+                out.write(data)
+        fs.move(tmp, target)  # rename(2) locally; server-side copy on S3: both all-or-nothing
+    except BaseException:
+        try:
+            fs.delete_file(tmp)
+        except (OSError, FileNotFoundError):
+            pass
+        raise
+    if isinstance(fs, pafs.LocalFileSystem):
+        _fsync_dir(parent)
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
