@@ -1,0 +1,55 @@
+"""Named areas of interest, from a GeoJSON or GeoParquet file."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from shapely.geometry.base import BaseGeometry
+
+from rasteret_core.errors import RasteretError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class AoiError(RasteretError):
+    """The AOI file cannot be used: unreadable, unnamed, duplicate or invalid geometries."""
+
+
+def load_aois(path: str | os.PathLike[str], *, name_field: str = "name") -> dict[str, BaseGeometry]:
+    """Read named AOIs (EPSG:4326 polygons) keyed by their ``name`` property.
+
+    Names become partition keys and file names, so they are restricted to letters, digits,
+    ``_``, ``.`` and ``-``. Invalid, empty or non-areal geometries are refused with the AOI's
+    name and the reason.
+    """
+    import geopandas as gpd
+    import shapely
+
+    path = Path(path)
+    try:
+        frame = gpd.read_parquet(path) if path.suffix.lower() in (".parquet", ".geoparquet") else gpd.read_file(path)
+    except Exception as exc:  # fiona/pyogrio/pyarrow raise many types
+        raise AoiError(f"cannot read AOIs from {path}: {exc}") from None
+    if name_field not in frame.columns:
+        raise AoiError(f"{path}: no {name_field!r} column to name the AOIs")
+    if frame.crs is not None and frame.crs.to_epsg() != 4326:
+        frame = frame.to_crs(4326)
+    aois: dict[str, BaseGeometry] = {}
+    for name, geom in zip(frame[name_field], frame.geometry):
+        name = str(name)
+        if not _NAME.match(name):
+            raise AoiError(f"{path}: AOI name {name!r} must match {_NAME.pattern}")
+        if name in aois:
+            raise AoiError(f"{path}: AOI name {name!r} appears twice")
+        if geom is None or geom.is_empty:
+            raise AoiError(f"{path}: AOI {name!r} has no geometry")
+        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+            raise AoiError(f"{path}: AOI {name!r} is a {geom.geom_type}; AOIs must be polygons")
+        if not geom.is_valid:
+            raise AoiError(f"{path}: AOI {name!r} is invalid ({shapely.is_valid_reason(geom)})")
+        aois[name] = geom
+    if not aois:
+        raise AoiError(f"{path}: no AOIs")
+    return aois

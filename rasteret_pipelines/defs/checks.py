@@ -1,0 +1,124 @@
+"""pandera schemas for every stage, run as blocking in-asset checks.
+
+Each ``check_*`` function validates a pandas frame and returns an ``AssetCheckResult`` whose
+metadata lists the failing rows and values, so a failed check says exactly what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pandera.pandas as pa
+
+COLLECTION_CHECK = "collection_schema"
+NDVI_CHECK = "ndvi_outputs_valid"
+STATS_CHECK = "stats_schema"
+
+
+def _header_problem(band: Any) -> str | None:
+    """Why a stored band header is inconsistent, or None when it is fine (or a recorded failure)."""
+    if band is None:
+        return "missing band"
+    if band.get("error"):
+        return None  # a recorded per-asset failure, reported in the asset metadata
+    width, height = band.get("width") or 0, band.get("height") or 0
+    tw, th = band.get("tile_width") or 0, band.get("tile_height") or 0
+    if min(width, height, tw, th) <= 0:
+        return f"non-positive size {width}x{height} or tile {tw}x{th}"
+    planes = band.get("samples_per_pixel", 1) if band.get("planar_configuration") == 2 else 1
+    grid = math.ceil(width / tw) * math.ceil(height / th) * planes
+    n_offsets, n_counts = _length(band.get("tile_offsets")), _length(band.get("tile_byte_counts"))
+    if n_offsets != grid or n_counts != grid:
+        return f"{n_offsets} offsets / {n_counts} byte counts for a {grid}-tile grid"
+    if band.get("crs_epsg") is None and not band.get("crs_wkt"):
+        return "no CRS"
+    if _length(band.get("transform")) != 6:
+        return "transform is not 6 values"
+    return None
+
+
+def _length(values: Any) -> int:
+    return 0 if values is None else len(values)
+
+
+def collection_schema(bands: list[str]) -> pa.DataFrameSchema:
+    """One row per scene: ids unique, UTC datetimes, cloud cover in [0, 100], consistent headers."""
+    columns: dict[str, pa.Column] = {
+        "id": pa.Column(str, unique=True, nullable=False),
+        "datetime": pa.Column("datetime64[us, UTC]", nullable=False, coerce=True),
+        "eo:cloud_cover": pa.Column(float, pa.Check.in_range(0, 100), nullable=True, required=False),
+        "geometry": pa.Column(nullable=False),
+    }
+    for band in bands:
+        columns[band] = pa.Column(
+            object,
+            pa.Check(lambda s: s.map(_header_problem).isna(), error="header inconsistent with its tile grid"),
+            nullable=False,
+        )
+    return pa.DataFrameSchema(columns, strict=False)
+
+
+NDVI_OUTPUT_SCHEMA = pa.DataFrameSchema(
+    {
+        "path": pa.Column(str, unique=True),
+        "scene_id": pa.Column(str),
+        "dtype": pa.Column(str, pa.Check.eq("float32")),
+        "crs": pa.Column(str, pa.Check.str_length(min_value=1)),
+        "pixel_width": pa.Column(float, pa.Check.gt(0)),
+        "pixel_height": pa.Column(float, pa.Check.lt(0)),
+        "nodata_is_nan": pa.Column(bool, pa.Check.eq(True)),
+        "min": pa.Column(float, pa.Check.ge(-1.0), nullable=True),
+        "max": pa.Column(float, pa.Check.le(1.0), nullable=True),
+    },
+    strict=False,
+)
+
+STATS_SCHEMA = pa.DataFrameSchema(
+    {
+        "aoi": pa.Column(str),
+        "date": pa.Column(str, pa.Check.str_matches(r"^\d{4}-\d{2}-\d{2}$")),
+        "scene_id": pa.Column(str, nullable=True),
+        "mean": pa.Column(float, pa.Check.in_range(-1.0, 1.0), nullable=True),
+        "median": pa.Column(float, pa.Check.in_range(-1.0, 1.0), nullable=True),
+        "valid_fraction": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
+        "valid_pixels": pa.Column(int, pa.Check.ge(0)),
+    },
+    strict=False,
+)
+
+
+def run_check(check_name: str, schema: pa.DataFrameSchema, frame: pd.DataFrame, *, asset_key: str | None = None) -> dg.AssetCheckResult:
+    """Validate ``frame`` and describe every failure (column, check, row, value)."""
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases.head(20)
+        rows = [
+            f"| {r.get('column')} | {r.get('check')} | {r.get('index')} | {str(r.get('failure_case'))[:80]} |"
+            for r in cases.to_dict("records")
+        ]
+        table = "| column | check | row | value |\n| --- | --- | --- | --- |\n" + "\n".join(rows)
+        return dg.AssetCheckResult(
+            check_name=check_name, passed=False, asset_key=asset_key,
+            metadata={"failures": len(err.failure_cases), "rows_checked": len(frame), "failure_cases": dg.MetadataValue.md(table)},
+            description=f"{len(err.failure_cases)} values failed {check_name}",
+        )
+    return dg.AssetCheckResult(check_name=check_name, passed=True, asset_key=asset_key, metadata={"rows_checked": len(frame)})
+
+
+def collection_check_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(COLLECTION_CHECK, asset=asset, blocking=True,
+                             description="columns, types, UTC dates, cloud cover range, headers consistent with their tile grid")
+
+
+def ndvi_check_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(NDVI_CHECK, asset=asset, blocking=True,
+                             description="float32 GeoTIFFs with CRS and north-up transform, values in [-1, 1] or NaN")
+
+
+def stats_check_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(STATS_CHECK, asset=asset, blocking=True,
+                             description="per-AOI, per-date statistics within their ranges")

@@ -1,0 +1,107 @@
+"""Configurable resources: where scenes come from, how COGs are read, where results go, which AOIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+from shapely.geometry.base import BaseGeometry
+
+from rasteret_core.aois import load_aois
+from rasteret_core.cog import ReaderOptions
+from rasteret_core.sources import DataSource, DataSources
+from rasteret_pipelines import settings
+
+
+class StacSource(dg.ConfigurableResource):
+    """The STAC data source: a registered name (``sentinel-2``, ``landsat``, ...) or a local items file."""
+
+    source: str = Field(default_factory=settings.stac_source)
+    bands: list[str] = Field(default_factory=list, description="band codes to harvest; empty: red, NIR and cloud mask")
+
+    def data_source(self) -> DataSource:
+        if self.source.endswith((".json", ".geojson", ".ndjson", ".parquet")):
+            return DataSource.from_items_file(self.source, dict(DataSources.SENTINEL2.band_map), name="local-items")
+        return DataSources.get(self.source)
+
+    def ndvi_bands(self) -> dict[str, str]:
+        """Band codes for red, NIR and the cloud mask of this source."""
+        codes = set(self.data_source().bands)
+        if {"B04", "B08", "SCL"} <= codes:
+            return {"red": "B04", "nir": "B08", "mask": "SCL"}
+        if {"B4", "B5", "QA_PIXEL"} <= codes:
+            return {"red": "B4", "nir": "B5", "mask": "QA_PIXEL"}
+        raise dg.DagsterInvariantViolationError(f"source {self.source!r} has no red/NIR/mask bands: {sorted(codes)}")
+
+    def harvest_bands(self) -> list[str]:
+        return self.bands or sorted(self.ndvi_bands().values())
+
+
+class CogReader(dg.ConfigurableResource):
+    """How COGs are fetched. Credentials come from the standard AWS chain unless given here
+    (for example ``dg.EnvVar("AWS_ACCESS_KEY_ID")``); they are never logged or stored."""
+
+    max_concurrency: int = 32
+    retries: int = 5
+    timeout: float = 30.0
+    endpoint_url: str | None = Field(default_factory=settings.s3_endpoint)
+    requester_pays: bool | None = Field(default=None, description="default: as the data source says")
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+
+    def options(self, source: DataSource | None = None) -> ReaderOptions:
+        payer = self.requester_pays if self.requester_pays is not None else bool(source and source.requester_pays)
+        return ReaderOptions(
+            max_concurrency=self.max_concurrency, retries=self.retries, timeout=self.timeout,
+            endpoint_url=self.endpoint_url, requester_pays=payer,
+            aws_access_key_id=self.aws_access_key_id, aws_secret_access_key=self.aws_secret_access_key,
+            aws_session_token=self.aws_session_token,
+        )
+
+
+class Storage(dg.ConfigurableResource):
+    """Where the collection, NDVI GeoTIFFs and statistics live: a folder or an ``s3://`` prefix."""
+
+    root: str = Field(default_factory=settings.storage_root)
+    endpoint_url: str | None = Field(default_factory=settings.s3_endpoint)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    @property
+    def collection_root(self) -> str:
+        return self.path("collection")
+
+    @property
+    def ndvi_root(self) -> str:
+        return self.path("ndvi")
+
+    @property
+    def stats_root(self) -> str:
+        return self.path("ndvi_stats")
+
+    def storage_options(self) -> dict[str, Any] | None:
+        return {"endpoint_url": self.endpoint_url} if self.endpoint_url and self.root.startswith("s3://") else None
+
+
+class Aois(dg.ConfigurableResource):
+    """Named areas of interest (GeoJSON or GeoParquet, EPSG:4326 polygons with a ``name``)."""
+
+    path: str = Field(default_factory=settings.aoi_file)
+
+    def load(self) -> dict[str, BaseGeometry]:
+        return load_aois(self.path)
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        import shapely
+
+        return tuple(shapely.union_all(list(self.load().values())).bounds)
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(
+        resources={"stac": StacSource(), "reader": CogReader(), "storage": Storage(), "aois": Aois()}
+    )
