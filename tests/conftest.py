@@ -36,9 +36,11 @@ def object_store(shared_fixtures_dir):
 def store(object_store):
     """The session's object store with fresh counters and no pending faults."""
     object_store.clear_faults()
+    object_store.wait_idle()  # answers still in flight from an earlier test would be counted here
     object_store.reset_stats()
     yield object_store
     object_store.clear_faults()
+    object_store.wait_idle()
 
 
 @pytest.fixture(scope="session")

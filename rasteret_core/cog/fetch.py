@@ -145,6 +145,8 @@ class RangeFetcher:
     async def _read_file(
         self, loc: Location, start: int, end: int, stats: ReadStats, allow_short: bool
     ) -> tuple[bytes, int]:
+        self._check_local_root(loc)
+
         def read() -> tuple[bytes, int]:
             with open(loc.path, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
@@ -163,6 +165,14 @@ class RangeFetcher:
                 raise TruncatedHeaderError(loc.original, "the file is empty" if size == 0 else "read past the end")
             raise ShortReadError(loc.original, f"asked for bytes {start}-{end - 1}, the file has {size} bytes")
         return data, size
+
+    def _check_local_root(self, loc: Location) -> None:
+        roots = self.options.local_roots
+        if roots is None:
+            return
+        path = os.path.realpath(loc.path)
+        if not any(os.path.commonpath([path, os.path.realpath(r)]) == os.path.realpath(r) for r in roots):
+            raise FetchError(loc.original, "local path is outside the allowed folders")
 
     def _headers(self, loc: Location, start: int, end: int) -> dict[str, str]:
         headers = {"Range": f"bytes={start}-{end - 1}"}
@@ -211,7 +221,12 @@ class RangeFetcher:
         async with self._semaphore:
             stats.requests += 1
             try:
-                async with self._session.get(loc.http_url, headers=headers) as resp:
+                # a signed request is never redirected: its signature must not travel to another host
+                signed = "Authorization" in headers
+                async with self._session.get(
+                    loc.http_url, headers=headers, allow_redirects=not signed,
+                    max_redirects=self.options.max_redirects,
+                ) as resp:
                     return await self._read_response(resp, loc, start, end, stats, allow_short)
             except asyncio.TimeoutError:
                 raise _Retry(FetchError(url, f"timed out after {self.options.timeout:g} s")) from None
@@ -219,6 +234,9 @@ class RangeFetcher:
                 raise _Retry(FetchError(url, f"connection dropped mid-response ({type(exc).__name__})")) from None
             except aiohttp.ClientConnectionError as exc:
                 raise _Retry(FetchError(url, f"connection failed ({type(exc).__name__})")) from None
+            except (aiohttp.TooManyRedirects, aiohttp.RedirectClientError, aiohttp.InvalidURL) as exc:
+                raise FetchError(url, f"redirect refused ({type(exc).__name__}: only http(s) redirects, at most "
+                                      f"{self.options.max_redirects})") from None
             except aiohttp.ClientError as exc:
                 raise FetchError(url, f"request failed ({type(exc).__name__})") from None
 
@@ -265,6 +283,8 @@ class RangeFetcher:
         reason = f"HTTP {status} {resp.reason or ''}".strip() + (f" ({code.group(1)})" if code else "")
         if status in RETRY_STATUSES:
             raise _Retry(HttpStatusError(url, reason, status), _retry_after(resp.headers.get("Retry-After")))
+        if 300 <= status < 400:
+            reason += " (redirects are not followed for signed requests)"
         if status == 403 and loc.s3_bucket and not self.options.requester_pays:
             reason += "; if the bucket is requester-pays, pass requester_pays=True with AWS credentials"
         raise HttpStatusError(url, reason, status)

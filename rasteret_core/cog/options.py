@@ -38,6 +38,10 @@ class ReaderOptions:
     decode_threads: int | None = None
     max_header_bytes: int = 16 * 1024 * 1024
     max_header_requests: int = 8
+    local_roots: tuple[str, ...] | None = None
+    """Folders local paths must lie in (``None``: any path; ``()``: no local files at all)."""
+    max_redirects: int = 5
+    """Redirects followed for unsigned HTTP(S) reads; signed requests never follow one."""
     aws_access_key_id: str | None = field(default=None, repr=False)
     aws_secret_access_key: str | None = field(default=None, repr=False)
     aws_session_token: str | None = field(default=None, repr=False)

@@ -36,7 +36,8 @@ class FaultRule:
     ``kind``: ``status`` (answer ``status`` with an S3 XML error and optional Retry-After),
     ``reset`` (send headers and ``after_bytes`` of the body, then drop the connection),
     ``truncate`` (announce the full length, send less, close), ``stall`` (wait ``seconds``
-    before answering normally), ``wrong_range`` (206 with bytes shifted by ``shift``).
+    before answering normally), ``wrong_range`` (206 with bytes shifted by ``shift``),
+    ``redirect`` (302 to ``location``).
     """
 
     kind: str
@@ -47,6 +48,7 @@ class FaultRule:
     after_bytes: int = 0
     seconds: float = 0.0
     shift: int = 1
+    location: str = ""
 
     def matches(self, path: str) -> bool:
         return fnmatch.fnmatchcase(path, self.path_glob)
@@ -107,6 +109,7 @@ class ObjectStoreServer:
         self.faults: list[FaultRule] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -179,6 +182,11 @@ class ObjectStoreServer:
         with self._lock:
             self.faults.clear()
 
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until no request is being served (e.g. a stalled answer a client gave up on)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self.stats.open_connections == 0, timeout)
+
     def reset_stats(self) -> None:
         with self._lock:
             open_now = self.stats.open_connections
@@ -243,8 +251,10 @@ class ObjectStoreServer:
         try:
             return await self._serve(request)
         finally:
-            with self._lock:
+            with self._idle:
                 self.stats.open_connections -= 1
+                if self.stats.open_connections == 0:
+                    self._idle.notify_all()
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         bucket, key = request.match_info["bucket"], request.match_info["key"]
@@ -261,6 +271,9 @@ class ObjectStoreServer:
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
             code = "SlowDown" if fault.status == 503 else "InternalError"
             return _error(fault.status, code, "injected fault", headers)
+        if fault is not None and fault.kind == "redirect":
+            self._record(request, 302, 0, "redirect")
+            return web.Response(status=302, headers={"Location": fault.location})
         if bucket in self.requester_pays and request.headers.get("x-amz-request-payer", "").lower() != "requester":
             self._record(request, 403, 0)
             return _error(403, "AccessDenied", "requester-pays bucket: x-amz-request-payer missing")
@@ -317,8 +330,9 @@ class ObjectStoreServer:
         limit = length
         if fault is not None and fault.kind in ("reset", "truncate"):
             limit = min(length, fault.after_bytes) if fault.kind == "reset" else max(0, length // 2)
-        sent = await self._send(response, path, start, limit)
-        self._record(request, status, sent, fault.kind if fault else None)
+        # recorded before the body goes out, so a client that has its bytes sees the record
+        self._record(request, status, limit, fault.kind if fault else None)
+        await self._send(response, path, start, limit)
         if limit < length:
             # drop the connection without finishing the body: the client sees a short read
             if request.transport is not None:

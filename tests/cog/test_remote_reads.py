@@ -220,3 +220,30 @@ def test_failed_windows_can_be_returned_instead_of_raised(store, shared_fixtures
     results = read_windows([(good, Window(0, 0, 10, 10)), (doomed, Window(0, 0, 10, 10))], return_exceptions=True)
     assert isinstance(results[0], np.ndarray)
     assert isinstance(results[1], HttpStatusError) and "copy.tif" in str(results[1])
+
+
+def test_unsigned_reads_follow_http_redirects(store):
+    target = store.url("public", S2_KEY)
+    store.add_fault(FaultRule("redirect", location=target, times=1))
+    header = read_header(store.url("public", "moved.tif"))
+    assert header.width == 1098 and [r.status for r in store.requests_for()] == [302, 206]
+
+
+def test_redirects_to_other_schemes_are_refused(store):
+    store.add_fault(FaultRule("redirect", location="file:///etc/passwd", times=1))
+    with pytest.raises(FetchError, match="redirect refused"):
+        read_header(store.url("public", S2_KEY))
+
+
+def test_signed_requests_never_follow_redirects(store, aws_test_credentials):
+    store.add_fault(FaultRule("redirect", location="http://127.0.0.1:9/elsewhere", times=1))
+    with pytest.raises(HttpStatusError) as info:
+        read_header(f"s3://payer/{S2_KEY}", endpoint_url=store.endpoint_url, requester_pays=True)
+    assert info.value.status == 302 and "not followed" in str(info.value)
+
+
+def test_local_files_outside_the_allowed_folders_are_refused(shared_fixtures_dir, tmp_path):
+    path = shared_fixtures_dir / S2_KEY
+    with pytest.raises(FetchError, match="outside the allowed folders"):
+        read_header(path, local_roots=(str(tmp_path),))
+    assert read_header(path, local_roots=(str(shared_fixtures_dir),)).width == 1098
