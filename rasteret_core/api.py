@@ -1,0 +1,175 @@
+"""The high-level API: build a collection once, then query it for AOI time series.
+
+    from rasteret_core import Rasteret, DataSources
+    r = Rasteret("bangalore", DataSources.SENTINEL2, ("2024-01-01", "2024-03-31"))
+    r.create_collection(bbox=(77.5, 12.9, 77.7, 13.1), cloud_cover_lt=30)
+    ds = r.get_xarray(geometries=[aoi1, aoi2], bands=["B04", "B08"])
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rasteret_core.cog import ReaderOptions, ReadStats
+from rasteret_core.collection import Collection, build_collection
+from rasteret_core.collection.build import BuildReport
+from rasteret_core.errors import RasteretError
+from rasteret_core.read.aoi import AoiReadResult, read_aois
+from rasteret_core.read.geometry import named_geometries, to_crs
+from rasteret_core.read.xarray import per_geometry_datasets, stack_datasets
+from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.workspace import collection_name, collection_root, list_collections, load_collection
+
+
+class Rasteret:
+    """A named collection in a workspace, and the queries over it.
+
+    ``custom_name`` plus the date range and source name the collection
+    (``bangalore_202401-03_sentinel``); ``workspace_dir`` defaults to ``$RASTERET_WORKSPACE``
+    or ``~/rasteret_workspace``. Queries never modify the stored collection. After every call,
+    ``last_stats`` holds its request and byte counts.
+    """
+
+    def __init__(
+        self,
+        custom_name: str,
+        data_source: DataSource | str,
+        date_range: tuple[Any, Any],
+        workspace_dir: str | os.PathLike[str] | None = None,
+        *,
+        reader_options: ReaderOptions | dict[str, Any] | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.data_source = DataSources.get(data_source)
+        self.date_range = date_range
+        self.workspace_dir = workspace_dir
+        self.name = collection_name(custom_name, date_range, self.data_source)
+        self.root = collection_root(self.name, workspace_dir)
+        self.reader_options = reader_options
+        self.progress = progress
+        self.last_stats = ReadStats()
+        self._collection: Collection | None = None
+
+    # --- building ------------------------------------------------------------------------
+    def create_collection(
+        self,
+        bbox: tuple[float, float, float, float] | None = None,
+        cloud_cover_lt: float | None = None,
+        platform: Any = None,
+        *,
+        bands: list[str] | None = None,
+        intersects: Any = None,
+        max_items: int | None = None,
+    ) -> BuildReport:
+        """Search the source, read every band's COG header once, write the collection."""
+        report = build_collection(
+            self.data_source, root=self.root, date_range=self.date_range, bbox=bbox, intersects=intersects,
+            cloud_cover_lt=cloud_cover_lt, platform=platform, bands=bands, max_items=max_items,
+            reader_options=self._options(), progress=self.progress, name=self.name,
+        )
+        self.last_stats = report.stats
+        self._collection = report.collection
+        return report
+
+    @staticmethod
+    def list_collections(workspace_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+        """Collections in the workspace: name, data_source, date_range, size (scenes)."""
+        return list_collections(workspace_dir)
+
+    @classmethod
+    def load_collection(cls, name: str, workspace_dir: str | os.PathLike[str] | None = None) -> "Rasteret":
+        """Open an existing collection by name (``ValueError`` if the workspace has none)."""
+        collection = load_collection(name, workspace_dir)
+        self = cls.__new__(cls)
+        self.data_source = collection.data_source or DataSources.SENTINEL2
+        dates = collection.dates()
+        self.date_range = (dates[0], dates[-1]) if dates else None
+        self.workspace_dir = workspace_dir
+        self.name = collection.name or name
+        self.root = collection.root
+        self.reader_options = None
+        self.progress = True
+        self.last_stats = ReadStats()
+        self._collection = collection
+        return self
+
+    @property
+    def collection(self) -> Collection:
+        if self._collection is None:
+            try:
+                self._collection = load_collection(self.name, self.workspace_dir)
+            except ValueError:
+                raise RasteretError(f"collection {self.name!r} does not exist yet: call create_collection first") from None
+        return self._collection
+
+    # --- queries -------------------------------------------------------------------------
+    def read(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None = None,
+             date_range: tuple[Any, Any] | None = None, *, crs: str | None = None) -> AoiReadResult:
+        """Clipped rasters per geometry, scene and band (the form the other queries build on)."""
+        geoms = named_geometries(geometries)
+        if crs is not None:
+            geoms = {k: _to_lonlat(g, crs) for k, g in geoms.items()}
+        import shapely
+
+        bbox = shapely.union_all(list(geoms.values())).bounds
+        scenes = self.collection.scenes(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands)
+        stats = ReadStats()
+        result = read_aois(scenes, geoms, bands, reader_options=self._options(), stats=stats, progress=self.progress)
+        self.last_stats = stats
+        return result
+
+    def get_xarray(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None = None,
+                   date_range: tuple[Any, Any] | None = None, *, per_geometry: bool = False, crs: str | None = None):
+        """Pixels as xarray: one variable per band.
+
+        Default: one Dataset with dims (geometry, time, y, x) on the geometries' union grid,
+        refused with advice when they are in different CRSs or far apart. With
+        ``per_geometry=True``: ``{geometry id: Dataset(time, y, x)}``, each on its own grid.
+        Pixels outside a geometry hold the band's nodata (``rasterio.mask`` semantics).
+        """
+        result = self.read(geometries, bands, cloud_cover_lt, date_range, crs=crs)
+        datasets = per_geometry_datasets(result.rasters, bands)
+        return datasets if per_geometry else stack_datasets(datasets)
+
+    def get_gdf(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None = None,
+                date_range: tuple[Any, Any] | None = None, *, crs: str | None = None):
+        """A GeoDataFrame with one row per geometry x scene x band: id, datetime, band, the
+        clipped array, its transform and CRS, and the geometry (EPSG:4326)."""
+        import geopandas as gpd
+
+        geoms = named_geometries(geometries)
+        result = self.read(geoms, bands, cloud_cover_lt, date_range, crs=crs)
+        rows = [
+            {
+                "geometry_id": r.geometry_id, "scene_id": r.scene_id, "datetime": r.datetime, "band": r.band,
+                "data": r.data, "transform": tuple(r.transform)[:6], "crs": f"EPSG:{r.crs_epsg}",
+                "nodata": r.nodata, "geometry": geoms[r.geometry_id],
+            }
+            for r in result.rasters
+        ]
+        return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
+
+    def _options(self) -> ReaderOptions:
+        base = self.reader_options
+        if isinstance(base, ReaderOptions):
+            options = base
+        else:
+            options = ReaderOptions.from_kwargs(dict(base or {}))
+        if self.data_source.requester_pays and not options.requester_pays:
+            from dataclasses import replace
+
+            options = replace(options, requester_pays=True)
+        return options
+
+
+def _to_lonlat(geom, crs: str):
+    from rasterio.crs import CRS
+
+    epsg = CRS.from_user_input(crs).to_epsg()
+    if epsg == 4326:
+        return geom
+    from rasterio.warp import transform_geom
+    from shapely.geometry import shape
+
+    return shape(transform_geom(crs, "EPSG:4326", geom.__geo_interface__))

@@ -1,0 +1,97 @@
+"""Writing results as Cloud-Optimized GeoTIFFs, atomically, to a folder or an s3:// prefix."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from affine import Affine
+
+from rasteret_core.storage import atomic_write, resolve_root
+
+
+def write_cog(
+    data: np.ndarray,
+    path: str | os.PathLike[str],
+    *,
+    transform: Affine,
+    crs_epsg: int,
+    nodata: float | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> str:
+    """Write a 2-D (or bands x rows x cols) array as a DEFLATE COG; returns the path written.
+
+    The file is built in a temporary folder and moved into place in one step, so readers
+    never see a partial file and a failure leaves any previous file untouched.
+    """
+    import rasterio
+
+    array = data[np.newaxis] if data.ndim == 2 else data
+    text = os.fspath(path)
+    parent, _, name = text.rpartition("/")
+    _, fs, parent_path = resolve_root(parent, storage_options)
+    fs.create_dir(parent_path, recursive=True)
+    predictor = 3 if array.dtype.kind == "f" else 2
+    with tempfile.TemporaryDirectory(prefix="rasteret-cog-") as tmp:
+        local = Path(tmp) / name
+        with rasterio.open(
+            local, "w", driver="COG", width=array.shape[2], height=array.shape[1], count=array.shape[0],
+            dtype=array.dtype.name, crs=f"EPSG:{crs_epsg}", transform=transform, nodata=nodata,
+            compress="DEFLATE", predictor=predictor, blocksize=256, overview_resampling="nearest",
+        ) as dst:
+            dst.write(array)
+        atomic_write(fs, f"{parent_path}/{name}", local.read_bytes())
+    return text
+
+
+def save_per_geometry(ds, output_dir: str | os.PathLike[str], file_prefix: str = "", data_var: str | None = None,
+                      *, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """Write one GeoTIFF per geometry and date of ``ds`` (from ``Rasteret.get_xarray``).
+
+    ``ds`` is a stacked Dataset (dims geometry, time, y, x), a per-geometry Dataset (time,
+    y, x) or a dict of them. ``data_var`` picks the variable (default: the only one).
+    Files are named ``<prefix><geometry>_<YYYYMMDD>.tif``; returns their paths.
+    """
+    import xarray as xr
+
+    if isinstance(ds, dict):
+        return [p for gid, part in ds.items() for p in
+                _save_one(part, output_dir, f"{file_prefix}{_safe(gid)}_", data_var, storage_options)]
+    if "geometry" in ds.dims:
+        paths = []
+        for gid in ds.geometry.values:
+            part = ds.sel(geometry=gid)
+            paths += _save_one(part, output_dir, f"{file_prefix}{_safe(str(gid))}_", data_var, storage_options)
+        return paths
+    if not isinstance(ds, (xr.Dataset, xr.DataArray)):
+        raise TypeError("save_per_geometry needs an xarray Dataset or a dict of them")
+    return _save_one(ds, output_dir, file_prefix, data_var, storage_options)
+
+
+def _save_one(ds, output_dir, prefix: str, data_var: str | None, storage_options) -> list[str]:
+    names = list(ds.data_vars)
+    if data_var is None:
+        if len(names) != 1:
+            raise ValueError(f"the Dataset has variables {names}: pass data_var=")
+        data_var = names[0]
+    var = ds[data_var]
+    ref = ds["spatial_ref"].attrs
+    c, a, b, f, d, e = (float(v) for v in ref["GeoTransform"].split())
+    transform = Affine(a, b, c, d, e, f)
+    epsg = int(ref["epsg"])
+    nodata = var.attrs.get("nodata")
+    paths = []
+    for t in var.time.values:
+        day = np.datetime_as_string(t, unit="D").replace("-", "")
+        path = f"{os.fspath(output_dir).rstrip('/')}/{prefix}{day}.tif"
+        paths.append(write_cog(var.sel(time=t).values, path, transform=transform, crs_epsg=epsg,
+                               nodata=nodata, storage_options=storage_options))
+    return paths
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)

@@ -1,0 +1,82 @@
+"""Tile maths: which pixels of a stored image an AOI covers, exactly as rasterio.mask does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from affine import Affine
+from rasterio.errors import WindowError
+from rasterio.features import geometry_mask, geometry_window
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+from shapely.geometry.base import BaseGeometry
+
+from rasteret_core.cog import CogHeader
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """What rasterio's window functions need of a dataset, taken from a stored header."""
+
+    transform: Affine
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class AoiWindow:
+    """The crop of one image for one AOI: window, its transform, and the outside-AOI mask."""
+
+    window: Window
+    transform: Affine
+    outside: np.ndarray  # True where the pixel centre is outside the AOI
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.outside.shape
+
+
+def aoi_window(header: CogHeader, geom: BaseGeometry) -> AoiWindow | None:
+    """Crop window and mask of ``geom`` (in the image CRS) over ``header``'s image.
+
+    Same semantics as ``rasterio.mask.mask(src, [geom], crop=True, all_touched=False)``:
+    rasterio's own window and mask functions run on the stored transform and size.
+    ``None`` when the geometry does not overlap the image.
+    """
+    grid = _Grid(Affine(*header.transform), header.width, header.height)
+    try:
+        window = geometry_window(grid, [geom])
+    except WindowError:
+        return None
+    window = Window(int(window.col_off), int(window.row_off), int(window.width), int(window.height))
+    if window.width <= 0 or window.height <= 0:
+        return None
+    transform = window_transform(window, grid.transform)
+    outside = geometry_mask([geom], transform=transform, out_shape=(window.height, window.width), all_touched=False)
+    return AoiWindow(window, transform, outside)
+
+
+def tiles_of_window(header: CogHeader, window: Window) -> list[tuple[int, int]]:
+    """(tile row, tile column) of every tile the window touches."""
+    r0, r1 = window.row_off // header.tile_height, (window.row_off + window.height - 1) // header.tile_height
+    c0, c1 = window.col_off // header.tile_width, (window.col_off + window.width - 1) // header.tile_width
+    return [(r, c) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)]
+
+
+def regrid_nearest(data: np.ndarray, src: Affine, shape: tuple[int, int], dst: Affine, fill: float) -> np.ndarray:
+    """``data`` (on grid ``src``) sampled at the pixel centres of grid ``dst``, nearest neighbour.
+
+    Exact for nested grids such as Sentinel-2's 20 m SCL under its 10 m bands.
+    """
+    height, width = shape
+    xs = dst.c + (np.arange(width) + 0.5) * dst.a
+    ys = dst.f + (np.arange(height) + 0.5) * dst.e
+    cols = np.floor((xs - src.c) / src.a).astype(np.int64)
+    rows = np.floor((ys - src.f) / src.e).astype(np.int64)
+    out = np.full(shape, fill, dtype=data.dtype)
+    col_ok = (cols >= 0) & (cols < data.shape[1])
+    row_ok = (rows >= 0) & (rows < data.shape[0])
+    r, c = np.nonzero(row_ok)[0], np.nonzero(col_ok)[0]
+    out[np.ix_(r, c)] = data[np.ix_(rows[r], cols[c])]
+    return out
