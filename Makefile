@@ -21,7 +21,7 @@ demo: venv
 	$(BIN)/python -m rasteret_pipelines.demo
 
 ui: venv
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1
+	$(BIN)/python -m rasteret_pipelines.demo ui
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -139,3 +139,18 @@ def aoi_ndvi(
         )
         result.rasters.append(NdviRaster(gid, scene_id, r.datetime, values, r.transform, r.crs_epsg))
     return result
+
+
+def preview_png(data: np.ndarray, max_size: int = 256) -> bytes:
+    """A small PNG of an NDVI array (brown-to-green ramp, masked pixels transparent)."""
+    import imagecodecs
+
+    step = max(1, int(np.ceil(max(data.shape) / max_size)))
+    small = data[::step, ::step]
+    t = np.clip((np.nan_to_num(small, nan=0.0) + 1.0) / 2.0, 0.0, 1.0)
+    rgba = np.zeros(small.shape + (4,), dtype=np.uint8)
+    rgba[..., 0] = (166 * (1 - t) + 26 * t).astype(np.uint8)
+    rgba[..., 1] = (97 * (1 - t) + 150 * t).astype(np.uint8)
+    rgba[..., 2] = (26 * (1 - t) + 65 * t).astype(np.uint8)
+    rgba[..., 3] = np.where(np.isfinite(small), 255, 0).astype(np.uint8)
+    return bytes(imagecodecs.png_encode(rgba))

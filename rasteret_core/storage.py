@@ -86,3 +86,24 @@ def _fsync_dir(path: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def delete_missing(folder: str, keep: list[str], *, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """Delete the files of ``folder`` that are not in ``keep`` (outputs a refresh replaced)."""
+    _, fs, path = resolve_root(folder, storage_options)
+    kept = {k.rstrip("/").rsplit("/", 1)[-1] for k in keep}
+    removed = []
+    for info in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
+        if info.type == pafs.FileType.File and info.base_name not in kept and not info.base_name.startswith("."):
+            fs.delete_file(info.path)
+            removed.append(info.path)
+    return removed
+
+
+def list_files(folder: str, *, suffix: str = "", storage_options: dict[str, Any] | None = None) -> list[str]:
+    """Paths (in ``folder``'s own form: local or ``s3://``) of the visible files in ``folder``."""
+    display, fs, path = resolve_root(folder, storage_options)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    names = sorted(i.base_name for i in infos
+                   if i.type == pafs.FileType.File and i.base_name.endswith(suffix) and not i.base_name.startswith("."))
+    return [f"{display.rstrip('/')}/{name}" for name in names]

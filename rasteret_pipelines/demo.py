@@ -1,22 +1,141 @@
-"""The main job (``make demo``). Placeholder until the pipeline lands: reads the shared fixtures."""
+"""The main job (``make demo``): the whole pipeline end to end on embedded local data.
+
+With no cloud access needed, it generates Sentinel-2-like scenes over the shipped Bangalore
+AOIs (cached in ``.rasteret_demo/``), serves them from a local S3-compatible server on
+127.0.0.1, writes their STAC items to a local items file, and materialises
+``scene_collection``, ``ndvi`` and ``ndvi_stats`` for a few dates through a real Dagster
+instance (``.rasteret_demo/dagster_home``). ``python -m rasteret_pipelines.demo ui`` opens the
+Dagster UI on the same data (``make ui``).
+"""
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
-from rasteret_core.cog import ReadStats, read_header, read_window
+from rasteret_core.testing.object_store import ObjectStoreServer
+from rasteret_core.testing.synthetic import TileGrid, s2_like_item, write_scene
+
+PROJECT = Path(__file__).resolve().parents[1]
+BUCKET = "sentinel-cogs"
+PREFIX = "sentinel-s2-l2a-cogs/43/P/GQ/2024/1"
+# (day of January 2024, cloud cover %): a 5-day revisit with one cloudy date
+DATES = [(5, 4.0), (10, 38.0), (15, 11.0)]
 
 
-def main() -> int:
-    shared = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
-    tiffs = sorted(p for p in shared.rglob("*") if p.suffix.lower() in (".tif", ".tiff"))
-    for path in tiffs:
-        stats = ReadStats()
-        header = read_header(path, stats=stats)
-        pixels = read_window(header, None, stats=stats)
-        print(f"{path.name}: {header.width}x{header.height} {header.dtype}, {stats.requests} reads, mean {pixels.mean():.1f}")
+def demo_dir() -> Path:
+    return Path(os.environ.get("RASTERET_DEMO_DIR", PROJECT / ".rasteret_demo"))
+
+
+def prepare_data(root: Path) -> Path:
+    """Write the demo scenes and their items file once; returns the items file."""
+    grid = TileGrid()
+    items = []
+    for day, cover in DATES:
+        when = dt.datetime(2024, 1, day, 5, 12, 41, tzinfo=dt.timezone.utc)
+        scene_id = f"S2A_43PGQ_{when:%Y%m%d}_0_L2A"
+        write_scene(root / "bucket" / PREFIX / scene_id, grid, when, cover, seed=7)
+        items.append(s2_like_item(scene_id, when, grid, cover, href_base=f"s3://{BUCKET}/{PREFIX}"))
+    path = root / "items.json"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": items}, indent=1))
+    return path
+
+
+def demo_environment(root: Path, endpoint: str) -> dict[str, str]:
+    """The settings that point the unchanged definitions at the demo data."""
+    home = root / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT / "dagster.yaml", home / "dagster.yaml")
+    return {
+        "RASTERET_STAC_SOURCE": str(root / "items.json"),
+        "RASTERET_STORAGE": str(root / "storage"),
+        "RASTERET_S3_ENDPOINT": endpoint,
+        "RASTERET_START_DATE": "2024-01-01",
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+    }
+
+
+def run_pipeline() -> int:
+    """Materialise every asset for the demo dates and print where the outputs are."""
+    import dagster as dg
+
+    from rasteret_core.timeseries import read_stats
+    from rasteret_pipelines.definitions import defs
+    from rasteret_pipelines.defs.partitions import AOIS
+
+    instance = dg.DagsterInstance.get()
+    collection = [defs.get_assets_def("scene_collection")]
+    downstream = [defs.get_assets_def("ndvi"), defs.get_assets_def("ndvi_stats")]
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    started = time.perf_counter()
+    runs = 0
+    for day, _ in DATES:
+        key = f"2024-01-{day:02d}"
+        result = dg.materialize(collection, partition_key=key, instance=instance, resources=defs.resources,
+                                run_config=quiet, raise_on_error=True)
+        runs += 1
+        meta = result.asset_materializations_for_node("scene_collection")[0].metadata
+        print(f"[{key}] collection: {meta['scenes'].value} scene(s), {meta['requests'].value} header requests")
+        for aoi in AOIS.get_partition_keys():
+            partition = dg.MultiPartitionKey({"date": key, "aoi": aoi})
+            result = dg.materialize(downstream, partition_key=partition, instance=instance, resources=defs.resources,
+                                    run_config=quiet, raise_on_error=True)
+            runs += 1
+            meta = result.asset_materializations_for_node("ndvi")[0].metadata
+            print(f"[{key}] {aoi}: {meta['rasters'].value} NDVI raster(s), {meta['requests'].value} range requests,"
+                  f" {meta['header_requests'].value} header requests")
+    storage = Path(os.environ["RASTERET_STORAGE"])
+    table = read_stats(storage / "ndvi_stats")
+    print(f"\n{runs} runs in {time.perf_counter() - started:.1f} s (Dagster instance: {os.environ['DAGSTER_HOME']})")
+    print(f"collection: {storage / 'collection'}")
+    print(f"NDVI GeoTIFFs: {storage / 'ndvi'} ({len(list((storage / 'ndvi').rglob('*.tif')))} files)")
+    print(f"statistics: {storage / 'ndvi_stats'}\n")
+    print(table[["date", "aoi", "scene_id", "mean", "median", "valid_fraction"]].to_string(index=False))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "ui"],
+                        help="run: materialise the demo (default); ui: open the Dagster UI on it")
+    parser.add_argument("--port", type=int, default=3000, help="UI port")
+    args = parser.parse_args(argv)
+    root = demo_dir()
+    print(f"demo data in {root} (generated once)")
+    prepare_data(root)
+    with ObjectStoreServer(buckets={BUCKET: root / "bucket"}) as server:
+        os.environ.update(demo_environment(root, server.endpoint_url))
+        print(f"local S3-compatible server: {server.endpoint_url} (bucket {BUCKET})")
+        if args.command == "run":
+            return run_pipeline()
+        return _ui(args.port)
+
+
+def _ui(port: int) -> int:
+    """``dagster dev`` on the demo settings until interrupted (its process group is stopped)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        cwd=PROJECT, start_new_session=True,
+    )
+    print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it)")
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        return 0
 
 
 if __name__ == "__main__":

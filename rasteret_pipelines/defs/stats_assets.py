@@ -1,0 +1,70 @@
+"""``ndvi_stats``: the team-shared time series, per-AOI and per-date NDVI statistics."""
+
+import dagster as dg
+
+from rasteret_core.cog import read_header, read_window
+from rasteret_core.read.geometry import to_crs
+from rasteret_core.read.windows import aoi_window
+from rasteret_core.storage import list_files
+from rasteret_core.timeseries import ndvi_statistics, read_stats, write_stats
+from rasteret_pipelines.defs.checks import STATS_CHECK, STATS_SCHEMA, run_check, stats_check_spec
+from rasteret_pipelines.defs.ndvi_assets import partition_parts
+from rasteret_pipelines.defs.partitions import DATE_AOI
+from rasteret_pipelines.defs.policies import RETRY
+from rasteret_pipelines.defs.resources import Aois, Storage
+
+
+@dg.asset(
+    partitions_def=DATE_AOI,
+    deps=["ndvi"],
+    retry_policy=RETRY,
+    check_specs=[stats_check_spec("ndvi_stats")],
+    kinds={"geoparquet"},
+    group_name="ndvi",
+    description="Mean, median and valid-pixel fraction of NDVI per AOI, date and scene; one GeoParquet "
+    "file per date and AOI (written atomically), read together as one table.",
+)
+def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) -> dg.MaterializeResult:
+    shapes = aois.load()
+    written, all_rows = [], []
+    for key in context.partition_keys:
+        day, aoi = partition_parts(key)
+        rows = []
+        for path in list_files(storage.path("ndvi", aoi, day), suffix=".tif", storage_options=storage.storage_options()):
+            header = read_header(path, endpoint_url=storage.endpoint_url)
+            values = read_window(header, None, endpoint_url=storage.endpoint_url)[0]
+            crop = aoi_window(header, to_crs(shapes[aoi], header.crs_epsg))
+            inside = ~crop.outside if crop is not None and crop.shape == values.shape else values == values
+            scene_id = path.rsplit("/", 1)[-1][: -len(".tif")]
+            rows.append({"scene_id": scene_id, "ndvi_path": path, **ndvi_statistics(values, inside)})
+        written.append(write_stats(rows, storage.stats_root, date=day, aoi=aoi, geometry=shapes[aoi],
+                                   storage_options=storage.storage_options()))
+        all_rows += [{"aoi": aoi, "date": day, **r} for r in rows] or [
+            {"aoi": aoi, "date": day, "scene_id": None, "mean": None, "median": None, "valid_pixels": 0,
+             "valid_fraction": 0.0}]
+    import pandas as pd
+
+    frame = pd.DataFrame(all_rows)
+    check = run_check(STATS_CHECK, STATS_SCHEMA, frame)
+    table = read_stats(storage.stats_root, storage.storage_options())
+    recent = table.drop(columns=["geometry"]).tail(10)
+    return dg.MaterializeResult(
+        metadata={
+            "rows_written": len(frame),
+            "table_rows": len(table),
+            "dagster/row_count": len(table),
+            "files": dg.MetadataValue.json(written),
+            "stats_root": dg.MetadataValue.path(storage.stats_root),
+            "latest": dg.MetadataValue.md(_markdown(recent)),
+        },
+        check_results=[check],
+    )
+
+
+def _markdown(frame) -> str:
+    if frame.empty:
+        return "empty"
+    head = "| " + " | ".join(frame.columns) + " |\n|" + " --- |" * len(frame.columns)
+    body = ["| " + " | ".join("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([head, *body])
