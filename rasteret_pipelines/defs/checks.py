@@ -70,8 +70,8 @@ NDVI_OUTPUT_SCHEMA = pa.DataFrameSchema(
         "pixel_width": pa.Column(float, pa.Check.gt(0)),
         "pixel_height": pa.Column(float, pa.Check.lt(0)),
         "nodata_is_nan": pa.Column(bool, pa.Check.eq(True)),
-        "min": pa.Column(float, pa.Check.ge(-1.0), nullable=True),
-        "max": pa.Column(float, pa.Check.le(1.0), nullable=True),
+        "min": pa.Column(float, pa.Check.ge(-1.0), nullable=True, coerce=True),
+        "max": pa.Column(float, pa.Check.le(1.0), nullable=True, coerce=True),
     },
     strict=False,
 )
@@ -81,8 +81,8 @@ STATS_SCHEMA = pa.DataFrameSchema(
         "aoi": pa.Column(str),
         "date": pa.Column(str, pa.Check.str_matches(r"^\d{4}-\d{2}-\d{2}$")),
         "scene_id": pa.Column(str, nullable=True),
-        "mean": pa.Column(float, pa.Check.in_range(-1.0, 1.0), nullable=True),
-        "median": pa.Column(float, pa.Check.in_range(-1.0, 1.0), nullable=True),
+        "mean": pa.Column(float, pa.Check.in_range(-1.0, 1.0), nullable=True, coerce=True),
+        "median": pa.Column(float, pa.Check.in_range(-1.0, 1.0), nullable=True, coerce=True),
         "valid_fraction": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
         "valid_pixels": pa.Column(int, pa.Check.ge(0)),
     },
@@ -92,6 +92,8 @@ STATS_SCHEMA = pa.DataFrameSchema(
 
 def run_check(check_name: str, schema: pa.DataFrameSchema, frame: pd.DataFrame, *, asset_key: str | None = None) -> dg.AssetCheckResult:
     """Validate ``frame`` and describe every failure (column, check, row, value)."""
+    if frame.empty:  # nothing to validate: an explicit empty result
+        return dg.AssetCheckResult(check_name=check_name, passed=True, asset_key=asset_key, metadata={"rows_checked": 0})
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:

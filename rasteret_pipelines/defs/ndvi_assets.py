@@ -11,7 +11,14 @@ from rasteret_core.collection import Collection
 from rasteret_core.ndvi import aoi_ndvi, preview_png
 from rasteret_core.outputs import write_cog
 from rasteret_core.storage import delete_missing
-from rasteret_pipelines.defs.checks import NDVI_CHECK, NDVI_OUTPUT_SCHEMA, ndvi_check_spec, run_check
+from rasteret_pipelines.defs.checks import (
+    COLLECTION_CHECK,
+    NDVI_CHECK,
+    NDVI_OUTPUT_SCHEMA,
+    collection_schema,
+    ndvi_check_spec,
+    run_check,
+)
 from rasteret_pipelines.defs.partitions import DATE_AOI
 from rasteret_pipelines.defs.policies import RETRY, S3_POOL
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
@@ -43,6 +50,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     rows, failures, previews = [], [], []
     for key in context.partition_keys:
         day, aoi = partition_parts(key)
+        _require_valid_collection(collection, day, list(bands.values()))
         scenes = collection.scenes(date_range=(day, day), bands=list(bands.values()))
         result = aoi_ndvi(
             scenes, {aoi: shapes[aoi]}, red=bands["red"], nir=bands["nir"], mask=bands["mask"],
@@ -81,6 +89,18 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     if failures:
         metadata["failures"] = dg.MetadataValue.md("| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+def _require_valid_collection(collection: Collection, day: str, bands: list[str]) -> None:
+    """Refuse to build on a collection partition that fails its schema check."""
+    table = collection.read_table(date_range=(day, day)).drop_columns(["date"]).to_pandas()
+    result = run_check(COLLECTION_CHECK, collection_schema(bands), table)
+    if not result.passed:
+        raise dg.Failure(
+            description=f"the scene_collection partition {day} fails {COLLECTION_CHECK}; fix and refresh it first",
+            metadata=dict(result.metadata),
+            allow_retries=False,  # bad data is not transient: retrying would only delay the report
+        )
 
 
 def _describe_output(path: str, scene_id: str, storage: Storage) -> dict:

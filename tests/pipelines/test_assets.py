@@ -1,0 +1,165 @@
+"""The assets end to end through a real (temporary) Dagster instance and local servers."""
+
+from __future__ import annotations
+
+import copy
+
+import dagster as dg
+import numpy as np
+import pytest
+import rasterio
+import rasterio.mask
+from rasterio.warp import reproject, transform_geom
+from rasterio.enums import Resampling
+
+from rasteret_core.aois import load_aois
+from rasteret_core.collection import Collection
+from rasteret_core.ndvi import scl_cloud_mask
+from rasteret_core.timeseries import read_stats
+from rasteret_pipelines.definitions import defs
+from rasteret_pipelines.settings import aoi_file
+
+from .conftest import BUCKET, PREFIX, write_items
+
+COLLECTION = [defs.get_assets_def("scene_collection")]
+NDVI = [defs.get_assets_def("ndvi"), defs.get_assets_def("ndvi_stats")]
+FARM = "hesaraghatta_farm"
+
+
+def materialize(assets, key, resources, instance, **kwargs):
+    return dg.materialize(assets, partition_key=key, resources=resources, instance=instance, **kwargs)
+
+
+def ndvi_key(day, aoi=FARM):
+    return dg.MultiPartitionKey({"date": day, "aoi": aoi})
+
+
+def expected_ndvi(scenes, scene_id, aoi_geom):
+    """numpy on rasterio's reading of the same pixels, scaled and masked."""
+    def clip(band):
+        with rasterio.open(scenes.path(scene_id, band)) as src:
+            out, transform = rasterio.mask.mask(src, [transform_geom("EPSG:4326", src.crs, aoi_geom.__geo_interface__)], crop=True)
+            return out[0], transform, src.crs
+
+    red, transform, crs = clip("B04")
+    nir, _, _ = clip("B08")
+    scl = np.zeros(red.shape, np.uint8)
+    with rasterio.open(scenes.path(scene_id, "SCL")) as src:
+        reproject(src.read(1), scl, src_transform=src.transform, src_crs=crs, dst_transform=transform, dst_crs=crs,
+                  resampling=Resampling.nearest)
+    r, n = red * 0.0001 - 0.1, nir * 0.0001 - 0.1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = ((n - r) / (n + r)).astype(np.float32)
+    outside = rasterio.features.geometry_mask([transform_geom("EPSG:4326", crs, aoi_geom.__geo_interface__)],
+                                              out_shape=red.shape, transform=transform)
+    out[outside | (red == 0) | (nir == 0) | scl_cloud_mask(scl) | (np.abs(out) > 1)] = np.nan
+    return out, transform
+
+
+def test_one_partition_end_to_end(pipeline, instance, demo_scenes, scene_server):
+    scene_server.reset_stats()
+    result = materialize(COLLECTION, "2024-01-05", pipeline, instance)
+    meta = result.asset_materializations_for_node("scene_collection")[0].metadata
+    assert meta["scenes"].value == 1 and meta["requests"].value == 3  # one request per band header
+    assert result.get_asset_check_evaluations()[0].passed
+
+    scene_server.reset_stats()
+    result = materialize(NDVI, ndvi_key("2024-01-05"), pipeline, instance)
+    meta = result.asset_materializations_for_node("ndvi")[0].metadata
+    assert meta["header_requests"].value == 0 and meta["rasters"].value == 1
+    assert all(r.range and not r.range.startswith("bytes=0-") for r in scene_server.requests_for())
+    assert "data:image/png;base64," in meta["preview"].value
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+
+    (path,) = meta["outputs"].value
+    aoi = load_aois(aoi_file())[FARM]
+    want, transform = expected_ndvi(demo_scenes, "S2A_43PGQ_20240105_0_L2A", aoi)
+    with rasterio.open(path) as src:
+        assert src.dtypes[0] == "float32" and src.crs.to_epsg() == 32643 and np.isnan(src.nodata)
+        assert tuple(src.transform)[:6] == pytest.approx(tuple(transform)[:6])
+        np.testing.assert_allclose(src.read(1), want, rtol=1e-6, equal_nan=True)
+
+    table = read_stats(pipeline["storage"].stats_root)
+    row = table[(table.aoi == FARM) & (table.date == "2024-01-05")].iloc[0]
+    assert row["mean"] == pytest.approx(float(np.nanmean(want)), rel=1e-5)
+    assert row["valid_fraction"] > 0.5
+
+
+def test_backfill_of_dates_and_aois(pipeline, instance):
+    job = defs.resolve_job_def("collection_job")
+    run = job.execute_in_process(
+        instance=instance, resources=pipeline,
+        tags={"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-01-16"},
+    )
+    meta = run.asset_materializations_for_node("scene_collection")[0].metadata
+    assert meta["scenes"].value == 3  # 16 dates in one run, 13 of them explicitly empty
+    for day in ("2024-01-05", "2024-01-10", "2024-01-15"):
+        for aoi in ("bangalore_aoi1", FARM):
+            materialize(NDVI, ndvi_key(day, aoi), pipeline, instance)
+    table = read_stats(pipeline["storage"].stats_root)
+    assert len(table) == 6 and set(table.date) == {"2024-01-05", "2024-01-10", "2024-01-15"}
+    assert len(instance.get_materialized_partitions(dg.AssetKey("ndvi"))) == 6
+    assert len(instance.get_materialized_partitions(dg.AssetKey("scene_collection"))) == 16
+
+
+def test_a_date_without_scenes_is_an_explicit_empty_result(pipeline, instance):
+    result = materialize(COLLECTION, "2024-01-02", pipeline, instance)
+    assert result.asset_materializations_for_node("scene_collection")[0].metadata["scenes"].value == 0
+    result = materialize(NDVI, ndvi_key("2024-01-02"), pipeline, instance)
+    meta = result.asset_materializations_for_node("ndvi")[0].metadata
+    assert meta["rasters"].value == 0 and "explicit empty result" in meta["note"].value
+    table = read_stats(pipeline["storage"].stats_root)
+    assert table.iloc[0]["valid_pixels"] == 0 and table.iloc[0]["scene_id"] in (None, "") or table.iloc[0]["scene_id"] != table.iloc[0]["scene_id"]
+
+
+def test_refresh_replaces_only_that_date(pipeline, instance, demo_scenes, tmp_path):
+    for day in ("2024-01-05", "2024-01-10"):
+        materialize(COLLECTION, day, pipeline, instance)
+    collection = Collection.open(pipeline["storage"].collection_root)
+    other = collection._partition_file(__import__("datetime").date(2024, 1, 10))
+    before = open(other, "rb").read()
+    items = copy.deepcopy(demo_scenes.items)
+    items[0]["properties"]["eo:cloud_cover"] = 55.5
+    write_items(tmp_path / "items.json", items)
+    materialize(COLLECTION, "2024-01-05", pipeline, instance)
+    assert [s.cloud_cover for s in collection.scenes(date_range=("2024-01-05", "2024-01-05"))] == [55.5]
+    assert open(other, "rb").read() == before
+
+
+def test_failing_check_blocks_downstream_and_names_the_values(pipeline, instance, demo_scenes, tmp_path):
+    items = copy.deepcopy(demo_scenes.items)
+    items[0]["properties"]["eo:cloud_cover"] = 150.0
+    write_items(tmp_path / "items.json", items)
+    result = materialize(COLLECTION, "2024-01-05", pipeline, instance, raise_on_error=False)
+    assert not result.success
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and "150" in check.metadata["failure_cases"].value
+    result = materialize(NDVI, ndvi_key("2024-01-05"), pipeline, instance, raise_on_error=False)
+    assert not result.success and not result.asset_materializations_for_node("ndvi")
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    assert "fails collection_schema" in str(failure.event_specific_data.error)
+
+
+def test_bad_scenes_are_reported_while_the_others_succeed(pipeline, instance, demo_scenes, tmp_path, scene_server):
+    items = copy.deepcopy(demo_scenes.items)
+    good = items[0]
+    missing = copy.deepcopy(good)
+    missing["id"] = "S2B_43PGQ_20240105_1_L2A"
+    missing["assets"]["red"]["href"] = f"s3://{BUCKET}/{PREFIX}/does-not-exist/B04.tif"
+    truncated_dir = demo_scenes.folder / PREFIX / "truncated"
+    truncated_dir.mkdir(exist_ok=True)
+    data = demo_scenes.path(good["id"], "B08").read_bytes()
+    (truncated_dir / "B08.tif").write_bytes(data[: len(data) // 3])
+    cut = copy.deepcopy(good)
+    cut["id"] = "S2B_43PGQ_20240105_2_L2A"
+    cut["assets"]["nir"]["href"] = f"s3://{BUCKET}/{PREFIX}/truncated/B08.tif"
+    write_items(tmp_path / "items.json", [good, missing, cut])
+    result = materialize(COLLECTION, "2024-01-05", pipeline, instance)
+    meta = result.asset_materializations_for_node("scene_collection")[0].metadata
+    assert meta["scenes"].value == 3 and meta["failed_assets"].value == 2
+    text = meta["failures"].value
+    assert "does-not-exist" in text or "404" in text
+    assert "truncated" in text.lower() or "past the end" in text
+    result = materialize(NDVI, ndvi_key("2024-01-05"), pipeline, instance)
+    meta = result.asset_materializations_for_node("ndvi")[0].metadata
+    assert meta["rasters"].value == 1 and meta["failed_reads"].value == 2
