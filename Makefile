@@ -23,5 +23,14 @@ demo: venv
 ui: venv
 	$(BIN)/python -m rasteret_pipelines.demo ui
 
+# Benchmark (bench/README.md): installs its own extras, generates its data once in bench/.cache
+bench: venv
+	sh bench/setup.sh $(BIN)/python
+	$(BIN)/python -m bench.run
+
+bench-quick: venv
+	sh bench/setup.sh $(BIN)/python
+	$(BIN)/python -m bench.run --quick
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

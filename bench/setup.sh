@@ -1,0 +1,47 @@
+#!/bin/sh
+# Installs what the benchmark needs; called by `make bench` and `make bench-quick`.
+#   $1: the project's Python (its virtualenv gets matplotlib and the optional async-geotiff peer).
+# Rasteret 0.4.1 needs Python >= 3.12: it gets its own virtualenv in bench/.cache/venv312.
+# Optional peers that fail to install are skipped by the benchmark with a printed note.
+set -u
+PY="$1"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+CACHE="$HERE/.cache"
+mkdir -p "$CACHE"
+
+stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
+REQ_SUM="$(cat "$HERE/requirements.txt" "$HERE/requirements-peers.txt" | cksum)"
+if ! stamp_ok "$CACHE/.deps-stamp" "$REQ_SUM"; then
+  "$PY" -m pip install -q -r "$HERE/requirements.txt" || exit 1
+  if "$PY" -m pip install -q -r "$HERE/requirements-peers.txt"; then
+    echo "$REQ_SUM" > "$CACHE/.deps-stamp"
+  else
+    echo "NOTE: async-geotiff/obstore did not install; that peer will be skipped"
+  fi
+fi
+
+find_py312() {
+  if [ -n "${BENCH_PYTHON312:-}" ]; then echo "$BENCH_PYTHON312"; return; fi
+  if command -v python3.12 >/dev/null 2>&1; then command -v python3.12; return; fi
+  root="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"
+  for p in "$root"/versions/3.12*/bin/python3.12; do
+    if [ -x "$p" ]; then echo "$p"; return; fi
+  done
+}
+
+V312="$CACHE/venv312"
+if ! stamp_ok "$V312/.rasteret-stamp" "rasteret==0.4.1"; then
+  P312="$(find_py312)"
+  if [ -z "$P312" ]; then
+    echo "NOTE: no Python 3.12 found (set BENCH_PYTHON312); Rasteret 0.4.1 will be skipped"
+  else
+    rm -rf "$V312"
+    if "$P312" -m venv "$V312" && "$V312/bin/python" -m pip install -q "rasteret==0.4.1"; then
+      echo "rasteret==0.4.1" > "$V312/.rasteret-stamp"
+    else
+      echo "NOTE: could not install rasteret 0.4.1 in a Python 3.12 virtualenv; it will be skipped"
+    fi
+  fi
+fi
+exit 0
