@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
+from rasteret_core.cog import CogHeader, read_header, read_window
 from rasteret_core.storage import atomic_write, resolve_root
 
 
@@ -95,3 +96,13 @@ def _save_one(ds, output_dir, prefix: str, data_var: str | None, storage_options
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def read_output(path: str, **reader_options: Any) -> tuple[CogHeader, np.ndarray]:
+    """Read a whole single-band raster written by :func:`write_cog` back through the core
+    reader, as any consumer would: returns its header and its ``(height, width)`` values.
+    ``reader_options`` are :class:`~rasteret_core.cog.ReaderOptions` fields (for a private
+    ``s3://`` location, ``endpoint_url`` and ``sign=True``)."""
+    header = read_header(path, **reader_options)
+    return header, read_window(header, None, **reader_options)[0]
+

@@ -285,8 +285,9 @@ class RangeFetcher:
             raise _Retry(HttpStatusError(url, reason, status), _retry_after(resp.headers.get("Retry-After")))
         if 300 <= status < 400:
             reason += " (redirects are not followed for signed requests)"
-        if status == 403 and loc.s3_bucket and not self.options.requester_pays:
-            reason += "; if the bucket is requester-pays, pass requester_pays=True with AWS credentials"
+        if status == 403 and loc.s3_bucket and not self.options.signs_s3:
+            reason += ("; the request was unsigned: for a private bucket pass sign=True, for a requester-pays "
+                       "bucket requester_pays=True, with AWS credentials")
         raise HttpStatusError(url, reason, status)
 
 

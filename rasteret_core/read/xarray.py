@@ -148,7 +148,7 @@ def stack_datasets(datasets: dict[str, xr.Dataset]) -> xr.Dataset:
         filled = {name: var.attrs.get("nodata", 0) for name, var in ds.data_vars.items()}
         aligned.append(ds.reindex(x=xs, y=ys, method="nearest", tolerance=abs(a) / 4, fill_value=filled)
                        .assign_coords(x=xs, y=ys).expand_dims(geometry=[gid]))
-    stacked = xr.concat(aligned, dim="geometry", join="outer", fill_value={n: v.attrs.get("nodata", 0) for n, v in first.data_vars.items()})
+    stacked = xr.concat(aligned, dim="geometry", join="outer", coords="different", compat="equals", fill_value={n: v.attrs.get("nodata", 0) for n, v in first.data_vars.items()})
     grid = Affine(a, 0.0, float(xs[0]) - a / 2, 0.0, e, float(ys[0]) - e / 2)
     stacked = stacked.assign_coords(spatial_ref=spatial_ref(int(first.spatial_ref.attrs["epsg"]), grid))
     stacked.attrs = dict(first.attrs)

@@ -6,10 +6,10 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from rasteret_core.cog import ReadStats, read_header, read_window
+from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
 from rasteret_core.ndvi import aoi_ndvi, preview_png
-from rasteret_core.outputs import write_cog
+from rasteret_core.outputs import read_output, write_cog
 from rasteret_core.storage import delete_missing
 from rasteret_pipelines.defs.checks import (
     COLLECTION_CHECK,
@@ -105,8 +105,7 @@ def _require_valid_collection(collection: Collection, day: str, bands: list[str]
 
 def _describe_output(path: str, scene_id: str, storage: Storage) -> dict:
     """Re-read a written NDVI COG through the core reader, as any consumer would."""
-    header = read_header(path, endpoint_url=storage.endpoint_url)
-    values = read_window(header, None, endpoint_url=storage.endpoint_url)[0]
+    header, values = read_output(path, **storage.reader_options())
     finite = values[np.isfinite(values)]
     return {
         "path": path, "scene_id": scene_id, "dtype": header.dtype.name,

@@ -47,6 +47,7 @@ class CogReader(dg.ConfigurableResource):
     timeout: float = 30.0
     endpoint_url: str | None = Field(default_factory=settings.s3_endpoint)
     requester_pays: bool | None = Field(default=None, description="default: as the data source says")
+    sign: bool | None = Field(default=None, description="sign s3:// reads (private buckets); default: only requester-pays")
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     aws_session_token: str | None = None
@@ -55,7 +56,7 @@ class CogReader(dg.ConfigurableResource):
         payer = self.requester_pays if self.requester_pays is not None else bool(source and source.requester_pays)
         return ReaderOptions(
             max_concurrency=self.max_concurrency, retries=self.retries, timeout=self.timeout,
-            endpoint_url=self.endpoint_url, requester_pays=payer,
+            endpoint_url=self.endpoint_url, requester_pays=payer, sign=self.sign,
             aws_access_key_id=self.aws_access_key_id, aws_secret_access_key=self.aws_secret_access_key,
             aws_session_token=self.aws_session_token,
         )
@@ -84,6 +85,10 @@ class Storage(dg.ConfigurableResource):
 
     def storage_options(self) -> dict[str, Any] | None:
         return {"endpoint_url": self.endpoint_url} if self.endpoint_url and self.root.startswith("s3://") else None
+
+    def reader_options(self) -> dict[str, Any]:
+        """Options for reading stored outputs back; a team bucket is private, so reads are signed."""
+        return {"endpoint_url": self.endpoint_url, "sign": self.root.startswith("s3://")}
 
 
 class Aois(dg.ConfigurableResource):

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from rasteret_core.cog import read_header, read_window
 from rasteret_core.read.geometry import to_crs
 from rasteret_core.read.windows import aoi_window
+from rasteret_core.outputs import read_output
 from rasteret_core.storage import list_files
 from rasteret_core.timeseries import ndvi_statistics, read_stats, write_stats
 from rasteret_pipelines.defs.checks import STATS_CHECK, STATS_SCHEMA, run_check, stats_check_spec
@@ -31,8 +31,7 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
         day, aoi = partition_parts(key)
         rows = []
         for path in list_files(storage.path("ndvi", aoi, day), suffix=".tif", storage_options=storage.storage_options()):
-            header = read_header(path, endpoint_url=storage.endpoint_url)
-            values = read_window(header, None, endpoint_url=storage.endpoint_url)[0]
+            header, values = read_output(path, **storage.reader_options())
             crop = aoi_window(header, to_crs(shapes[aoi], header.crs_epsg))
             inside = ~crop.outside if crop is not None and crop.shape == values.shape else values == values
             scene_id = path.rsplit("/", 1)[-1][: -len(".tif")]

@@ -6,6 +6,7 @@ import copy
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import rasterio.mask
@@ -17,6 +18,7 @@ from rasteret_core.collection import Collection
 from rasteret_core.ndvi import scl_cloud_mask
 from rasteret_core.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
+from rasteret_pipelines.defs.resources import Storage
 from rasteret_pipelines.settings import aoi_file
 
 from .conftest import BUCKET, PREFIX, write_items
@@ -108,8 +110,8 @@ def test_a_date_without_scenes_is_an_explicit_empty_result(pipeline, instance):
     result = materialize(NDVI, ndvi_key("2024-01-02"), pipeline, instance)
     meta = result.asset_materializations_for_node("ndvi")[0].metadata
     assert meta["rasters"].value == 0 and "explicit empty result" in meta["note"].value
-    table = read_stats(pipeline["storage"].stats_root)
-    assert table.iloc[0]["valid_pixels"] == 0 and table.iloc[0]["scene_id"] in (None, "") or table.iloc[0]["scene_id"] != table.iloc[0]["scene_id"]
+    (row,) = read_stats(pipeline["storage"].stats_root).itertuples()
+    assert row.valid_pixels == 0 and pd.isna(row.scene_id) and pd.isna(row.mean)
 
 
 def test_refresh_replaces_only_that_date(pipeline, instance, demo_scenes, tmp_path):
@@ -163,3 +165,17 @@ def test_bad_scenes_are_reported_while_the_others_succeed(pipeline, instance, de
     result = materialize(NDVI, ndvi_key("2024-01-05"), pipeline, instance)
     meta = result.asset_materializations_for_node("ndvi")[0].metadata
     assert meta["rasters"].value == 1 and meta["failed_reads"].value == 2
+
+
+def test_team_shared_storage_on_s3(pipeline, instance, moto_s3, aws_test_credentials):
+    """Collection, NDVI rasters and statistics under an s3:// prefix (a private bucket)."""
+    pipeline["storage"] = Storage(root=f"s3://{moto_s3.private_bucket}/team/rasteret", endpoint_url=moto_s3.endpoint_url)
+    materialize(COLLECTION, "2024-01-05", pipeline, instance)
+    result = materialize(NDVI, ndvi_key("2024-01-05"), pipeline, instance)
+    meta = result.asset_materializations_for_node("ndvi")[0].metadata
+    assert meta["rasters"].value == 1 and all(c.passed for c in result.get_asset_check_evaluations())
+    keys = {o["Key"] for o in moto_s3.client().list_objects_v2(Bucket=moto_s3.private_bucket, Prefix="team/")["Contents"]}
+    assert any(k.startswith("team/rasteret/collection/") and k.endswith(".parquet") for k in keys)
+    assert any(k.startswith(f"team/rasteret/ndvi/{FARM}/2024-01-05/") and k.endswith(".tif") for k in keys)
+    table = read_stats(pipeline["storage"].stats_root, pipeline["storage"].storage_options())
+    assert list(table.aoi) == [FARM] and table.iloc[0]["valid_pixels"] > 0

@@ -1,0 +1,126 @@
+"""The ways people run the project: `dg check defs`, the `dagster` CLI on workspace.yaml, the webserver's GraphQL
+API over a real instance, and the README's main job (`python -m rasteret_pipelines.demo`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rasteret_core.collection import Collection
+from tests.helpers.servers import free_port
+
+from .conftest import write_items
+
+PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def cli_env(tmp_path, demo_scenes, scene_server) -> dict[str, str]:
+    """Environment that points the unchanged definitions at local scenes and a fresh instance."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT / "dagster.yaml", home / "dagster.yaml")
+    env = dict(os.environ)
+    env.update({
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "RASTERET_STAC_SOURCE": str(write_items(tmp_path / "items.json", demo_scenes.items)),
+        "RASTERET_STORAGE": str(tmp_path / "storage"),
+        "RASTERET_S3_ENDPOINT": scene_server.endpoint_url,
+        "VIRTUAL_ENV": str(BIN.parent),
+    })
+    return env
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_dg_check_defs_passes(cli_env):
+    checked = run([str(BIN / "dg"), "check", "defs"], cli_env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+
+
+def _graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def _wait_for_webserver(proc: subprocess.Popen, port: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"dagster-webserver exited with {proc.returncode}: {proc.stderr.read()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.25)  # polling for readiness, not timing a result
+    raise AssertionError("dagster-webserver did not answer in time")
+
+
+def test_cli_materialization_is_seen_by_the_webserver(cli_env, tmp_path):
+    materialized = run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "rasteret_pipelines.definitions",
+         "--select", "scene_collection", "--partition", "2024-01-05"], cli_env,
+    )
+    assert materialized.returncode == 0, materialized.stderr[-3000:]
+    assert "RUN_SUCCESS" in materialized.stderr
+    scenes = Collection.open(tmp_path / "storage" / "collection").scenes(date_range=("2024-01-05", "2024-01-05"))
+    assert [s.id for s in scenes] == ["S2A_43PGQ_20240105_0_L2A"]
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=PROJECT, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_for_webserver(proc, port)
+        nodes = _graphql(port, "{ assetNodes { assetKey { path } isPartitioned "
+                               "partitionDefinition { dimensionTypes { name } } } }")["assetNodes"]
+        by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
+        assert {"scene_collection", "ndvi", "ndvi_stats"} <= set(by_key)
+        assert all(by_key[k]["isPartitioned"] for k in ("scene_collection", "ndvi", "ndvi_stats"))
+        dims = {d["name"] for d in by_key["ndvi"]["partitionDefinition"]["dimensionTypes"]}
+        assert dims == {"date", "aoi"}
+        asset = _graphql(port, '{ assetOrError(assetKey: {path: ["scene_collection"]}) { ... on Asset { '
+                               "assetMaterializations(limit: 5) { partition metadataEntries { label } } } } }")
+        (event,) = asset["assetOrError"]["assetMaterializations"]
+        assert event["partition"] == "2024-01-05"
+        assert {"scenes", "requests"} <= {m["label"] for m in event["metadataEntries"]}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_the_main_job_runs_end_to_end_on_the_embedded_demo(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RASTERET_", "DAGSTER_", "AWS_"))}
+    env["RASTERET_DEMO_DIR"] = str(tmp_path / "demo")
+    done = run([sys.executable, "-m", "rasteret_pipelines.demo"], env, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "12 runs" in done.stdout
+    outputs = list((tmp_path / "demo" / "storage" / "ndvi").rglob("*.tif"))
+    assert outputs, done.stdout
+    assert " 0 header requests" in done.stdout and "AWS" not in done.stdout
