@@ -96,10 +96,37 @@ def rep_prefix(i: int) -> str:
     return f"rep{i}"
 
 
-def finish(outputs: dict) -> tuple[int, dict]:
-    """Pixel count and per-output checksums (headers are compared as summaries)."""
-    pixels = sum(int(v.size) for v in outputs.values() if isinstance(v, np.ndarray))
-    return pixels, {k: (checksum(v) if isinstance(v, np.ndarray) else v) for k, v in outputs.items()}
+def outside_masks(spec: dict) -> dict[str, np.ndarray]:
+    """Per AOI, True where the pixel centre is outside the polygon (``rasterio.mask`` semantics)."""
+    import base64
+
+    out = {}
+    for aoi_id, m in spec.get("aoi_masks", {}).items():
+        h, w = m["shape"]
+        bits = np.frombuffer(base64.b64decode(m["bits"]), np.uint8)
+        out[aoi_id] = np.unpackbits(bits)[: h * w].reshape(h, w).astype(bool)
+    return out
+
+
+def finish(outputs: dict, masks: dict[str, np.ndarray] | None = None) -> tuple[int, dict]:
+    """Pixel count and per-output checksums (headers are compared as summaries).
+
+    AOI outputs (keys ``aoi|scene|band``) are compared inside the AOI polygon: pixels whose
+    centre is outside it are set to 0 first, since some peers fill them and others do not.
+    """
+    masks = masks or {}
+    pixels, sums = 0, {}
+    for k, v in outputs.items():
+        if not isinstance(v, np.ndarray):
+            sums[k] = v
+            continue
+        pixels += int(v.size)
+        mask = masks.get(k.split("|", 1)[0])
+        if mask is not None and mask.shape == v.shape[-2:]:
+            v = v.copy()
+            v[..., mask] = 0
+        sums[k] = checksum(v)
+    return pixels, sums
 
 
 def run_worker(spec: dict, workload: Callable[[dict, int], dict]) -> dict:
@@ -111,6 +138,7 @@ def run_worker(spec: dict, workload: Callable[[dict, int], dict]) -> dict:
     runs = []
     outputs = None
     base_rss = rss_bytes()
+    masks = outside_masks(spec)
     total = spec["warmup"] + spec["reps"]
     for i in range(total):
         server_reset(endpoint)
@@ -121,7 +149,7 @@ def run_worker(spec: dict, workload: Callable[[dict, int], dict]) -> dict:
             result = workload(spec, i)
             wall = time.perf_counter() - t0
         r1 = resource.getrusage(resource.RUSAGE_SELF)
-        pixels, outputs = finish(result["outputs"])  # checksums are not timed
+        pixels, outputs = finish(result["outputs"], masks)  # checksums are not timed
         server = server_stats(endpoint)
         run = {
             "warmup": i < spec["warmup"],
