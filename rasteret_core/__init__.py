@@ -6,21 +6,41 @@ through the sub-packages in this order: ``stac`` (search) -> ``cog`` (headers) -
 ``collection`` (GeoParquet per date) -> ``read`` (tile reads to xarray) -> ``ndvi``.
 """
 
-from rasteret_core.api import Rasteret
-from rasteret_core.collection import Collection, build_collection
-from rasteret_core.errors import RasteretError
-from rasteret_core.outputs import save_per_geometry
-from rasteret_core.sources import DataSource, DataSources
-from rasteret_core.workspace import list_collections, load_collection
+from __future__ import annotations
 
-__all__ = [
-    "Rasteret",
-    "save_per_geometry",
-    "Collection",
-    "DataSource",
-    "DataSources",
-    "RasteretError",
-    "build_collection",
-    "list_collections",
-    "load_collection",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Exports load on first use, so `import rasteret_core.cog` stays light (no xarray/pandas).
+_EXPORTS = {
+    "Rasteret": "rasteret_core.api",
+    "save_per_geometry": "rasteret_core.outputs",
+    "Collection": "rasteret_core.collection",
+    "build_collection": "rasteret_core.collection",
+    "DataSource": "rasteret_core.sources",
+    "DataSources": "rasteret_core.sources",
+    "RasteretError": "rasteret_core.errors",
+    "list_collections": "rasteret_core.workspace",
+    "load_collection": "rasteret_core.workspace",
+}
+__all__ = list(_EXPORTS)
+
+if TYPE_CHECKING:
+    from rasteret_core.api import Rasteret
+    from rasteret_core.collection import Collection, build_collection
+    from rasteret_core.errors import RasteretError
+    from rasteret_core.outputs import save_per_geometry
+    from rasteret_core.sources import DataSource, DataSources
+    from rasteret_core.workspace import list_collections, load_collection
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rasteret_core' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
