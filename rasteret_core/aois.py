@@ -10,7 +10,7 @@ from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.errors import RasteretError
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 class AoiError(RasteretError):
@@ -39,7 +39,7 @@ def load_aois(path: str | os.PathLike[str], *, name_field: str = "name") -> dict
     aois: dict[str, BaseGeometry] = {}
     for name, geom in zip(frame[name_field], frame.geometry):
         name = str(name)
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name) or ".." in name:
             raise AoiError(f"{path}: AOI name {name!r} must match {_NAME.pattern}")
         if name in aois:
             raise AoiError(f"{path}: AOI name {name!r} appears twice")

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import pytest
 
 from rasteret_core.testing.object_store import ObjectStoreServer
@@ -70,3 +72,29 @@ def stac_api():
         pytest.skip(reason)
     with StacApiServer() as server:
         yield server
+
+
+# --- figures measured by the reliability suite, summed over xdist workers -----------------
+PREFIX = "reliability."
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    totals: dict[str, float] = defaultdict(float)
+    peaks: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if not str(name).startswith(PREFIX) or getattr(report, "when", "call") != "call":
+                    continue
+                key = name[len(PREFIX):]
+                if key.startswith("peak_") or key.startswith("max_"):
+                    peaks[key] = max(peaks.get(key, value), value)
+                else:
+                    totals[key] += value
+    if not totals and not peaks:
+        return
+    terminalreporter.section("reliability figures")
+    for key in sorted(totals):
+        terminalreporter.write_line(f"{key}: {totals[key]:g}")
+    for key in sorted(peaks):
+        terminalreporter.write_line(f"{key}: {peaks[key]:g}")

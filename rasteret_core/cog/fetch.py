@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import os
 import random
 import re
@@ -29,6 +30,18 @@ from rasteret_core.cog.options import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import Location
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+
+
+class _NoSigningDetails(logging.Filter):
+    """botocore logs the canonical request (session token included), the string to sign and
+    the signature at DEBUG; with debug logging on, they would land in logs. Drop them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not message.startswith(("CanonicalRequest", "StringToSign", "Signature"))
+
+
+_SIGNING_LOG_FILTER = _NoSigningDetails()
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -187,6 +200,10 @@ class RangeFetcher:
     def _sign(self, loc: Location, headers: dict[str, str]) -> dict[str, str]:
         from botocore.auth import S3SigV4Auth
         from botocore.awsrequest import AWSRequest
+
+        signing_log = logging.getLogger("botocore.auth")
+        if _SIGNING_LOG_FILTER not in signing_log.filters:
+            signing_log.addFilter(_SIGNING_LOG_FILTER)
 
         creds = self._resolve_credentials(loc)
         request = AWSRequest(method="GET", url=loc.http_url, headers=dict(headers))

@@ -60,14 +60,14 @@ class HarvestResult:
 
 
 def reader_options_for(source: DataSource, reader_options: ReaderOptions | Mapping[str, Any] | None) -> ReaderOptions:
-    """``reader_options`` with requester-pays set from ``source`` (only its own reads pay)."""
+    """``reader_options`` with requester-pays on when ``source`` needs it or the caller asked."""
     if reader_options is None:
         base = ReaderOptions()
     elif isinstance(reader_options, ReaderOptions):
         base = reader_options
     else:
         base = ReaderOptions.from_kwargs(dict(reader_options))
-    return replace(base, requester_pays=source.requester_pays)
+    return replace(base, requester_pays=base.requester_pays or source.requester_pays)
 
 
 async def aharvest(
