@@ -29,6 +29,13 @@ def markdown(results: dict) -> str:
         "each peer x workload in a fresh process; `vs ours` = peer time / rasteret time; "
         "`x limit` = wall / physical limit.",
         "",
+    ]
+    load = max(results.get("max_load", 0.0), results.get("load_at_start", 0.0))
+    if load > 1.5 * results["machine"]["cpus"]:  # the benchmark itself keeps ~2 busy
+        lines += [f"**Warning:** the 1-minute load average reached {load:.1f} on {results['machine']['cpus']} cores "
+                  "before some runs (the benchmark itself accounts for about 2): other processes were competing "
+                  "for the CPU, timings are noisy.", ""]
+    lines += [
         "| workload | peer | status | wall s | vs ours | x limit | requests | MB | CPU s | peak RSS MB |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]

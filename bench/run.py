@@ -409,7 +409,7 @@ def _run(args, cfg, mode, name, peers, lat, server, meta, bucket_dir, workdir, s
     results = {"name": name, "mode": mode, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "machine": {"cpus": cores, "python": platform.python_version(), "platform": platform.platform()},
                "server": {"latency_s": list(lat), "bandwidth_Bps": args.bandwidth, "process": "separate"},
-               "data": meta, "decode_s_per_tile": decode_s, "skipped": skipped, "workloads": {}, "scaling": {}}
+               "data": meta, "decode_s_per_tile": decode_s, "load_at_start": os.getloadavg()[0], "skipped": skipped, "workloads": {}, "scaling": {}}
     order = [p for p in ["rasterio-naive", "gdal-threads", "async-geotiff", "rasteret-0.4.1", "rasteret"] if p in run_peers]
     for wname, desc, spec, limit in workloads:
         log(f"\n-- {wname}: {desc}")
@@ -422,7 +422,9 @@ def _run(args, cfg, mode, name, peers, lat, server, meta, bucket_dir, workdir, s
             pspec = dict(spec)
             if peer == "rasterio-naive":
                 pspec["reps"] = cfg["naive_reps"]
+            load = os.getloadavg()[0]
             doc = run_worker(peer, pspec, workdir, timeout=1800)
+            results["max_load"] = max(results.get("max_load", 0.0), load)
             if not doc.get("ok"):
                 status = "SKIP" if "not supported" in doc.get("error", "") else "ERROR"
                 entry["peers"][peer] = {"status": status, "note": doc.get("error", "")[:300]}
@@ -439,6 +441,7 @@ def _run(args, cfg, mode, name, peers, lat, server, meta, bucket_dir, workdir, s
                 log(f"   {peer:16s} FAIL  {mismatch}")
                 continue
             s["status"] = "ok"
+            s["load_before"] = load
             s["reference"] = ref_peer
             s["x_limit"] = s["wall_s"] / limit["limit_s"] if limit["limit_s"] > 0 else None
             entry["peers"][peer] = s
@@ -460,6 +463,7 @@ def _run(args, cfg, mode, name, peers, lat, server, meta, bucket_dir, workdir, s
                 for n in sizes:
                     k, t = (n, cfg["T"]) if axis == "K" else (cfg["K"], n)
                     spec = dict(aoi_spec(k, t, f"scale-{axis}{n}"), reps=cfg["scale_reps"])
+                    results["max_load"] = max(results.get("max_load", 0.0), os.getloadavg()[0])
                     doc = run_worker(peer, spec, workdir, timeout=1800)
                     if not doc.get("ok"):
                         log(f"   {peer} {axis}={n}: ERROR {doc.get('error', '')[:200]}")

@@ -21,12 +21,13 @@ if ! stamp_ok "$CACHE/.deps-stamp" "$REQ_SUM"; then
   fi
 fi
 
+is_py312() { "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; }
+
 find_py312() {
-  if [ -n "${BENCH_PYTHON312:-}" ]; then echo "$BENCH_PYTHON312"; return; fi
-  if command -v python3.12 >/dev/null 2>&1; then command -v python3.12; return; fi
   root="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"
-  for p in "$root"/versions/3.12*/bin/python3.12; do
-    if [ -x "$p" ]; then echo "$p"; return; fi
+  # a pyenv shim on PATH may refuse to run, so every candidate is tried
+  for p in "${BENCH_PYTHON312:-}" "$root"/versions/3.12*/bin/python3.12 "$(command -v python3.12 2>/dev/null)"; do
+    if [ -n "$p" ] && [ -x "$p" ] && is_py312 "$p"; then echo "$p"; return; fi
   done
 }
 
