@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo ui bench bench-quick clean
+.PHONY: venv test demo ui serve-demo bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: venv
 
 ui: venv
 	$(BIN)/python -m rasteret_pipelines.demo ui
+
+serve-demo: venv
+	$(BIN)/python -m rasteret_pipelines.demo serve
 
 # Benchmark (bench/README.md): installs its own extras, generates its data once in bench/.cache
 bench: venv

@@ -5,7 +5,8 @@ AOIs (cached in ``.rasteret_demo/``), serves them from a local S3-compatible ser
 127.0.0.1, writes their STAC items to a local items file, and materialises
 ``scene_collection``, ``ndvi`` and ``ndvi_stats`` for a few dates through a real Dagster
 instance (``.rasteret_demo/dagster_home``). ``python -m rasteret_pipelines.demo ui`` opens the
-Dagster UI on the same data (``make ui``).
+Dagster UI on the same data (``make ui``); ``... demo serve`` only serves the scenes, for the
+library quick start offline (``AWS_ENDPOINT_URL`` plus the items file).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -105,19 +107,38 @@ def run_pipeline() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "ui"],
-                        help="run: materialise the demo (default); ui: open the Dagster UI on it")
-    parser.add_argument("--port", type=int, default=3000, help="UI port")
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "ui", "serve"],
+                        help="run: materialise the demo (default); ui: open the Dagster UI on it; "
+                             "serve: only serve the demo scenes (for the library quick start)")
+    parser.add_argument("--port", type=int, default=None, help="UI port (3000) or, with serve, the S3 port (9000)")
     args = parser.parse_args(argv)
     root = demo_dir()
     print(f"demo data in {root} (generated once)")
     prepare_data(root)
-    with ObjectStoreServer(buckets={BUCKET: root / "bucket"}) as server:
+    s3_port = (args.port or 9000) if args.command == "serve" else 0
+    with ObjectStoreServer(buckets={BUCKET: root / "bucket"}, port=s3_port) as server:
+        if args.command == "serve":
+            return _serve(server, root)
         os.environ.update(demo_environment(root, server.endpoint_url))
         print(f"local S3-compatible server: {server.endpoint_url} (bucket {BUCKET})")
         if args.command == "run":
             return run_pipeline()
-        return _ui(args.port)
+        return _ui(args.port or 3000)
+
+
+def _serve(server: ObjectStoreServer, root: Path) -> int:
+    """Serve the demo scenes until interrupted, saying how to point the library at them."""
+    print(f"serving s3://{BUCKET}/ at {server.endpoint_url} (Ctrl-C stops it); in another shell:\n")
+    print(f"  export AWS_ENDPOINT_URL={server.endpoint_url}")
+    print(f"  items file for DataSource.from_items_file: {root / 'items.json'}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def _ui(port: int) -> int:
