@@ -116,8 +116,10 @@ def _decompress(comp: int, data: bytes, size: int, header: CogHeader) -> bytes |
         return data
     decoder: Callable | None = {
         5: imagecodecs.lzw_decode,
-        8: imagecodecs.zlib_decode,
-        32946: imagecodecs.zlib_decode,
+        # libdeflate: about twice as fast as zlib on Sentinel-2 tiles; needs the output size,
+        # which a tile always has
+        8: imagecodecs.deflate_decode,
+        32946: imagecodecs.deflate_decode,
         32773: imagecodecs.packbits_decode,
         34925: imagecodecs.lzma_decode,
         50000: imagecodecs.zstd_decode,
