@@ -8,6 +8,7 @@ new one, never a part.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,31 @@ def atomic_write(fs: pafs.FileSystem, target: str, data: bytes) -> None:
         raise
     if isinstance(fs, pafs.LocalFileSystem):
         _fsync_dir(parent)
+    remove_stale_temps(fs, parent, base)
+
+
+# A temporary file older than this belongs to a writer that was killed before its rename.
+STALE_TEMP_SECONDS = 3600
+
+
+def remove_stale_temps(fs: pafs.FileSystem, parent: str, base: str, *, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
+    """Delete temporary files of ``base`` left in ``parent`` by killed writers (hidden, never
+    read, but they take space). Younger ones may belong to a writer still running: kept."""
+    prefix, cutoff = f".{base}.", time.time() - older_than
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+    except OSError:
+        return []
+    removed = []
+    for info in infos:
+        stale = info.mtime is not None and info.mtime.timestamp() < cutoff
+        if info.type == pafs.FileType.File and info.base_name.startswith(prefix) and info.base_name.endswith(".tmp") and stale:
+            try:
+                fs.delete_file(info.path)
+                removed.append(info.path)
+            except OSError:
+                pass
+    return removed
 
 
 def _fsync_dir(path: str) -> None:

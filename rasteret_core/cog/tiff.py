@@ -57,6 +57,15 @@ TAG_LERC_PARAMETERS = 50674
 WANTED_TAGS = frozenset(
     v for k, v in globals().items() if k.startswith("TAG_") and isinstance(v, int)
 )
+# Tags that hold sizes, counts, offsets or codes: only integer field types are accepted, so a
+# NaN or fractional "ImageLength" is refused at parse time instead of breaking later maths.
+INTEGER_TAGS = frozenset({
+    TAG_NEW_SUBFILE_TYPE, TAG_IMAGE_WIDTH, TAG_IMAGE_LENGTH, TAG_BITS_PER_SAMPLE, TAG_COMPRESSION,
+    TAG_PHOTOMETRIC, TAG_STRIP_OFFSETS, TAG_SAMPLES_PER_PIXEL, TAG_ROWS_PER_STRIP, TAG_STRIP_BYTE_COUNTS,
+    TAG_PLANAR_CONFIGURATION, TAG_PREDICTOR, TAG_TILE_WIDTH, TAG_TILE_LENGTH, TAG_TILE_OFFSETS,
+    TAG_TILE_BYTE_COUNTS, TAG_EXTRA_SAMPLES, TAG_SAMPLE_FORMAT, TAG_GEO_KEY_DIRECTORY,
+})
+INTEGER_FIELD_TYPES = frozenset({1, 3, 4, 6, 8, 9, 13, 16, 17, 18})
 
 # TIFF field type -> (numpy dtype code, item size)
 FIELD_TYPES: dict[int, tuple[str, int]] = {
@@ -251,6 +260,8 @@ def _parse_ifd(buf: SparseBuffer, offset: int, bo: str, bigtiff: bool, url: str)
         tag, ftype, n = struct.unpack(entry_fmt, entry[:head_size])
         if tag not in WANTED_TAGS or ftype not in FIELD_TYPES:
             continue
+        if tag in INTEGER_TAGS and ftype not in INTEGER_FIELD_TYPES:
+            raise InvalidTiffError(url, f"tag {tag} has field type {ftype}; it must hold integers")
         code, size = FIELD_TYPES[ftype]
         nbytes = n * size
         if nbytes > MAX_TAG_BYTES:

@@ -128,3 +128,10 @@ def test_decompression_bomb_is_refused():
     bomb = zlib.compress(bytes(header.tile_width * header.tile_height * 2 * 64))
     with pytest.raises(DecodeError, match="larger than a tile|more than"):
         decode_tile(header, bomb)
+
+
+@pytest.mark.parametrize("ftype, value", [(11, struct.unpack("<I", struct.pack("<f", float("nan")))[0]), (12, 0)])
+def test_size_tags_of_float_type_are_refused(ftype, value):
+    # found by coverage-guided fuzzing: a NaN ImageLength used to escape as a ValueError
+    with pytest.raises(CogError, match="must hold integers"):
+        parse_bytes(_tiff_with_entry(257, ftype, 1, value))

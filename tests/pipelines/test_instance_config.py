@@ -22,6 +22,9 @@ def test_local_instance_uses_sqlite_queue_and_pools(tmp_path, monkeypatch):
         assert "Sqlite" in type(instance.run_storage).__name__
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 2
         assert instance.get_settings("telemetry") == {"enabled": False}
+        # a killed run cannot hold its pool slot for ever
+        assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds > 0
+        assert instance.run_monitoring_settings.get("free_slots_after_run_end_seconds", 0) > 0
     finally:
         instance.dispose()
 
