@@ -20,6 +20,9 @@ class ReaderOptions:
     """Merge two ranges of a file when at most this many bytes lie between them."""
     max_coalesced_bytes: int = 16 * 1024 * 1024
     """Never merge ranges into a request larger than this (keeps requests parallel)."""
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    """Tile bytes requested but not yet decoded, over all requests of a read: bounds memory
+    for reads of many scenes, while keeping enough in flight to hide the latency."""
     retries: int = 5
     """Retries after the first attempt, on 429/5xx, timeouts, resets and short reads."""
     backoff_base: float = 0.1
@@ -47,7 +50,7 @@ class ReaderOptions:
     aws_session_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("prefetch", "max_concurrency", "max_header_requests"):
+        for name in ("prefetch", "max_concurrency", "max_header_requests", "max_inflight_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.retries < 0 or self.coalesce_gap < 0 or self.timeout <= 0:

@@ -7,6 +7,7 @@ functions create a short-lived client when none is given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -120,6 +121,7 @@ class CogClient:
         pool = _decode_pool(self.options.decode_threads)
         loop = asyncio.get_running_loop()
         inflight = asyncio.Semaphore(self.options.max_concurrency * 2)
+        budget = ByteBudget(self.options.max_inflight_bytes)
         o = self.options
 
         async def run_file(header: CogHeader, tiles: set[int]) -> None:
@@ -134,7 +136,7 @@ class CogClient:
             merged = coalesce(list(ranges), o.coalesce_gap, o.max_coalesced_bytes)
 
             async def run_range(m) -> None:
-                async with inflight:
+                async with budget.reserve(m.end - m.start), inflight:
                     try:
                         data, _ = await self._fetcher.fetch(loc, m.start, m.end, stats)
                         parts = split_merged(m, data, stats)
@@ -160,6 +162,27 @@ class CogClient:
         for i, plan in enumerate(plans):
             out.append(errors[i] if i in errors else plan.out)
         return out
+
+
+class ByteBudget:
+    """At most ``limit`` bytes reserved at once (one larger reservation may run alone)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def reserve(self, size: int):
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+            self.used += size
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.used -= size
+                self._changed.notify_all()
 
 
 @dataclass

@@ -247,3 +247,17 @@ def test_local_files_outside_the_allowed_folders_are_refused(shared_fixtures_dir
     with pytest.raises(FetchError, match="outside the allowed folders"):
         read_header(path, local_roots=(str(tmp_path),))
     assert read_header(path, local_roots=(str(shared_fixtures_dir),)).width == 1098
+
+
+def test_the_in_flight_byte_budget_bounds_concurrent_fetches(store, shared_fixtures_dir):
+    header = read_header(store.url("public", S2_KEY))
+    store.wait_idle()
+    store.reset_stats()
+    window = Window(0, 0, header.width, header.height)
+    # a budget below one tile: tiles are fetched one at a time, and still all of them
+    pixels = read_window(header, window, max_inflight_bytes=1, max_coalesced_bytes=1, max_concurrency=16)
+    store.wait_idle()
+    assert store.stats.peak_connections == 1
+    assert store.stats.requests == intersecting_tiles(header, window)
+    with rasterio.open(shared_fixtures_dir / S2_KEY) as src:
+        np.testing.assert_array_equal(pixels, src.read())
