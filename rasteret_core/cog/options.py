@@ -18,8 +18,9 @@ class ReaderOptions:
     """Requests in flight at once, over all files (one shared connection pool)."""
     coalesce_gap: int = 64 * 1024
     """Merge two ranges of a file when at most this many bytes lie between them."""
-    max_coalesced_bytes: int = 16 * 1024 * 1024
-    """Never merge ranges into a request larger than this (keeps requests parallel)."""
+    max_coalesced_bytes: int = 4 * 1024 * 1024
+    """Never merge ranges into a request larger than this (keeps requests parallel, and many
+    of them fit in the in-flight budget)."""
     max_inflight_bytes: int = 64 * 1024 * 1024
     """Tile bytes requested but not yet decoded, over all requests of a read: bounds memory
     for reads of many scenes, while keeping enough in flight to hide the latency."""
