@@ -148,14 +148,21 @@ def _ui(port: int) -> int:
         cwd=PROJECT, start_new_session=True,
     )
     print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it)")
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # a terminated demo must not leave dagster dev behind
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         return 0
 
 
