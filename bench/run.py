@@ -41,14 +41,6 @@ MODES = {
                  overview=1, full_res=True, threads=16),
 }
 PEERS = ["rasterio-naive", "gdal-threads", "async-geotiff", "rasteret-0.4.1", "rasteret"]
-PEER_LABEL = {
-    "rasterio-naive": "rasterio, sequential loop (GDAL defaults)",
-    "gdal-threads": "rasterio/GDAL tuned + threads",
-    "async-geotiff": "async-geotiff (obstore)",
-    "rasteret-0.4.1": "Rasteret 0.4.1 (PyPI)",
-    "rasteret": "rasteret (this project)",
-}
-
 
 def log(msg: str) -> None:
     print(msg, flush=True)

@@ -17,8 +17,6 @@ connection.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 from pathlib import Path
 
 from aiohttp import web
@@ -47,18 +45,11 @@ class BenchServer(ObjectStoreServer):
         self.reset_stats()
         return web.json_response({"ok": True})
 
-    async def start_async(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_route("GET", "/__stats", self._stats)
         app.router.add_route("GET", "/__reset", self._reset)
         app.router.add_route("POST", "/__reset", self._reset)
-        app.router.add_route("GET", "/{bucket}/{key:.+}", self._handle)
-        app.router.add_route("HEAD", "/{bucket}/{key:.+}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        super().add_routes(app)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,16 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     buckets = dict(b.split("=", 1) for b in args.bucket)
     latency = (args.latency_min, args.latency_max) if args.latency_max > args.latency_min else args.latency_min
     server = BenchServer(buckets=buckets, port=args.port, latency=latency, bandwidth=args.bandwidth or None)
-
-    async def serve() -> None:
-        await server.start_async()
-        print(json.dumps({"endpoint": server.endpoint_url}), flush=True)
-        await asyncio.Event().wait()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+    server.serve_forever('{{"endpoint": "{endpoint}"}}')
 
 
 if __name__ == "__main__":

@@ -164,13 +164,31 @@ class ObjectStoreServer:
     async def start_async(self) -> None:
         """Start serving on the running loop (for callers that own an event loop)."""
         app = web.Application()
-        app.router.add_route("GET", "/{bucket}/{key:.+}", self._handle)
-        app.router.add_route("HEAD", "/{bucket}/{key:.+}", self._handle)
+        self.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def add_routes(self, app: web.Application) -> None:
+        """The object routes; subclasses may add their own first (checked in order)."""
+        app.router.add_route("GET", "/{bucket}/{key:.+}", self._handle)
+        app.router.add_route("HEAD", "/{bucket}/{key:.+}", self._handle)
+
+    def serve_forever(self, announce: str) -> None:
+        """Serve in this process's main thread until interrupted, printing ``announce``
+        (formatted with ``endpoint``) once listening: the command-line entry points."""
+
+        async def serve() -> None:
+            await self.start_async()
+            print(announce.format(endpoint=self.endpoint_url), flush=True)
+            await asyncio.Event().wait()
+
+        try:
+            asyncio.run(serve())
+        except KeyboardInterrupt:
+            pass
 
     # --- test helpers --------------------------------------------------------------------
     def add_fault(self, rule: FaultRule) -> FaultRule:
@@ -374,16 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requester-pays", action="append", default=[], help="bucket name (repeatable)")
     args = parser.parse_args(argv)
     server = ObjectStoreServer(args.root, port=args.port, latency=args.latency, requester_pays=set(args.requester_pays))
-
-    async def serve() -> None:
-        await server.start_async()
-        print(f"serving {args.root} at {server.endpoint_url}", flush=True)
-        await asyncio.Event().wait()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+    server.serve_forever(f"serving {args.root} at {{endpoint}}")
 
 
 if __name__ == "__main__":
