@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the test-suite needs: PostgreSQL 15 with PostGIS, for a real STAC API
-# (stac-fastapi-pgstac) on 127.0.0.1. Idempotent; without root it only says what is missing,
-# and the STAC API tests then skip with that reason.
+# (stac-fastapi-pgstac) on 127.0.0.1, and Chromium, to look at the Dagster UI headless.
+# Idempotent; without root it only says what is missing, and the tests that need them skip
+# with that reason (the UI test then checks GraphQL only).
 set -euo pipefail
 
-packages=(postgresql postgresql-15-postgis-3)
+packages=(postgresql postgresql-15-postgis-3 chromium)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -1,5 +1,6 @@
-"""The ways people run the project: `dg check defs`, the `dagster` CLI on workspace.yaml, the webserver's GraphQL
-API over a real instance, and the README's main job (`python -m rasteret_pipelines.demo`)."""
+"""The ways people run the project: `dg check defs`, the `dagster` CLI, the webserver on
+workspace.yaml (its GraphQL API, and the asset graph in headless Chromium where installed) over a
+real instance, and the README's main job (`python -m rasteret_pipelines.demo`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from rasteret_core.collection import Collection
+from tests.helpers import browser
 from tests.helpers.servers import free_port
 
 from .conftest import write_items
@@ -106,6 +108,12 @@ def test_cli_materialization_is_seen_by_the_webserver(cli_env, tmp_path):
         (event,) = asset["assetOrError"]["assetMaterializations"]
         assert event["partition"] == "2024-01-05"
         assert {"scenes", "requests"} <= {m["label"] for m in event["metadataEntries"]}
+        if browser.chromium():  # the asset graph as a user sees it, where Chromium is installed
+            shot = tmp_path / "asset-lineage.png"
+            text = browser.screenshot(f"http://127.0.0.1:{port}/locations/rasteret/asset-groups/ndvi/lineage", shot,
+                                      wait_for=["ndvi_stats", "scene_collection", "Asset checks"])
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+            assert {"ndvi", "ndvi_stats", "scene_collection"} <= set(text.split())
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
