@@ -26,12 +26,8 @@ from rasteret_core.testing.object_store import ObjectStoreServer
 
 class BenchServer(ObjectStoreServer):
     def _resolve(self, bucket: str, key: str) -> Path | None:
-        base = self.buckets.get(bucket)
-        if base is None and self.root is not None and (self.root / bucket).is_dir():
-            base = self.root / bucket
-        if base is None:
-            return None
-        return base / Path(key).name
+        base = self.bucket_dir(bucket)
+        return None if base is None else base / Path(key).name  # every date/rep aliases one file
 
     async def _stats(self, request: web.Request) -> web.Response:
         with self._lock:

@@ -226,10 +226,15 @@ class ObjectStoreServer:
                     return rule
         return None
 
-    def _resolve(self, bucket: str, key: str) -> Path | None:
+    def bucket_dir(self, bucket: str) -> Path | None:
+        """The folder serving ``bucket`` (given in ``buckets`` or a subfolder of ``root``)."""
         base = self.buckets.get(bucket)
         if base is None and self.root is not None and (self.root / bucket).is_dir():
             base = self.root / bucket
+        return base
+
+    def _resolve(self, bucket: str, key: str) -> Path | None:
+        base = self.bucket_dir(bucket)
         if base is None:
             return None
         target = (base / key).resolve()
