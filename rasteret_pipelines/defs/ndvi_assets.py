@@ -48,9 +48,12 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     collection = Collection.open(storage.collection_root, storage_options=storage.storage_options())
     stats = ReadStats()
     rows, failures, previews = [], [], []
+    checked_days: set[str] = set()  # a multi-partition run checks each date's partition once
     for key in context.partition_keys:
         day, aoi = partition_parts(key)
-        _require_valid_collection(collection, day, list(bands.values()))
+        if day not in checked_days:
+            _require_valid_collection(collection, day, list(bands.values()))
+            checked_days.add(day)
         scenes = collection.scenes(date_range=(day, day), bands=list(bands.values()))
         result = aoi_ndvi(
             scenes, {aoi: shapes[aoi]}, red=bands["red"], nir=bands["nir"], mask=bands["mask"],
