@@ -18,7 +18,7 @@ import numpy as np
 
 from rasteret_core.cog import tiff
 from rasteret_core.cog.codecs import check_supported, decode_tile
-from rasteret_core.cog.errors import CogError, DecodeError, InvalidTiffError, WindowError
+from rasteret_core.cog.errors import CogError, DecodeError, InvalidTiffError, LimitError, WindowError
 from rasteret_core.cog.fetch import RangeFetcher, coalesce, split_merged
 from rasteret_core.cog.header import CogHeader, build_header
 from rasteret_core.cog.options import ReaderOptions, ReadStats
@@ -107,12 +107,23 @@ class CogClient:
     ) -> list[np.ndarray | CogError]:
         """Read many windows at once; see :func:`aread_windows`."""
         stats = stats if stats is not None else ReadStats()
-        plans = [_plan(header, window, overview) for header, window in requests]
+        o = self.options
+        plans: list[_Plan | None] = []
         errors: dict[int, CogError] = {}
+        for i, (header, window) in enumerate(requests):
+            try:
+                plans.append(_plan(header, window, overview, o))
+            except CogError as exc:
+                if not return_exceptions:
+                    raise
+                plans.append(None)
+                errors[i] = exc
         # one fetch per distinct tile, pasted into every window that needs it
         wanted: dict[tuple[str, int, int], list[tuple[int, _Plan]]] = {}
         by_file: dict[tuple[str, int], tuple[CogHeader, set[int]]] = {}
         for i, plan in enumerate(plans):
+            if plan is None:
+                continue
             for tile in plan.tiles:
                 key = (plan.header.url, plan.header.ifd_offset, tile)
                 wanted.setdefault(key, []).append((i, plan))
@@ -122,15 +133,28 @@ class CogClient:
         loop = asyncio.get_running_loop()
         inflight = asyncio.Semaphore(self.options.max_concurrency * 2)
         budget = ByteBudget(self.options.max_inflight_bytes)
-        o = self.options
+
+        def fail(header: CogHeader, tiles: Iterable[int], exc: CogError) -> None:
+            for t in tiles:
+                for i, _plan in wanted[(header.url, header.ifd_offset, t)]:
+                    errors.setdefault(i, exc)
+            if not return_exceptions:
+                raise exc
 
         async def run_file(header: CogHeader, tiles: set[int]) -> None:
-            loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region)
+            try:
+                loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region)
+            except CogError as exc:
+                return fail(header, tiles, exc)
             ranges: dict[tuple[int, int], list[int]] = {}
             for t in sorted(tiles):
                 off, cnt = int(header.tile_offsets[t]), int(header.tile_byte_counts[t])
                 if cnt == 0 or off == 0:
                     await loop.run_in_executor(pool, _paste_sparse, header, t, wanted[(header.url, header.ifd_offset, t)])
+                    continue
+                problem = _tile_range_problem(header, t, off, cnt, o)
+                if problem is not None:
+                    fail(header, [t], problem)
                     continue
                 ranges.setdefault((off, off + cnt), []).append(t)
             merged = coalesce(list(ranges), o.coalesce_gap, o.max_coalesced_bytes)
@@ -148,12 +172,7 @@ class CogClient:
                             for t, data in tiles
                         ))
                     except CogError as exc:
-                        for r in m.parts:
-                            for t in ranges[r]:
-                                for i, _plan in wanted[(header.url, header.ifd_offset, t)]:
-                                    errors.setdefault(i, exc)
-                        if not return_exceptions:
-                            raise
+                        fail(header, [t for r in m.parts for t in ranges[r]], exc)
 
             await asyncio.gather(*(run_range(m) for m in merged))
 
@@ -162,6 +181,18 @@ class CogClient:
         for i, plan in enumerate(plans):
             out.append(errors[i] if i in errors else plan.out)
         return out
+
+
+def _tile_range_problem(header: CogHeader, tile: int, offset: int, count: int, o: ReaderOptions) -> CogError | None:
+    """Why tile ``tile``'s stored bytes may not be fetched, or ``None``: a byte count above
+    ``max_tile_bytes``, or bytes past the end of the file when its size is known."""
+    if count > o.max_tile_bytes:
+        return LimitError(header.url, f"tile {tile} claims {count} bytes, more than max_tile_bytes="
+                                      f"{o.max_tile_bytes}")
+    if header.file_size is not None and offset + count > header.file_size:
+        return InvalidTiffError(header.url, f"tile {tile} (bytes {offset}-{offset + count - 1}) lies past the "
+                                            f"end of the {header.file_size}-byte file")
+    return None
 
 
 class ByteBudget:
@@ -205,7 +236,25 @@ def _window_ints(window: Any) -> tuple[int, int, int, int]:
     return int(round(col)), int(round(row)), int(round(width)), int(round(height))
 
 
-def _plan(header: CogHeader, window: Any, overview: int | None) -> _Plan:
+def tile_nbytes(header: CogHeader) -> int:
+    """Bytes of one decoded tile (or strip) of ``header``'s image."""
+    samples = 1 if header.planar_configuration == 2 else header.samples_per_pixel
+    return header.tile_width * header.tile_height * samples * header.dtype.itemsize
+
+
+def check_window_limits(header: CogHeader, width: int, height: int, options: ReaderOptions) -> None:
+    """Raise :class:`LimitError` when a ``width`` x ``height`` window of ``header``, or one of
+    its tiles, is larger than ``options`` allows (checked before anything is allocated)."""
+    if width * height > options.max_window_pixels:
+        raise LimitError(header.url, f"a {width} x {height} window is {width * height} pixels, more than "
+                                     f"max_window_pixels={options.max_window_pixels}")
+    if tile_nbytes(header) > options.max_tile_bytes:
+        raise LimitError(header.url, f"{header.tile_width} x {header.tile_height} x {header.samples_per_pixel} "
+                                     f"{header.dtype.name} tiles decode to {tile_nbytes(header)} bytes, more than "
+                                     f"max_tile_bytes={options.max_tile_bytes}")
+
+
+def _plan(header: CogHeader, window: Any, overview: int | None, options: ReaderOptions) -> _Plan:
     if overview is not None:
         if not 0 <= overview < len(header.overviews):
             raise WindowError(header.url, f"overview level {overview} does not exist ({len(header.overviews)} overviews)")
@@ -213,13 +262,17 @@ def _plan(header: CogHeader, window: Any, overview: int | None) -> _Plan:
     if window is None:
         col, row, width, height = 0, 0, header.width, header.height
     else:
-        col, row, width, height = _window_ints(window)
+        try:
+            col, row, width, height = _window_ints(window)
+        except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+            raise WindowError(header.url, f"not a window: {window!r:.100} ({type(exc).__name__})") from None
     if width <= 0 or height <= 0 or col < 0 or row < 0 or col + width > header.width or row + height > header.height:
         raise WindowError(
             header.url,
             f"window (col_off={col}, row_off={row}, width={width}, height={height}) is not inside the "
             f"{header.width}x{header.height} image",
         )
+    check_window_limits(header, width, height, options)
     tw, th = header.tile_width, header.tile_height
     per_plane = header.tiles_across * header.tiles_down
     tiles = [
