@@ -17,6 +17,7 @@ from rasteret_core.collection.build import BuildReport
 from rasteret_core.errors import RasteretError
 from rasteret_core.read.aoi import AoiReadResult, read_aois
 from rasteret_core.read.geometry import named_geometries, to_crs
+from rasteret_core.read.points import PointSamples, named_points, sample_points
 from rasteret_core.read.xarray import per_geometry_datasets, stack_datasets
 from rasteret_core.sources import DataSource, DataSources
 from rasteret_core.workspace import collection_name, collection_root, list_collections, load_collection
@@ -149,6 +150,32 @@ class Rasteret:
             for r in result.rasters
         ]
         return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
+
+    def sample_points(self, points: Any, bands: list[str], date_range: tuple[Any, Any] | None = None,
+                      cloud_cover_lt: float | None = None, *, max_distance: float | None = None,
+                      neighbourhood: int = 1, physical: bool = False, crs: str | None = None) -> PointSamples:
+        """Band values at points for every scene in ``date_range``, with zero header requests.
+
+        ``points``: a GeoDataFrame of points, ``{id: Point | (lon, lat)}`` or a list of them.
+        ``max_distance`` picks the nearest valid pixel within that distance (image CRS units,
+        metres for UTM); ``neighbourhood=k`` returns the ``k x k`` block around each point;
+        ``physical`` applies the band's scale and offset. Returns :class:`PointSamples`
+        (``.to_geodataframe()``, ``.to_arrow()``); see :func:`rasteret_core.read.points.sample_points`.
+        """
+        import math
+
+        named = named_points(points, crs)
+        lons = [p[0] for p in named.values()]
+        lats = [p[1] for p in named.values()]
+        # pad the search box so scenes within max_distance of a point are found (1 deg ~ 111 km)
+        pad = (max_distance or 0.0) / 111_000 / max(math.cos(math.radians(max(map(abs, lats)))), 0.1)
+        bbox = (min(lons) - pad, min(lats) - pad, max(lons) + pad, max(lats) + pad)
+        scenes = self.collection.scenes(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands)
+        stats = ReadStats()
+        result = sample_points(scenes, named, bands, max_distance=max_distance, neighbourhood=neighbourhood,
+                               physical=physical, reader_options=self._options(), stats=stats)
+        self.last_stats = stats
+        return result
 
     def _options(self) -> ReaderOptions:
         base = self.reader_options
