@@ -28,15 +28,6 @@ PC_S2 = FIXTURES / "stac-geoparquet/tests/data/sentinel-2-l2a-pc.json"
 PC_LANDSAT = FIXTURES / "stac-geoparquet/tests/data/landsat-c2-l2-pc.json"
 
 pytestmark = pytest.mark.usefixtures("shared_fixtures_dir")
-COUNTS: dict[str, set[str]] = defaultdict(set)
-"""Distinct test items (real ones and their metadata variants) behind each rule."""
-
-
-def _count(rule, item):
-    variant = json.dumps([item.get("properties"), item.get("assets")], sort_keys=True, default=str)
-    COUNTS[rule].add(f"{item.get('id')}#{hash(variant)}")
-
-
 def _load(path):
     data = json.loads(path.read_text())
     return data["features"] if isinstance(data, dict) and "features" in data else (data if isinstance(data, list) else [data])
@@ -47,9 +38,7 @@ def page_items(collection):
 
 
 def decide(item, key):
-    rule = radiometry.decide(item, key, item["assets"].get(key))
-    _count(rule.rule, item)
-    return rule
+    return radiometry.decide(item, key, item["assets"].get(key))
 
 
 # --- Sentinel-2 L2A -------------------------------------------------------------------------
@@ -223,7 +212,6 @@ def test_user_override_wins_and_survives_source_serialisation():
     assert again == source and again.radiometry == {"B04": {"scale": 0.0002, "offset": -0.05}}
     item = page_items("sentinel-2-l2a")[0]
     rule = radiometry.decide(item, "red", item["assets"]["red"], override=again.radiometry["B04"])
-    _count(rule.rule, item)
     assert (rule.scale, rule.offset, rule.rule) == (0.0002, -0.05, "user-override")
     with pytest.raises(ValueError, match="unknown band"):
         DataSource.from_stac("https://example.test/stac", "c", {"B04": "red"}, radiometry={"B08": {"scale": 1}})
@@ -273,9 +261,75 @@ def test_plausibility_warns_on_many_negative_reflectances_and_leaves_values_alon
                                       rule="s2-boa-offset-applied") is None
 
 
-def test_rule_counts(request):
-    """Runs last in this module: every rule of the table has test items behind it."""
-    print("\nradiometry rule -> test items:", {k: len(v) for k, v in sorted(COUNTS.items())})
-    if len(COUNTS) < 5:
-        pytest.skip("run with the whole module to count")
-    assert set(radiometry.RULES) <= set(COUNTS)
+def _variant(path_or_items, edit, index=0):
+    items = _load(path_or_items) if not isinstance(path_or_items, list) else path_or_items
+    item = copy.deepcopy(items[index])
+    edit(item)
+    return item
+
+
+def _no_metadata(key):
+    def edit(item):
+        item["properties"].pop("s2:processing_baseline", None)
+        item["properties"].pop("earthsearch:boa_offset_applied", None)
+        item["assets"][key].pop("raster:bands", None)
+    return edit
+
+
+def _cases():
+    """(label, item, asset key, expected rule, scale, offset, override) over the real items and variants."""
+    sr, st = radiometry.LANDSAT_SR, radiometry.LANDSAT_ST
+    es = page_items("sentinel-2-l2a")
+    cases = [(it["id"], it, "red", "s2-boa-offset-applied", 1e-4, 0.0, None) for it in es]
+    cases += [(it["id"], it, "red", "s2-baseline-offset", 1e-4, -0.1, None) for it in page_items("sentinel-2-c1-l2a")]
+    cases += [(it["id"], it, "B04", "s2-baseline-offset", 1e-4, -0.1, None) for it in _load(PC_S2)]
+    cases += [("rio-tiler-pds S2", _load(S2_ITEM)[0], "red", "s2-baseline-no-offset", 1e-4, 0.0, None)]
+
+    def old_negative(item):
+        item["assets"]["red"]["raster:bands"][0]["offset"] = -0.1
+    cases += [("old baseline, raster:bands -0.1", _variant(S2_ITEM, old_negative), "red", "s2-baseline-no-offset",
+               1e-4, 0.0, None)]
+
+    def flag_false(item):
+        item["properties"]["earthsearch:boa_offset_applied"] = False
+        item["assets"]["red"]["raster:bands"][0]["offset"] = 0
+    cases += [("05.xx, flag false, raster:bands 0", _variant(es, flag_false), "red", "s2-baseline-offset", 1e-4, -0.1, None)]
+
+    def no_baseline(item):
+        del item["properties"]["earthsearch:boa_offset_applied"], item["properties"]["s2:processing_baseline"]
+    cases += [("no baseline or flag", _variant(es, no_baseline), "red", "raster-bands", 1e-4, -0.1, None)]
+    cases += [("no metadata, 2020", _variant(S2_ITEM, _no_metadata("red")), "red", "s2-sensing-date", 1e-4, 0.0, None),
+              ("no metadata, 2024", _variant(PC_S2, _no_metadata("B04")), "B04", "s2-sensing-date", 1e-4, -0.1, None)]
+    for path in (LE07, LC08):
+        cases += [(_load(path)[0]["id"], _load(path)[0], key, "landsat-c2-sr", *sr, None) for key in ("red", "nir08")]
+    cases += [("rio-tiler-pds LC08", _load(LANDSAT_OLD)[0], "SR_B4.TIF", "landsat-c2-sr", *sr, None)]
+
+    def with_st(item):
+        href = item["assets"]["red"]["href"].replace("_SR_B4.TIF", "_ST_B10.TIF")
+        item["assets"]["lwir11"] = {"href": href}
+    cases += [("landsatlook + ST_B10", _variant(LC08, with_st), "lwir11", "landsat-c2-st", *st, None)]
+    cases += [(it["id"], it, "red", "raster-bands", *sr, None) for it in _load(PC_LANDSAT) + page_items("landsat-c2-l2")]
+    cases += [(it["id"], it, "lwir11", "raster-bands", *st, None) for it in _load(PC_LANDSAT)]
+    cases += [(it["id"], it, "qa_pixel", "raw", None, None, None) for it in _load(PC_LANDSAT) + [_load(LE07)[0]]]
+    cases += [(it["id"], it, "SCL", "raw", None, None, None) for it in _load(PC_S2)]
+    cases += [("override", es[0], "red", "user-override", 2e-4, -0.05, {"scale": 2e-4, "offset": -0.05})]
+    return cases
+
+
+CASES = _cases() if FIXTURES.is_dir() else []
+
+
+@pytest.mark.parametrize("label, item, key, rule, scale, offset, override", CASES, ids=[c[0] for c in CASES])
+def test_rule_table_on_real_items(label, item, key, rule, scale, offset, override):
+    got = radiometry.decide(item, key, item["assets"].get(key), override=override)
+    assert got.rule == rule, got.reason
+    assert (got.scale, got.offset) == ((pytest.approx(scale), pytest.approx(offset)) if scale is not None else (None, None))
+    assert got.reason
+
+
+def test_every_rule_has_test_items_behind_it():
+    counts = defaultdict(set)
+    for label, item, _key, rule, *_ in CASES:
+        counts[rule].add(label)
+    print("\nradiometry rule -> test items:", {k: len(v) for k, v in sorted(counts.items())})
+    assert set(counts) == set(radiometry.RULES)
