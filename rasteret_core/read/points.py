@@ -263,7 +263,7 @@ async def asample_points(
     columns: dict[str, list[Any]] = {name: [] for name in SAMPLE_SCHEMA.names}
 
     async def run(own: CogClient) -> None:
-        for batch in _batches(jobs, batch_windows):
+        for batch in point_batches(jobs, batch_windows):
             arrays = await own.read_windows(
                 [(j.scene.bands[j.band].header, j.window) for j in batch], stats=result.stats, return_exceptions=True,
             )
@@ -296,7 +296,8 @@ def sample_points(scenes: Iterable[Scene], points: Any, bands: list[str], **kwar
     return run_sync(lambda: asample_points(scenes, points, bands, **kwargs))
 
 
-def _batches(jobs: list[_Job], size: int) -> Iterable[list[_Job]]:
+def point_batches(jobs: list[_Job], size: int) -> Iterable[list[_Job]]:
+    """The read calls of a point read: about ``size`` windows each, whole scenes only."""
     batch: list[_Job] = []
     for i, job in enumerate(jobs):
         batch.append(job)
