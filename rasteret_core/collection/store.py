@@ -278,7 +278,7 @@ class Collection:
         if not tables:
             empty = collection_schema(self.bands).empty_table()
             return empty.append_column("date", pa.array([], pa.date32()))
-        return pa.concat_tables(tables, promote_options="default")
+        return pa.concat_tables(tables, promote_options="permissive")  # older partitions lack newer band fields
 
     def to_geopandas(self, *, date_range: tuple[str | dt.date, str | dt.date] | None = None):
         """All stored rows as a ``geopandas.GeoDataFrame`` (EPSG:4326 footprints).
