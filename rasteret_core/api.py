@@ -17,9 +17,11 @@ from rasteret_core.cog.urls import s3_endpoint_from_env
 from rasteret_core.collection import Collection, build_collection
 from rasteret_core.collection.build import BuildReport
 from rasteret_core.errors import RasteretError
+from rasteret_core.plan import Prices, ReadPlan, plan_aoi_read, plan_point_samples
 from rasteret_core.read.aoi import AoiReadResult, read_aois
 from rasteret_core.read.diagnosis import EmptyResultError, EmptyResultWarning, GeometryDatasets, ReadDiagnosis
 from rasteret_core.read.geometry import check_lonlat, named_geometries, swap_axes, union_bounds
+from rasteret_core.read.points import PointSamples, named_points, sample_points
 from rasteret_core.read.xarray import per_geometry_datasets, stack_datasets
 from rasteret_core.sources import DataSource, DataSources
 from rasteret_core.workspace import collection_name, collection_root, list_collections, load_collection
@@ -168,14 +170,9 @@ class Rasteret:
     def _read(self, geometries: Any, bands: Any, cloud_cover_lt: float | None, date_range: Any,
               crs: str | None) -> AoiReadResult:
         bands = band_list(bands)
-        geoms = named_geometries(geometries)
-        if crs is not None:
-            geoms = {k: _to_lonlat(g, crs) for k, g in geoms.items()}
-        else:
-            check_lonlat(geoms)
+        geoms, scenes = self._aoi_scenes(geometries, bands, cloud_cover_lt, date_range, crs)
         bbox = union_bounds(geoms.values())
         collection = self.collection
-        scenes = collection.scenes(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands)
         diagnosis = ReadDiagnosis(
             collection.name, list(geoms), bands, date_range=date_range, cloud_cover_lt=cloud_cover_lt, crs=crs,
             stored_dates=len(collection.dates()), overlapping=_per_date(scenes),
@@ -247,6 +244,78 @@ class Rasteret:
             return gpd.GeoDataFrame({c: [] for c in GDF_COLUMNS}, geometry=gpd.GeoSeries([], crs="EPSG:4326"),
                                     crs="EPSG:4326")
         return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
+
+    def sample_points(self, points: Any, bands: list[str], date_range: tuple[Any, Any] | None = None,
+                      cloud_cover_lt: float | None = None, *, max_distance: float | None = None,
+                      neighbourhood: int = 1, physical: bool = False, crs: str | None = None) -> PointSamples:
+        """Band values at points for every scene in ``date_range``, with zero header requests.
+
+        ``points``: a GeoDataFrame of points, ``{id: Point | (lon, lat)}`` or a list of them.
+        ``max_distance`` picks the nearest valid pixel within that distance (image CRS units,
+        metres for UTM); ``neighbourhood=k`` returns the ``k x k`` block around each point;
+        ``physical`` applies the band's scale and offset. Returns :class:`PointSamples`
+        (``.to_geodataframe()``, ``.to_arrow()``); see :func:`rasteret_core.read.points.sample_points`.
+        """
+        named, scenes = self._point_scenes(points, bands, date_range, cloud_cover_lt, max_distance, crs)
+        stats = ReadStats()
+        result = sample_points(scenes, named, bands, max_distance=max_distance, neighbourhood=neighbourhood,
+                               physical=physical, reader_options=self._options(), stats=stats)
+        self.last_stats = stats
+        return result
+
+    # --- plans ---------------------------------------------------------------------------
+    def plan(self, read: str = "get_xarray", *args: Any, reader_region: str | None = None,
+             prices: Prices | None = None, **kwargs: Any) -> ReadPlan:
+        """What a query will request and cost, without fetching a pixel.
+
+        ``read`` names the query (``"get_xarray"``, ``"get_gdf"``, ``"read"`` or
+        ``"sample_points"``); the other arguments are that query's own. ``reader_region`` is
+        the AWS region the read runs in (``None``: outside AWS), ``prices`` the AWS prices
+        (default: list prices, see :class:`~rasteret_core.plan.Prices`). The read itself then
+        reports the same figures in ``last_stats``: ``plan.compare(r.last_stats)``.
+        """
+        if read in ("get_xarray", "get_gdf", "read"):
+            names = ("geometries", "bands", "cloud_cover_lt", "date_range")
+            call = dict(zip(names, args), **kwargs)
+            call.pop("per_geometry", None)
+            geoms, scenes = self._aoi_scenes(call["geometries"], call["bands"], call.get("cloud_cover_lt"),
+                                             call.get("date_range"), call.get("crs"))
+            return plan_aoi_read(scenes, geoms, call["bands"], reader_options=self._options(), read=read,
+                                 reader_region=reader_region, prices=prices)
+        if read == "sample_points":
+            names = ("points", "bands", "date_range", "cloud_cover_lt")
+            call = dict(zip(names, args), **kwargs)
+            named, scenes = self._point_scenes(call["points"], call["bands"], call.get("date_range"),
+                                               call.get("cloud_cover_lt"), call.get("max_distance"), call.get("crs"))
+            return plan_point_samples(scenes, named, call["bands"], max_distance=call.get("max_distance"),
+                                      neighbourhood=call.get("neighbourhood", 1), reader_options=self._options(),
+                                      reader_region=reader_region, prices=prices)
+        raise ValueError(f"cannot plan {read!r}: plan get_xarray, get_gdf, read or sample_points")
+
+    def _aoi_scenes(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None,
+                    date_range: tuple[Any, Any] | None, crs: str | None):
+        """The geometries (lon/lat, by id) and the scenes a geometry query reads."""
+        bands = band_list(bands)
+        geoms = named_geometries(geometries)
+        if crs is not None:
+            geoms = {k: _to_lonlat(g, crs) for k, g in geoms.items()}
+        else:
+            check_lonlat(geoms)
+        bbox = union_bounds(geoms.values())
+        return geoms, self.collection.scenes(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands)
+
+    def _point_scenes(self, points: Any, bands: list[str], date_range: tuple[Any, Any] | None,
+                      cloud_cover_lt: float | None, max_distance: float | None, crs: str | None):
+        """The points (lon/lat, by id) and the scenes a point query reads."""
+        import math
+
+        named = named_points(points, crs)
+        lons = [p[0] for p in named.values()]
+        lats = [p[1] for p in named.values()]
+        # pad the search box so scenes within max_distance of a point are found (1 deg ~ 111 km)
+        pad = (max_distance or 0.0) / 111_000 / max(math.cos(math.radians(max(map(abs, lats)))), 0.1)
+        bbox = (min(lons) - pad, min(lats) - pad, max(lons) + pad, max(lats) + pad)
+        return named, self.collection.scenes(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands)
 
     def __repr__(self) -> str:
         dates = " to ".join(str(d)[:10] for d in self.date_range) if self.date_range else "no dates"

@@ -106,6 +106,12 @@ def plan_reads(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], 
     return jobs
 
 
+def job_batches(jobs: list[_Job], batch_size: int) -> Iterable[list[_Job]]:
+    """The read calls of an AOI read (a plan counts requests per call, as the read makes them)."""
+    for start in range(0, len(jobs), batch_size):
+        yield jobs[start : start + batch_size]
+
+
 async def aread_aois(
     scenes: Iterable[Scene],
     geometries: Mapping[str, BaseGeometry],
@@ -144,8 +150,7 @@ def read_aois(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], b
 async def _run(jobs: list[_Job], client: CogClient, result: AoiReadResult, progress: bool, batch_size: int,
                fill_outside: bool) -> None:
     with Progress(len(jobs), "reading AOIs", enabled=progress, unit="window") as bar:
-        for start in range(0, len(jobs), batch_size):
-            batch = jobs[start : start + batch_size]
+        for batch in job_batches(jobs, batch_size):
             arrays = await client.read_windows(
                 [(j.scene.bands[j.band].header, j.crop.window) for j in batch],
                 stats=result.stats, return_exceptions=True,
