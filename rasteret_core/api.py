@@ -218,6 +218,15 @@ class Rasteret:
         datasets = per_geometry_datasets(result.rasters, diagnosis.bands)
         return GeometryDatasets(datasets, diagnosis) if per_geometry else stack_datasets(datasets)
 
+    def load(self, bands: list[str] | str | None = None, **kwargs: Any):
+        """A lazy, dask-backed ``Dataset(time, y, x)`` on one grid, in ``odc.stac.load``'s terms
+        (``bbox``/``geometry``/``like``, ``crs``, ``resolution``, ``chunks``, ``groupby``, ...):
+        see :func:`rasteret_core.load.load`. Uses this collection's reader options unless given."""
+        from rasteret_core.load import load
+
+        kwargs.setdefault("reader_options", self._options())
+        return load(self.collection, bands, **kwargs)
+
     def get_gdf(self, geometries: Any, bands: str | list[str], cloud_cover_lt: float | None = None,
                 date_range: tuple[Any, Any] | None = None, *, crs: str | None = None):
         """A GeoDataFrame with one row per geometry x scene x band.
