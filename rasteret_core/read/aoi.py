@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -50,6 +51,8 @@ class AoiRaster:
 
 @dataclass
 class ReadFailure:
+    """One scene/band (and geometry, when the read was planned) that could not be read, and why."""
+
     scene_id: str
     band: str
     geometry_id: str | None
@@ -58,9 +61,17 @@ class ReadFailure:
 
 @dataclass
 class AoiReadResult:
+    """Rasters read, failures with their causes, I/O counts and (from the high-level API) the
+    step-by-step ``diagnosis`` (:class:`rasteret_core.read.diagnosis.ReadDiagnosis`)."""
+
     rasters: list[AoiRaster] = field(default_factory=list)
     failures: list[ReadFailure] = field(default_factory=list)
     stats: ReadStats = field(default_factory=ReadStats)
+    diagnosis: Any = None
+
+    def __repr__(self) -> str:
+        return (f"AoiReadResult(rasters={len(self.rasters)}, failures={len(self.failures)},"
+                f" requests={self.stats.requests}, bytes={self.stats.bytes_fetched})")
 
 
 @dataclass
@@ -106,7 +117,7 @@ def _plan_scene(scene: Scene, bands: list[str], cache: _WindowCache, result: Aoi
     for band in bands:
         asset = scene.bands.get(band)
         if asset is None or asset.header is None:
-            why = asset.error if asset is not None else "band not in the collection"
+            why = asset.error if asset is not None else "no usable header stored for this band (harvest failed or no such asset)"
             result.failures.append(ReadFailure(scene.id, band, None, why or "no header"))
             continue
         header = asset.header
@@ -136,6 +147,26 @@ def plan_reads(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], 
     on that grid. Failed or unusable bands are appended to ``result.failures``.
     """
     return [job for jobs in iter_planned(scenes, geometries, bands, result) for job in jobs]
+
+
+def job_batches(jobs: list[_Job], batch_size: int) -> Iterable[list[_Job]]:
+    """The read calls of an AOI read (a plan counts requests per call, as the read makes them)."""
+    return _batches((list(group) for _, group in itertools.groupby(jobs, key=lambda j: id(j.scene))), batch_size)
+
+
+def _batches(planned: Iterable[list[_Job]], batch_size: int) -> Iterator[list[_Job]]:
+    """Whole scenes per read call: the first call small so its requests leave while the rest is
+    planned, then calls of at least ``batch_size`` windows."""
+    first, size = max(1, min(batch_size, 16)), max(1, batch_size)
+    batch: list[_Job] = []
+    calls = 0
+    for jobs in planned:
+        batch.extend(jobs)
+        if len(batch) >= (size if calls else first):
+            yield batch
+            batch, calls = [], calls + 1
+    if batch:
+        yield batch
 
 
 async def aread_aois(
@@ -187,8 +218,7 @@ async def _run(planned: Iterator[list[_Job]], client: CogClient, result: AoiRead
         planned = iter(chunks)
     else:
         total = None
-    # the first batch is small so the first requests leave while the rest is planned
-    first, size = max(1, min(batch_size, 16)), max(1, batch_size)
+    pending = _batches(planned, batch_size)
     with Progress(total, "reading AOIs", enabled=progress, unit="window") as bar:
 
         async def read(batch: list[_Job]) -> list:
@@ -202,20 +232,9 @@ async def _run(planned: Iterator[list[_Job]], client: CogClient, result: AoiRead
         tasks: list[asyncio.Task] = []
         batches: list[list[_Job]] = []
         async with asyncio.TaskGroup() as group:
-            batch: list[_Job] = []
-            while True:
-                # planning (and a streamed collection scan behind it) runs in a thread, so the
-                # event loop keeps sending requests and receiving bytes meanwhile
-                jobs = await asyncio.to_thread(next, planned, None)
-                if jobs is None:
-                    break
-                batch.extend(jobs)
-                if len(batch) >= (first if not batches else size):
-                    batches.append(batch)
-                    tasks.append(group.create_task(read(batch)))
-                    batch = []
-                    await asyncio.sleep(0)  # let this batch's requests go out before planning on
-            if batch:
+            # planning (and a streamed collection scan behind it) runs in a thread, so the event
+            # loop keeps sending requests and receiving bytes meanwhile
+            while (batch := await asyncio.to_thread(next, pending, None)) is not None:
                 batches.append(batch)
                 tasks.append(group.create_task(read(batch)))
     for batch, task in zip(batches, tasks):
