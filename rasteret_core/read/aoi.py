@@ -94,18 +94,21 @@ class _WindowCache:
     through another's.
     """
 
-    def __init__(self, geometries: Mapping[str, BaseGeometry]) -> None:
+    def __init__(self, geometries: Mapping[str, BaseGeometry], max_pixels: int) -> None:
         self.geometries = geometries
+        self.max_pixels = max_pixels
         self._reprojected: dict[tuple[str, int], BaseGeometry] = {}
         self._windows: dict[tuple, AoiWindow | None] = {}
 
     def get(self, header, gid: str) -> AoiWindow | None:
+        """The crop of ``gid`` on ``header``'s grid; raises :class:`CogError` (naming this
+        header's URL, so errors are not cached) when the window cannot be placed or is too large."""
         key = (_grid_key(header), gid)
         if key not in self._windows:
             geo_key = (gid, header.crs_epsg)
             if geo_key not in self._reprojected:
                 self._reprojected[geo_key] = to_crs(self.geometries[gid], header.crs_epsg)
-            crop = aoi_window(header, self._reprojected[geo_key])
+            crop = aoi_window(header, self._reprojected[geo_key], max_pixels=self.max_pixels)
             if crop is not None:
                 crop.outside.flags.writeable = False
             self._windows[key] = crop
@@ -125,28 +128,33 @@ def _plan_scene(scene: Scene, bands: list[str], cache: _WindowCache, result: Aoi
             result.failures.append(ReadFailure(scene.id, band, None, "the image has no EPSG CRS"))
             continue
         for gid in cache.geometries:
-            crop = cache.get(header, gid)
+            try:
+                crop = cache.get(header, gid)
+            except CogError as exc:
+                result.failures.append(ReadFailure(scene.id, band, gid, str(exc)))
+                continue
             if crop is not None:
                 jobs.append(_Job(scene, band, gid, crop))
     return jobs
 
 
 def iter_planned(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], bands: list[str],
-                 result: AoiReadResult) -> Iterator[list[_Job]]:
+                 result: AoiReadResult, *, max_pixels: int = ReaderOptions.max_window_pixels) -> Iterator[list[_Job]]:
     """The jobs of :func:`plan_reads`, one scene at a time (all its bands and geometries)."""
-    cache = _WindowCache(geometries)
+    cache = _WindowCache(geometries, max_pixels)
     for scene in scenes:
         yield _plan_scene(scene, bands, cache, result)
 
 
 def plan_reads(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], bands: list[str],
-               result: AoiReadResult) -> list[_Job]:
-    """One job per (scene, band, geometry) whose geometry overlaps the scene's image.
+               result: AoiReadResult, *, max_pixels: int = ReaderOptions.max_window_pixels) -> list[_Job]:
+    """One job per (scene, band, geometry) whose geometry overlaps the scene's image; a window
+    that cannot be placed or is larger than ``max_pixels`` is a failure of that job.
 
     Windows and masks are computed once per (image grid, geometry) and shared by every date
     on that grid. Failed or unusable bands are appended to ``result.failures``.
     """
-    return [job for jobs in iter_planned(scenes, geometries, bands, result) for job in jobs]
+    return [job for jobs in iter_planned(scenes, geometries, bands, result, max_pixels=max_pixels) for job in jobs]
 
 
 def job_batches(jobs: list[_Job], batch_size: int) -> Iterable[list[_Job]]:
@@ -189,7 +197,8 @@ async def aread_aois(
     marks them), e.g. for masks resampled onto another band's grid.
     """
     result = AoiReadResult(stats=stats if stats is not None else ReadStats())
-    planned = iter_planned(scenes, geometries, bands, result)
+    options = client.options if client is not None else reader_options or ReaderOptions()
+    planned = iter_planned(scenes, geometries, bands, result, max_pixels=options.max_window_pixels)
     if client is None:
         async with CogClient(reader_options or ReaderOptions()) as own:
             await _run(planned, own, result, progress, batch_size, fill_outside)
