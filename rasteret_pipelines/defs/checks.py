@@ -13,6 +13,8 @@ import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 
+from rasteret_pipelines.defs.markdown import md_table
+
 COLLECTION_CHECK = "collection_schema"
 NDVI_CHECK = "ndvi_outputs_valid"
 STATS_CHECK = "stats_schema"
@@ -98,11 +100,8 @@ def run_check(check_name: str, schema: pa.DataFrameSchema, frame: pd.DataFrame, 
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases.head(20)
-        rows = [
-            f"| {r.get('column')} | {r.get('check')} | {r.get('index')} | {str(r.get('failure_case'))[:80]} |"
-            for r in cases.to_dict("records")
-        ]
-        table = "| column | check | row | value |\n| --- | --- | --- | --- |\n" + "\n".join(rows)
+        rows = [(r.get("column"), r.get("check"), r.get("index"), r.get("failure_case")) for r in cases.to_dict("records")]
+        table = md_table(["column", "check", "row", "value"], rows, max_cell=80)
         return dg.AssetCheckResult(
             check_name=check_name, passed=False, asset_key=asset_key,
             metadata={"failures": len(err.failure_cases), "rows_checked": len(frame), "failure_cases": dg.MetadataValue.md(table)},

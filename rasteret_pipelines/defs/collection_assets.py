@@ -6,6 +6,7 @@ import dagster as dg
 
 from rasteret_core.collection import Collection, build_date
 from rasteret_pipelines.defs.checks import COLLECTION_CHECK, collection_check_spec, collection_schema, run_check
+from rasteret_pipelines.defs.markdown import md_table
 from rasteret_pipelines.defs.partitions import DATES
 from rasteret_pipelines.defs.policies import DAILY_BACKFILL, RETRY, S3_POOL
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
@@ -40,7 +41,7 @@ def scene_collection(
         )
         context.log.info("%s: %s", day, report.message)
         messages.append(f"{day}: {report.message}")
-        failures += [f"| {f.item_id} | {f.band} | {f.error[:160]} |" for f in report.failures]
+        failures += [(f.item_id, f.band, f.error) for f in report.failures]
         requests += report.stats.requests
         bytes_fetched += report.stats.bytes_fetched
         scenes += [w for w in _scene_ids(report.collection, day)]
@@ -60,7 +61,7 @@ def scene_collection(
         "dagster/row_count": len(scenes),
     }
     if failures:
-        metadata["failures"] = dg.MetadataValue.md("| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures))
+        metadata["failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
