@@ -7,6 +7,7 @@ instead of allocating.
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import imagecodecs
@@ -59,12 +60,49 @@ def check_supported(header: CogHeader) -> None:
         raise UnsupportedCodecError(header.url, "YCbCr samples are only supported inside JPEG tiles")
 
 
-def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
+_SCRATCH = threading.local()
+_SCRATCH_MAX = 64 * 1024 * 1024  # larger chunks (huge strips) get a buffer of their own
+
+
+def _scratch(size: int) -> bytearray:
+    """This thread's reusable decode buffer, at least ``size`` bytes (allocated once per thread
+    and tile size instead of a fresh zeroed buffer per tile)."""
+    if size > _SCRATCH_MAX:
+        return bytearray(size)
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = _SCRATCH.buf = bytearray(size)
+    return buf
+
+
+def decode_tile(header: CogHeader, data: bytes, *, out: np.ndarray | None = None,
+                reuse_buffer: bool = False) -> np.ndarray:
     """Decode one tile (or strip) to an array ``(rows, tile_width, samples_in_chunk)``.
 
     ``rows`` is ``tile_height`` for tiles; the last strip of a stripped file may be shorter.
     Values are in native byte order and the file's dtype.
+
+    Args:
+        out: where to write the decoded values (that shape, native dtype; may be a strided
+            view such as a whole tile's place in a window): the predictor writes straight into
+            it, with no intermediate array. Returned.
+        reuse_buffer: decompress into this thread's reusable buffer and undo the predictor in
+            place; the result is then only valid until this thread decodes its next tile.
+
+    Raises:
+        DecodeError: corrupt data, or more bytes than a tile once decoded.
+        UnsupportedCodecError: a compression this installation cannot decode.
     """
+    arr = _decode(header, data, out, reuse_buffer or out is not None)
+    if out is None or arr is out:
+        return arr
+    if arr.shape != out.shape:
+        raise DecodeError(header.url, f"tile decoded to shape {arr.shape}, expected {out.shape}")
+    np.copyto(out, arr, casting="same_kind")
+    return out
+
+
+def _decode(header: CogHeader, data: bytes, out: np.ndarray | None, scratch: bool) -> np.ndarray:
     samples = 1 if header.planar_configuration == 2 else header.samples_per_pixel
     width = header.tile_width
     itemsize = header.dtype.itemsize
@@ -81,7 +119,7 @@ def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
             _check_webp_size(header, data)
             arr = imagecodecs.webp_decode(data)
             return arr.reshape(arr.shape[0], arr.shape[1], -1)[:, :width, :samples]
-        raw = _decompress(comp, data, full, header)
+        raw = _decompress(comp, data, full, header, scratch)
     except (UnsupportedCodecError, DecodeError):
         raise
     except Exception as exc:  # imagecodecs raises its own error types per codec
@@ -102,19 +140,25 @@ def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
     if header.predictor == 3:
         # the float predictor works on the raw byte stream viewed with the native dtype
         arr = np.frombuffer(raw, dtype=header.dtype.newbyteorder("=")).reshape(rows, width, samples)
-        return imagecodecs.floatpred_decode(arr, axis=-2)
+        return imagecodecs.floatpred_decode(arr, axis=-2)  # its out= needs a contiguous array
     file_dtype = header.dtype.newbyteorder(header.byte_order)
     arr = np.frombuffer(raw, dtype=file_dtype).reshape(rows, width, samples)
     if header.predictor == 2:
-        arr = imagecodecs.delta_decode(arr, axis=-2)
+        if file_dtype.isnative and out is not None and out.shape == arr.shape and out.dtype == arr.dtype:
+            return imagecodecs.delta_decode(arr, axis=-2, out=out)  # straight into the caller's array
+        # in place when the bytes are ours (a decode buffer), else into a new array
+        arr = imagecodecs.delta_decode(arr, axis=-2, out=arr if arr.flags.writeable else None)
     if not file_dtype.isnative:
         arr = arr.astype(header.dtype.newbyteorder("="))
     return arr
 
 
-def _decompress(comp: int, data: bytes, size: int, header: CogHeader) -> bytes | bytearray | np.ndarray:
+def _decompress(comp: int, data: bytes, size: int, header: CogHeader,
+                scratch: bool = False) -> bytes | bytearray | memoryview | np.ndarray:
     if comp == 1:
-        return data
+        # read-only: the predictor must never run in place on the fetched bytes (the same
+        # range may be the data of several tiles)
+        return memoryview(data).toreadonly()
     decoder: Callable | None = {
         5: imagecodecs.lzw_decode,
         # libdeflate: about twice as fast as zlib on Sentinel-2 tiles; needs the output size,
@@ -128,7 +172,7 @@ def _decompress(comp: int, data: bytes, size: int, header: CogHeader) -> bytes |
     if decoder is None:
         raise UnsupportedCodecError(header.url, f"compression {codec_name(comp)} is not supported")
     # bounded output: more bytes than a tile is an error, not an allocation
-    out = decoder(data, out=bytearray(size + 1))
+    out = decoder(data, out=memoryview(_scratch(size + 1))[: size + 1] if scratch else bytearray(size + 1))
     if len(out) > size:
         raise DecodeError(header.url, f"tile decompresses to more than the {size} bytes of a tile")
     return out
