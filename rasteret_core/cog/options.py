@@ -44,6 +44,9 @@ class ReaderOptions:
     max_header_requests: int = 8
     local_roots: tuple[str, ...] | None = None
     """Folders local paths must lie in (``None``: any path; ``()``: no local files at all)."""
+    cmyk: str = "rgba"
+    """8-bit CMYK (Photometric=Separated) files: ``"rgba"`` converts to 4 RGBA bands as GDAL
+    does, ``"raw"`` returns the ink samples as stored (GDAL's ``GTIFF_RAW:`` prefix)."""
     max_redirects: int = 5
     """Redirects followed for unsigned HTTP(S) reads; signed requests never follow one."""
     aws_access_key_id: str | None = field(default=None, repr=False)
@@ -54,6 +57,8 @@ class ReaderOptions:
         for name in ("prefetch", "max_concurrency", "max_header_requests", "max_inflight_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.cmyk not in ("rgba", "raw"):
+            raise ValueError(f"cmyk must be 'rgba' or 'raw', not {self.cmyk!r}")
         if self.retries < 0 or self.coalesce_gap < 0 or self.timeout <= 0:
             raise ValueError("retries and coalesce_gap must be >= 0 and timeout > 0")
 
