@@ -31,6 +31,11 @@ class DataSource:
     FeatureCollection, NDJSON or stac-geoparquet) searched in-process instead of a STAC API.
     ``requester_pays`` makes reads of this source's ``s3://`` hrefs signed and billed to the
     reader; other sources stay unsigned.
+
+    ``radiometry`` overrides the harvest's DN -> physical rule per band code
+    (``{"B04": {"scale": 0.0001, "offset": -0.1}}``; see :mod:`rasteret_core.radiometry`).
+    ``band_sensors`` restricts codes to items of some sensors (``{"B4": ("OLI",)}``): Landsat
+    band numbers mean different bands on TM/ETM+ and OLI, so a code never names two bands.
     """
 
     name: str
@@ -44,6 +49,8 @@ class DataSource:
     items_path: str | None = None
     short_name: str | None = None
     """Used in generated collection names (``bangalore_202401-12_landsat``)."""
+    radiometry: Mapping[str, Mapping[str, float]] = field(default_factory=dict, hash=False)
+    band_sensors: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -53,6 +60,16 @@ class DataSource:
         if (self.stac_url is None) == (self.items_path is None):
             raise ValueError(f"data source {self.name!r} needs exactly one of stac_url or items_path")
         object.__setattr__(self, "band_map", dict(self.band_map))
+        overrides = {}
+        for band, rule in dict(self.radiometry or {}).items():
+            if band not in self.band_map:
+                raise ValueError(f"data source {self.name!r}: radiometry override for unknown band {band!r}")
+            if not isinstance(rule, Mapping) or not set(rule) <= {"scale", "offset"} or not rule:
+                raise ValueError(f"data source {self.name!r}: radiometry override for {band!r} must be"
+                                 " {'scale': s, 'offset': o}")
+            overrides[band] = {k: float(v) for k, v in rule.items()}
+        object.__setattr__(self, "radiometry", overrides)
+        object.__setattr__(self, "band_sensors", {b: tuple(v) for b, v in dict(self.band_sensors or {}).items()})
         if self.items_path is not None:
             object.__setattr__(self, "items_path", os.fspath(self.items_path))
         if self.short_name is None:
@@ -72,13 +89,15 @@ class DataSource:
         cloud_cover_property: str = "eo:cloud_cover",
         platform_property: str = "platform",
         short_name: str | None = None,
+        radiometry: Mapping[str, Mapping[str, float]] | None = None,
+        band_sensors: Mapping[str, tuple[str, ...]] | None = None,
     ) -> "DataSource":
         """A source backed by any STAC API (``stac_url``) and one of its collections."""
         return cls(
             name=name or collection, band_map=band_map, stac_url=stac_url.rstrip("/"),
             collection=collection, requester_pays=requester_pays, href_field=href_field,
             cloud_cover_property=cloud_cover_property, platform_property=platform_property,
-            short_name=short_name,
+            short_name=short_name, radiometry=radiometry or {}, band_sensors=band_sensors or {},
         )
 
     @classmethod
@@ -94,6 +113,8 @@ class DataSource:
         cloud_cover_property: str = "eo:cloud_cover",
         platform_property: str = "platform",
         short_name: str | None = None,
+        radiometry: Mapping[str, Mapping[str, float]] | None = None,
+        band_sensors: Mapping[str, tuple[str, ...]] | None = None,
     ) -> "DataSource":
         """A source backed by a local items file, searched in-process with the same filters.
 
@@ -104,7 +125,7 @@ class DataSource:
             name=name or Path(path).stem, band_map=band_map, items_path=path, collection=collection,
             requester_pays=requester_pays, href_field=href_field,
             cloud_cover_property=cloud_cover_property, platform_property=platform_property,
-            short_name=short_name,
+            short_name=short_name, radiometry=radiometry or {}, band_sensors=band_sensors or {},
         )
 
     # --- lookups -----------------------------------------------------------------------
@@ -133,6 +154,21 @@ class DataSource:
         """The STAC asset key holding ``band``."""
         self.check_bands([band])
         return self.band_map[band]
+
+    def band_problem(self, item: Mapping[str, Any], band: str) -> str | None:
+        """Why ``band`` may not be read from ``item`` (a code restricted to other sensors), else None."""
+        allowed = self.band_sensors.get(band)
+        if not allowed:
+            return None
+        from rasteret_core.radiometry import landsat_sensor
+
+        sensor = landsat_sensor(item)
+        if sensor is None or sensor in allowed:
+            return None
+        names = [code for code, key in self.band_map.items() if key == self.band_map[band] and code not in self.band_sensors]
+        hint = f"; ask for {names[0]!r}" if names else ""
+        return (f"BandCodeError: band code {band!r} is the {'/'.join(allowed)} band {band!r}; item"
+                f" {item.get('id')!r} is {sensor}, whose band numbers differ{hint}")
 
     def asset_href(self, asset: Mapping[str, Any]) -> str | None:
         """The URL to read for ``asset``: ``href_field`` if present, else its ``href``."""
@@ -164,9 +200,14 @@ _S2_BANDS = {
     "B8A": "nir08", "B09": "nir09", "B11": "swir16", "B12": "swir22", "SCL": "scl",
 }
 _LANDSAT_BANDS = {
+    # OLI band numbers (Landsat 8/9), refused on TM/ETM+ items where SR_B4 is NIR, not red
     "B1": "coastal", "B2": "blue", "B3": "green", "B4": "red",
-    "B5": "nir08", "B6": "swir16", "B7": "swir22", "QA_PIXEL": "qa_pixel",
+    "B5": "nir08", "B6": "swir16", "B7": "swir22",
+    # common names: the same spectral band on every sensor (TM/ETM+ red = SR_B3, OLI red = SR_B4)
+    "blue": "blue", "green": "green", "red": "red", "nir08": "nir08", "swir16": "swir16", "swir22": "swir22",
+    "QA_PIXEL": "qa_pixel",
 }
+_OLI_ONLY = {code: ("OLI",) for code in ("B1", "B2", "B3", "B4", "B5", "B6", "B7")}
 
 _REGISTRY: dict[str, DataSource] = {}
 _ALIASES = {"sentinel2": "sentinel-2-l2a", "sentinel-2": "sentinel-2-l2a", "landsat": "landsat-c2l2-sr"}
@@ -185,11 +226,11 @@ class DataSources:
     SENTINEL2 = DataSource.from_stac(EARTH_SEARCH, "sentinel-2-l2a", _S2_BANDS, short_name="sentinel")
     LANDSAT = DataSource.from_stac(
         LANDSATLOOK, "landsat-c2l2-sr", _LANDSAT_BANDS, requester_pays=True,
-        href_field="alternate.s3.href", short_name="landsat",
+        href_field="alternate.s3.href", short_name="landsat", band_sensors=_OLI_ONLY,
     )
     LANDSAT_EARTH_SEARCH = DataSource.from_stac(
         EARTH_SEARCH, "landsat-c2-l2", _LANDSAT_BANDS, name="landsat-c2-l2-earth-search",
-        requester_pays=True, short_name="landsat",
+        requester_pays=True, short_name="landsat", band_sensors=_OLI_ONLY,
     )
 
     custom = staticmethod(DataSource.from_stac)

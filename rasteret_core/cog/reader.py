@@ -19,7 +19,7 @@ import numpy as np
 from rasteret_core.cog import tiff
 from rasteret_core.cog.codecs import check_supported, cmyk_to_rgba, decode_tile
 from rasteret_core.cog.errors import CogError, DecodeError, InvalidTiffError, WindowError
-from rasteret_core.cog.fetch import RangeFetcher, coalesce, split_merged
+from rasteret_core.cog.fetch import MergedRange, RangeFetcher, coalesce, split_merged
 from rasteret_core.cog.header import CogHeader, build_header
 from rasteret_core.cog.options import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import redact_url, resolve
@@ -111,12 +111,10 @@ class CogClient:
         errors: dict[int, CogError] = {}
         # one fetch per distinct tile, pasted into every window that needs it
         wanted: dict[tuple[str, int, int], list[tuple[int, _Plan]]] = {}
-        by_file: dict[tuple[str, int], tuple[CogHeader, set[int]]] = {}
         for i, plan in enumerate(plans):
             for tile in plan.tiles:
-                key = (plan.header.url, plan.header.ifd_offset, tile)
-                wanted.setdefault(key, []).append((i, plan))
-                by_file.setdefault((plan.header.url, plan.header.ifd_offset), (plan.header, set()))[1].add(tile)
+                wanted.setdefault((plan.header.url, plan.header.ifd_offset, tile), []).append((i, plan))
+        by_file = _tiles_by_file((p.header, p.tiles) for p in plans)
 
         pool = _decode_pool(self.options.decode_threads)
         loop = asyncio.get_running_loop()
@@ -126,14 +124,10 @@ class CogClient:
 
         async def run_file(header: CogHeader, tiles: set[int]) -> None:
             loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region)
-            ranges: dict[tuple[int, int], list[int]] = {}
-            for t in sorted(tiles):
-                off, cnt = int(header.tile_offsets[t]), int(header.tile_byte_counts[t])
-                if cnt == 0 or off == 0:
-                    await loop.run_in_executor(pool, _paste_sparse, header, t, wanted[(header.url, header.ifd_offset, t)])
-                    continue
-                ranges.setdefault((off, off + cnt), []).append(t)
-            merged = coalesce(list(ranges), o.coalesce_gap, o.max_coalesced_bytes)
+            requests = file_requests(header, tiles, o)
+            for t in requests.sparse:
+                await loop.run_in_executor(pool, _paste_sparse, header, t, wanted[(header.url, header.ifd_offset, t)])
+            ranges, merged = requests.ranges, requests.merged
 
             async def run_range(m) -> None:
                 async with budget.reserve(m.end - m.start), inflight:
@@ -185,6 +179,57 @@ class ByteBudget:
                 self._changed.notify_all()
 
 
+@dataclass(frozen=True)
+class FileRequests:
+    """The requests one read makes to one image: the plan and the read share this.
+
+    ``ranges`` maps each tile byte range to the tiles stored there, ``sparse`` lists tiles
+    with no bytes (filled with nodata, no request), ``merged`` the coalesced HTTP requests.
+    """
+
+    header: CogHeader
+    ranges: dict[tuple[int, int], list[int]]
+    sparse: list[int]
+    merged: list[MergedRange]
+
+    @property
+    def bytes(self) -> int:
+        return sum(m.end - m.start for m in self.merged)
+
+
+def file_requests(header: CogHeader, tiles: Iterable[int], options: ReaderOptions) -> FileRequests:
+    """The coalesced range requests that read ``tiles`` of ``header``'s image."""
+    ranges: dict[tuple[int, int], list[int]] = {}
+    sparse: list[int] = []
+    for t in sorted(tiles):
+        off, cnt = int(header.tile_offsets[t]), int(header.tile_byte_counts[t])
+        if cnt == 0 or off == 0:
+            sparse.append(t)
+            continue
+        ranges.setdefault((off, off + cnt), []).append(t)
+    merged = coalesce(list(ranges), options.coalesce_gap, options.max_coalesced_bytes)
+    return FileRequests(header, ranges, sparse, merged)
+
+
+def _tiles_by_file(pairs: Iterable[tuple[CogHeader, list[int]]]) -> dict[tuple[str, int], tuple[CogHeader, set[int]]]:
+    by_file: dict[tuple[str, int], tuple[CogHeader, set[int]]] = {}
+    for header, tiles in pairs:
+        by_file.setdefault((header.url, header.ifd_offset), (header, set()))[1].update(tiles)
+    return by_file
+
+
+def plan_requests(
+    requests: Iterable[tuple[CogHeader, Any]], options: ReaderOptions, *, overview: int | None = None
+) -> list[FileRequests]:
+    """What :meth:`CogClient.read_windows` would request for ``requests``, without reading.
+
+    Same tile selection, deduplication and coalescing as the read itself (no output arrays).
+    """
+    tiles = (_window_tiles(h, w, overview) for h, w in requests)
+    by_file = _tiles_by_file((t[0], t[5]) for t in tiles)
+    return [file_requests(header, tiles, options) for header, tiles in by_file.values()]
+
+
 @dataclass
 class _Plan:
     header: CogHeader
@@ -206,6 +251,13 @@ def _window_ints(window: Any) -> tuple[int, int, int, int]:
 
 
 def _plan(header: CogHeader, window: Any, overview: int | None) -> _Plan:
+    header, row, col, height, width, tiles = _window_tiles(header, window, overview)
+    out = np.empty((header.samples_per_pixel, height, width), dtype=header.dtype)
+    return _Plan(header, row, col, height, width, tiles, out)
+
+
+def _window_tiles(header: CogHeader, window: Any, overview: int | None):
+    """(image header, row, col, height, width, tiles) of a checked window."""
     if overview is not None:
         if not 0 <= overview < len(header.overviews):
             raise WindowError(header.url, f"overview level {overview} does not exist ({len(header.overviews)} overviews)")
@@ -228,8 +280,7 @@ def _plan(header: CogHeader, window: Any, overview: int | None) -> _Plan:
         for r in range(row // th, (row + height - 1) // th + 1)
         for c in range(col // tw, (col + width - 1) // tw + 1)
     ]
-    out = np.empty((header.samples_per_pixel, height, width), dtype=header.dtype)
-    return _Plan(header, row, col, height, width, tiles, out)
+    return header, row, col, height, width, tiles
 
 
 def _finish(plan: _Plan) -> np.ndarray:

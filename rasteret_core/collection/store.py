@@ -263,6 +263,12 @@ class Collection:
         out.sort(key=lambda s: (s.datetime, s.id))
         return out
 
+    def load(self, bands: list[str] | str | None = None, **kwargs: Any):
+        """A lazy, dask-backed ``Dataset(time, y, x)`` on one grid: see :func:`rasteret_core.load.load`."""
+        from rasteret_core.load import load
+
+        return load(self, bands, **kwargs)
+
     def read_table(self, *, date_range: tuple[str | dt.date, str | dt.date] | None = None) -> pa.Table:
         """The stored rows as one Arrow table with a ``date`` column (hive partition value)."""
         tables = []
@@ -272,7 +278,7 @@ class Collection:
         if not tables:
             empty = collection_schema(self.bands).empty_table()
             return empty.append_column("date", pa.array([], pa.date32()))
-        return pa.concat_tables(tables, promote_options="default")
+        return pa.concat_tables(tables, promote_options="permissive")  # older partitions lack newer band fields
 
     def to_geopandas(self, *, date_range: tuple[str | dt.date, str | dt.date] | None = None):
         """All stored rows as a ``geopandas.GeoDataFrame`` (EPSG:4326 footprints).

@@ -49,6 +49,8 @@ class AoiRaster:
 
 @dataclass
 class ReadFailure:
+    """One scene/band (and geometry, when the read was planned) that could not be read, and why."""
+
     scene_id: str
     band: str
     geometry_id: str | None
@@ -57,9 +59,17 @@ class ReadFailure:
 
 @dataclass
 class AoiReadResult:
+    """Rasters read, failures with their causes, I/O counts and (from the high-level API) the
+    step-by-step ``diagnosis`` (:class:`rasteret_core.read.diagnosis.ReadDiagnosis`)."""
+
     rasters: list[AoiRaster] = field(default_factory=list)
     failures: list[ReadFailure] = field(default_factory=list)
     stats: ReadStats = field(default_factory=ReadStats)
+    diagnosis: Any = None
+
+    def __repr__(self) -> str:
+        return (f"AoiReadResult(rasters={len(self.rasters)}, failures={len(self.failures)},"
+                f" requests={self.stats.requests}, bytes={self.stats.bytes_fetched})")
 
 
 @dataclass
@@ -79,7 +89,7 @@ def plan_reads(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], 
         for band in bands:
             asset = scene.bands.get(band)
             if asset is None or asset.header is None:
-                why = asset.error if asset is not None else "band not in the collection"
+                why = asset.error if asset is not None else "no usable header stored for this band (harvest failed or no such asset)"
                 result.failures.append(ReadFailure(scene.id, band, None, why or "no header"))
                 continue
             header = asset.header
@@ -94,6 +104,12 @@ def plan_reads(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], 
                 if crop is not None:
                     jobs.append(_Job(scene, band, gid, crop))
     return jobs
+
+
+def job_batches(jobs: list[_Job], batch_size: int) -> Iterable[list[_Job]]:
+    """The read calls of an AOI read (a plan counts requests per call, as the read makes them)."""
+    for start in range(0, len(jobs), batch_size):
+        yield jobs[start : start + batch_size]
 
 
 async def aread_aois(
@@ -134,8 +150,7 @@ def read_aois(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], b
 async def _run(jobs: list[_Job], client: CogClient, result: AoiReadResult, progress: bool, batch_size: int,
                fill_outside: bool) -> None:
     with Progress(len(jobs), "reading AOIs", enabled=progress, unit="window") as bar:
-        for start in range(0, len(jobs), batch_size):
-            batch = jobs[start : start + batch_size]
+        for batch in job_batches(jobs, batch_size):
             arrays = await client.read_windows(
                 [(j.scene.bands[j.band].header, j.crop.window) for j in batch],
                 stats=result.stats, return_exceptions=True,

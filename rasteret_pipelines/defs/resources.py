@@ -30,8 +30,8 @@ class StacSource(dg.ConfigurableResource):
         codes = set(self.data_source().bands)
         if {"B04", "B08", "SCL"} <= codes:
             return {"red": "B04", "nir": "B08", "mask": "SCL"}
-        if {"B4", "B5", "QA_PIXEL"} <= codes:
-            return {"red": "B4", "nir": "B5", "mask": "QA_PIXEL"}
+        if {"red", "nir08", "QA_PIXEL"} <= codes:
+            return {"red": "red", "nir": "nir08", "mask": "QA_PIXEL"}  # common names: right on TM/ETM+ and OLI
         raise dg.DagsterInvariantViolationError(f"source {self.source!r} has no red/NIR/mask bands: {sorted(codes)}")
 
     def harvest_bands(self) -> list[str]:
