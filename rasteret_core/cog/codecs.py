@@ -78,6 +78,7 @@ def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
         if comp == 34887:
             return _decode_lerc(header, data, samples)
         if comp == 50001:
+            _check_webp_size(header, data)
             arr = imagecodecs.webp_decode(data)
             return arr.reshape(arr.shape[0], arr.shape[1], -1)[:, :width, :samples]
         raw = _decompress(comp, data, full, header)
@@ -156,15 +157,50 @@ def _decode_jpeg(header: CogHeader, data: bytes, samples: int) -> np.ndarray:
     return arr[: header.tile_height, : header.tile_width]
 
 
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` a WebP stream declares (VP8, VP8L or VP8X), or ``None``."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 ":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    return None
+
+
+def _check_webp_size(header: CogHeader, data: bytes) -> None:
+    """A WebP tile may not declare more pixels than a tile: the decoder sizes its output from
+    the stream's own header, so a lying one is refused before it allocates."""
+    size = _webp_size(bytes(data[:30]))
+    if size is None:
+        raise DecodeError(header.url, "webp tile has no WebP header")
+    if size[0] * size[1] > header.tile_width * header.tile_height:
+        raise DecodeError(header.url, f"webp tile declares {size[0]} x {size[1]} pixels, larger than a "
+                                      f"{header.tile_width} x {header.tile_height} tile")
+
+
 def _decode_lerc(header: CogHeader, data: bytes, samples: int) -> np.ndarray:
     params = header.lerc_parameters or ()
     extra = params[1] if len(params) > 1 else 0
+    # the inner DEFLATE/ZSTD blob is a LERC blob of one tile: raw values plus a validity mask
+    # and headers at worst, so twice the tile's size bounds it with room to spare
+    tile = header.tile_height * header.tile_width * samples * header.dtype.itemsize
+    bound = 2 * tile + 65536
     if extra == 1:
-        data = imagecodecs.zlib_decode(data)
+        data = imagecodecs.zlib_decode(data, out=bytearray(bound))
     elif extra == 2:
-        data = imagecodecs.zstd_decode(data)
-    arr = np.asarray(imagecodecs.lerc_decode(data))
+        data = imagecodecs.zstd_decode(data, out=bytearray(bound))
     rows = header.tile_height
+    # decoding into a tile-shaped array: a blob declaring a larger image fails before allocating
+    shape = (rows, header.tile_width) if samples == 1 else (rows, header.tile_width, samples)
+    try:
+        arr = np.asarray(imagecodecs.lerc_decode(data, out=np.empty(shape, header.dtype)))
+    except ValueError as exc:
+        raise DecodeError(header.url, f"LERC tile is not one {shape} {header.dtype.name} tile ({exc})") from None
     arr = arr.reshape(rows, header.tile_width, samples) if arr.size == rows * header.tile_width * samples else arr
     if arr.shape != (rows, header.tile_width, samples):
         raise DecodeError(header.url, f"LERC tile has shape {arr.shape}")

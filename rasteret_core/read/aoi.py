@@ -81,8 +81,9 @@ class _Job:
 
 
 def plan_reads(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], bands: list[str],
-               result: AoiReadResult) -> list[_Job]:
-    """One job per (scene, band, geometry) whose geometry overlaps the scene's image."""
+               result: AoiReadResult, *, max_pixels: int = ReaderOptions.max_window_pixels) -> list[_Job]:
+    """One job per (scene, band, geometry) whose geometry overlaps the scene's image; a window
+    that cannot be placed or is larger than ``max_pixels`` is a failure of that job."""
     jobs: list[_Job] = []
     reprojected: dict[tuple[str, int], BaseGeometry] = {}
     for scene in scenes:
@@ -100,7 +101,11 @@ def plan_reads(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], 
                 key = (gid, header.crs_epsg)
                 if key not in reprojected:
                     reprojected[key] = to_crs(geom, header.crs_epsg)
-                crop = aoi_window(header, reprojected[key])
+                try:
+                    crop = aoi_window(header, reprojected[key], max_pixels=max_pixels)
+                except CogError as exc:
+                    result.failures.append(ReadFailure(scene.id, band, gid, str(exc)))
+                    continue
                 if crop is not None:
                     jobs.append(_Job(scene, band, gid, crop))
     return jobs
@@ -132,7 +137,8 @@ async def aread_aois(
     marks them), e.g. for masks resampled onto another band's grid.
     """
     result = AoiReadResult(stats=stats if stats is not None else ReadStats())
-    jobs = plan_reads(scenes, geometries, bands, result)
+    options = client.options if client is not None else reader_options or ReaderOptions()
+    jobs = plan_reads(scenes, geometries, bands, result, max_pixels=options.max_window_pixels)
     if client is None:
         async with CogClient(reader_options or ReaderOptions()) as own:
             await _run(jobs, own, result, progress, batch_size, fill_outside)
