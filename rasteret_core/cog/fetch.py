@@ -87,6 +87,84 @@ def coalesce(ranges: list[tuple[int, int]], gap: int, max_bytes: int) -> list[Me
     return merged
 
 
+class ConnectPacer:
+    """Lets ``burst`` new connections start at once, then one every ``interval`` seconds.
+
+    A token bucket on the times connects actually start: tokens refill at one per
+    ``interval`` up to ``burst``. Waiters go one at a time, so an event loop that was busy
+    for a while releases at most ``burst`` connects together, never all that queued up.
+    """
+
+    def __init__(self, burst: int, interval: float) -> None:
+        self.burst = burst
+        self.interval = interval
+        self._tokens = float(burst)
+        self._stamp: float | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def delay(self, now: float) -> float:
+        """Seconds until a token is available at ``now`` (0: take it now)."""
+        if self.interval <= 0:
+            return 0.0
+        if self._stamp is not None:
+            self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) / self.interval)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) * self.interval
+
+    async def wait(self) -> None:
+        """Wait for a token (in arrival order)."""
+        if self.interval <= 0:
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            while (delay := self.delay(loop.time())) > 0:
+                await asyncio.sleep(delay)
+
+
+class _PacedConnector(aiohttp.TCPConnector):
+    """aiohttp's pool (keep-alive reuse, ``limit``) with new connections opened at a bounded rate."""
+
+    def __init__(self, *args, pacer: ConnectPacer, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._pacer = pacer
+        self.connections_opened = 0
+        self.slowest_connect_s = 0.0
+
+    async def _create_connection(self, req, traces, timeout):  # aiohttp's hook for a new connection
+        await self._pacer.wait()
+        # a connection freed while this request waited for its turn is reused instead
+        idle = self._idle_connection(req.connection_key)
+        if idle is not None:
+            return idle
+        self.connections_opened += 1
+        started = asyncio.get_running_loop().time()
+        try:
+            return await super()._create_connection(req, traces, timeout)
+        finally:
+            # an overflowed accept queue shows here as a connect of 1 s or more (SYN retransmit)
+            self.slowest_connect_s = max(self.slowest_connect_s, asyncio.get_running_loop().time() - started)
+
+
+    def _idle_connection(self, key):
+        """A live pooled connection for ``key`` (what aiohttp's own reuse takes), or None."""
+        pool = getattr(self, "_conns", None)
+        conns = pool.get(key) if isinstance(pool, dict) else None
+        now = time.monotonic()
+        while conns:
+            proto, stamp = conns.popleft()
+            if not conns:
+                del pool[key]
+            if proto.is_connected() and (self._keepalive_timeout is None or now - stamp <= self._keepalive_timeout):
+                return proto
+            proto.close()
+        return None
+
+
 class _Retry(Exception):
     """A transient failure (throttling, 5xx, reset, short body): worth another attempt."""
 
@@ -112,7 +190,8 @@ class RangeFetcher:
 
     async def __aenter__(self) -> "RangeFetcher":
         o = self.options
-        connector = aiohttp.TCPConnector(limit=o.max_concurrency, limit_per_host=0, ttl_dns_cache=300)
+        connector = _PacedConnector(limit=o.max_concurrency, limit_per_host=0, ttl_dns_cache=300,
+                                    pacer=ConnectPacer(o.connect_burst, o.connect_interval))
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=o.timeout, sock_connect=o.connect_timeout),
@@ -121,6 +200,14 @@ class RangeFetcher:
         )
         self._semaphore = asyncio.Semaphore(o.max_concurrency)
         return self
+
+    @property
+    def connections(self) -> dict[str, float]:
+        """New connections opened so far (``opened``) and the slowest connect (``slowest_connect_s``)."""
+        conn = self._session.connector if self._session is not None else None
+        if not isinstance(conn, _PacedConnector):
+            return {"opened": 0, "slowest_connect_s": 0.0}
+        return {"opened": conn.connections_opened, "slowest_connect_s": conn.slowest_connect_s}
 
     async def __aexit__(self, *exc) -> None:
         if self._session is not None:

@@ -18,6 +18,13 @@ class ReaderOptions:
     """Bytes read by the single header request; GDAL COG headers fit in it."""
     max_concurrency: int = 64
     """Requests in flight at once, over all files (one shared connection pool)."""
+    connect_burst: int = 2
+    """New connections opened at once before pacing starts (kept below small accept queues)."""
+    connect_interval: float = 0.003
+    """Seconds between further new connections. A burst of dozens of connects overflows a
+    server's accept queue (Python's default backlog is 5) and each overflowed connect waits
+    for TCP's 1 s / 3 s SYN retransmit; pacing fills the pool within ~0.1 s instead. Open
+    connections are reused (keep-alive); 0 disables pacing."""
     coalesce_gap: int = 64 * 1024
     """Merge two ranges of a file when at most this many bytes lie between them."""
     max_coalesced_bytes: int = 4 * 1024 * 1024
@@ -73,6 +80,8 @@ class ReaderOptions:
                      "max_window_pixels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.connect_burst < 1 or self.connect_interval < 0:
+            raise ValueError("connect_burst must be >= 1 and connect_interval >= 0")
         if self.retries < 0 or self.coalesce_gap < 0 or self.timeout <= 0:
             raise ValueError("retries and coalesce_gap must be >= 0 and timeout > 0")
         if self.allowed_schemes is not None:

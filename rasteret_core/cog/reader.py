@@ -49,6 +49,10 @@ class CogClient:
             raise TypeError("pass either options= or keyword options, not both")
         self.options = options or ReaderOptions.from_kwargs(kwargs)
         self._fetcher = RangeFetcher(self.options)
+        # shared by every read_windows call of this client, so concurrent calls (e.g. AOI
+        # batches) stay within one in-flight byte budget and one queue of decode jobs
+        self._budget: ByteBudget | None = None
+        self._inflight: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> "CogClient":
         await self._fetcher.__aenter__()
@@ -56,6 +60,11 @@ class CogClient:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self._fetcher.__aexit__(*exc)
+
+    @property
+    def connections(self) -> dict[str, float]:
+        """Connections this client opened (``opened``) and its slowest connect in seconds."""
+        return self._fetcher.connections
 
     async def header(self, url: str | os.PathLike[str], *, stats: ReadStats | None = None) -> CogHeader:
         """Read and parse the header of ``url``: one request for a GDAL COG."""
@@ -129,8 +138,10 @@ class CogClient:
 
         pool = _decode_pool(self.options.decode_threads)
         loop = asyncio.get_running_loop()
-        inflight = asyncio.Semaphore(self.options.max_concurrency * 2)
-        budget = ByteBudget(self.options.max_inflight_bytes)
+        if self._budget is None or self._inflight is None:
+            self._budget = ByteBudget(self.options.max_inflight_bytes)
+            self._inflight = asyncio.Semaphore(self.options.max_concurrency * 2)
+        budget, inflight = self._budget, self._inflight
 
         def fail(header: CogHeader, tiles: Iterable[int], exc: CogError) -> None:
             for t in tiles:
