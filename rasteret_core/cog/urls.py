@@ -69,11 +69,23 @@ def is_secret_query_key(key: str) -> bool:
     return k in _SECRET_QUERY_KEYS or k.startswith(_SECRET_QUERY_PREFIXES)
 
 
+def _split(url: str):
+    """``urlsplit``, or ``None`` for text it cannot split (e.g. an unbalanced ``[``)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+        return parts
+    except ValueError:
+        return None
+
+
 def has_secrets(url: str) -> bool:
     """Whether ``url`` carries user info or signature/token query parameters."""
     if not isinstance(url, str) or "://" not in url:
         return False
-    parts = urlsplit(url)
+    parts = _split(url)
+    if parts is None:
+        return True
     if parts.username or parts.password:
         return True
     return any(is_secret_query_key(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True))
@@ -88,16 +100,15 @@ def redact_url(url: str) -> str:
     """
     if not isinstance(url, str) or "://" not in url:
         return str(url)
-    parts = urlsplit(url)
+    parts = _split(url)
+    if parts is None:  # not a URL a client would send: keep only the scheme and what is safe
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://{rest.split('?', 1)[0].split('#', 1)[0].rpartition('@')[2]}"
     netloc = parts.hostname or ""
     if ":" in netloc:  # IPv6 literal
         netloc = f"[{netloc}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port:
-        netloc = f"{netloc}:{port}"
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
     query = parts.query
     if query:
         kept = [(k, REDACTED if is_secret_query_key(k) else v) for k, v in parse_qsl(query, keep_blank_values=True)]
@@ -107,9 +118,10 @@ def redact_url(url: str) -> str:
 
 def is_redacted(url: str) -> bool:
     """Whether ``url`` had its secrets removed by :func:`redact_url` (it needs re-signing)."""
-    if not isinstance(url, str) or "://" not in url:
+    parts = _split(url) if isinstance(url, str) and "://" in url else None
+    if parts is None:
         return False
-    return any(is_secret_query_key(k) and v == REDACTED for k, v in parse_qsl(urlsplit(url).query))
+    return any(is_secret_query_key(k) and v == REDACTED for k, v in parse_qsl(parts.query))
 
 
 def valid_bucket_name(name: str) -> bool:
@@ -141,13 +153,13 @@ def aws_endpoint(bucket: str, region: str) -> str:
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
-    """``(scheme, host, port)`` of ``url``, lower-cased, default ports made explicit."""
-    parts = urlsplit(url)
+    """``(scheme, host, port)`` of ``url``, lower-cased, default ports made explicit; an
+    unparseable URL has an empty host, which matches no origin."""
+    parts = _split(url)
+    if parts is None:
+        return "", "", None
     scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1  # never equal to a real origin
+    port = parts.port
     if port is None:
         port = {"http": 80, "https": 443}.get(scheme)
     return scheme, (parts.hostname or "").lower(), port
@@ -160,8 +172,8 @@ def same_origin(a: str, b: str) -> bool:
 
 
 def _check_endpoint(endpoint: str) -> str:
-    parts = urlsplit(endpoint)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
+    parts = _split(endpoint)
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
             or parts.username or parts.password:
         raise _location_error(redact_url(endpoint), "the S3 endpoint must be a plain http(s)://host[:port] URL")
     return endpoint.rstrip("/")
@@ -222,8 +234,8 @@ def resolve(url: str | os.PathLike[str], *, endpoint_url: str | None = None, reg
         raise _location_error(repr(text)[:100], "not a URL or path")
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in ("http", "https"):
-        parts = urlsplit(text)
-        if not parts.hostname:
+        parts = _split(text)
+        if parts is None or not parts.hostname:
             raise _location_error(text, "the URL has no host")
         return Location("http", text, http_url=text)
     if scheme == "s3":
