@@ -53,6 +53,9 @@ class ReaderOptions:
     max_header_requests: int = 8
     local_roots: tuple[str, ...] | None = None
     """Folders local paths must lie in (``None``: any path; ``()``: no local files at all)."""
+    cmyk: str = "rgba"
+    """8-bit CMYK (Photometric=Separated) files: ``"rgba"`` converts to 4 RGBA bands as GDAL
+    does, ``"raw"`` returns the ink samples as stored (GDAL's ``GTIFF_RAW:`` prefix)."""
     allowed_schemes: tuple[str, ...] | None = None
     """Schemes that may be read, among ``http``, ``https``, ``s3`` and ``file`` (``None``: all).
     Hrefs from a remote STAC API are read with ``("http", "https", "s3")``."""
@@ -82,6 +85,8 @@ class ReaderOptions:
                      "max_window_pixels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.cmyk not in ("rgba", "raw"):
+            raise ValueError(f"cmyk must be 'rgba' or 'raw', not {self.cmyk!r}")
         if self.connect_burst < 1 or self.connect_interval < 0:
             raise ValueError("connect_burst must be >= 1 and connect_interval >= 0")
         if self.retries < 0 or self.coalesce_gap < 0 or self.timeout <= 0:
