@@ -10,9 +10,12 @@ from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
 from rasteret_core.ndvi import aoi_ndvi, preview_png
 from rasteret_core.outputs import read_output, write_cog
+from rasteret_core.plan import ReadPlan, plan_aoi_read
 from rasteret_core.storage import delete_missing
 from rasteret_pipelines.defs.checks import (
     COLLECTION_CHECK,
+    all_reads_failed,
+    failed_reads_check,
     NDVI_CHECK,
     NDVI_OUTPUT_SCHEMA,
     collection_schema,
@@ -48,18 +51,26 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     collection = Collection.open(storage.collection_root, storage_options=storage.storage_options())
     stats = ReadStats()
     rows, failures, previews = [], [], []
+    tile_failures: list[str] = []  # tile reads that failed now (harvest failures were reported by scene_collection)
     checked_days: set[str] = set()  # a multi-partition run checks each date's partition once
+    plan = ReadPlan("ndvi")
     for key in context.partition_keys:
         day, aoi = partition_parts(key)
         if day not in checked_days:
             _require_valid_collection(collection, day, list(bands.values()))
             checked_days.add(day)
         scenes = collection.scenes(date_range=(day, day), bands=list(bands.values()))
+        # what this read will request and cost, from the stored headers, next to what it did
+        plan.add(plan_aoi_read(scenes, {aoi: shapes[aoi]}, [bands["red"], bands["nir"], bands["mask"]],
+                               reader_options=reader.options(source)))
         result = aoi_ndvi(
             scenes, {aoi: shapes[aoi]}, red=bands["red"], nir=bands["nir"], mask=bands["mask"],
             mask_kind="scl" if bands["mask"] == "SCL" else "qa_pixel", reader_options=reader.options(source), stats=stats,
         )
         failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures]
+        tile_failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures if f.geometry_id]
+        if result.failures and not result.rasters:
+            raise all_reads_failed(f"{day} {aoi}", result.failures, reader.endpoint_url)
         folder = storage.path("ndvi", aoi, day)
         written = []
         for raster in result.rasters:
@@ -75,6 +86,8 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
 
     frame = pd.DataFrame(rows, columns=list(NDVI_OUTPUT_SCHEMA.columns))
     check = run_check(NDVI_CHECK, NDVI_OUTPUT_SCHEMA, frame)
+    if tile_failures and check.passed:  # outputs missing for some scenes: block ndvi_stats, say why
+        check = failed_reads_check(NDVI_CHECK, tile_failures, len(rows))
     metadata = {
         "rasters": len(rows),
         "scene_ids": dg.MetadataValue.json(sorted({r["scene_id"] for r in rows})),
@@ -83,15 +96,26 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         "header_requests": stats.header_requests,
         "bytes_fetched": stats.bytes_fetched,
         "failed_reads": len(failures),
+        "planned_requests": plan.requests,
+        "planned_bytes": plan.bytes,
+        "planned_price_usd": dg.MetadataValue.float(plan.price_usd),
+        "plan": dg.MetadataValue.md(_plan_table(plan, stats)),
         "dagster/row_count": len(rows),
     }
     if not rows:
-        metadata["note"] = "no scene with valid pixels for this date and AOI: explicit empty result"
+        metadata["note"] = "no scene with pixels in this AOI on this date: explicit empty result"
     if previews:
         metadata["preview"] = dg.MetadataValue.md("\n\n".join(previews))
     if failures:
         metadata["failures"] = dg.MetadataValue.md("| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+def _plan_table(plan: ReadPlan, stats: ReadStats) -> str:
+    """The plan next to the read's own counts, as a markdown table."""
+    rows = [f"| {name} | {planned:g} | {actual:g} |" for name, (planned, actual) in plan.compare(stats).items()]
+    note = f"\n\nprices: AWS list prices of {plan.prices.as_of}, reader outside AWS"
+    return "| figure | planned | read |\n| --- | --- | --- |\n" + "\n".join(rows) + note
 
 
 def _require_valid_collection(collection: Collection, day: str, bands: list[str]) -> None:
