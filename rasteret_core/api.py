@@ -16,6 +16,7 @@ from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import s3_endpoint_from_env
 from rasteret_core.collection import Collection, build_collection
 from rasteret_core.collection.build import BuildReport
+from rasteret_core.collection.harvest import reader_options_for
 from rasteret_core.errors import RasteretError
 from rasteret_core.plan import Prices, ReadPlan, plan_aoi_read, plan_point_samples
 from rasteret_core.read.aoi import AoiReadResult, read_aois
@@ -346,11 +347,7 @@ class Rasteret:
             options = base
         else:
             options = ReaderOptions.from_kwargs(dict(base or {}))
-        if self.data_source.requester_pays and not options.requester_pays:
-            from dataclasses import replace
-
-            options = replace(options, requester_pays=True)
-        return options
+        return reader_options_for(self.data_source, options)
 
 
 GDF_COLUMNS = ("geometry_id", "scene_id", "datetime", "band", "data", "transform", "crs", "nodata")

@@ -195,7 +195,8 @@ def plan_window_batches(
 
 
 def _count_file(plan: ReadPlan, fr: FileRequests, options: ReaderOptions) -> None:
-    loc = resolve(fr.header.url, endpoint_url=options.endpoint_url, region=options.region)
+    loc = resolve(fr.header.url, endpoint_url=options.endpoint_url, region=options.region,
+                  azure_endpoint_url=options.azure_endpoint_url)
     if loc.s3_bucket is not None:
         key, region, pays = f"s3://{loc.s3_bucket}", loc.s3_region, options.requester_pays
     elif loc.kind == "http":
