@@ -30,6 +30,7 @@ from typing import Awaitable, Callable, Iterable, Union
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 DEFAULT_S3_REGION = "us-west-2"  # home of sentinel-cogs and usgs-landsat
+AZURE_BLOB_SUFFIX = ".blob.core.windows.net"
 REMOTE_SCHEMES = ("http", "https", "s3")
 """What hrefs of a remote STAC API may point at: never local files."""
 ALL_SCHEMES = ("http", "https", "s3", "file")
@@ -69,11 +70,23 @@ def is_secret_query_key(key: str) -> bool:
     return k in _SECRET_QUERY_KEYS or k.startswith(_SECRET_QUERY_PREFIXES)
 
 
+def _split(url: str):
+    """``urlsplit``, or ``None`` for text it cannot split (e.g. an unbalanced ``[``)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+        return parts
+    except ValueError:
+        return None
+
+
 def has_secrets(url: str) -> bool:
     """Whether ``url`` carries user info or signature/token query parameters."""
     if not isinstance(url, str) or "://" not in url:
         return False
-    parts = urlsplit(url)
+    parts = _split(url)
+    if parts is None:
+        return True
     if parts.username or parts.password:
         return True
     return any(is_secret_query_key(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True))
@@ -88,16 +101,15 @@ def redact_url(url: str) -> str:
     """
     if not isinstance(url, str) or "://" not in url:
         return str(url)
-    parts = urlsplit(url)
+    parts = _split(url)
+    if parts is None:  # not a URL a client would send: keep only the scheme and what is safe
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://{rest.split('?', 1)[0].split('#', 1)[0].rpartition('@')[2]}"
     netloc = parts.hostname or ""
     if ":" in netloc:  # IPv6 literal
         netloc = f"[{netloc}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port:
-        netloc = f"{netloc}:{port}"
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
     query = parts.query
     if query:
         kept = [(k, REDACTED if is_secret_query_key(k) else v) for k, v in parse_qsl(query, keep_blank_values=True)]
@@ -107,9 +119,10 @@ def redact_url(url: str) -> str:
 
 def is_redacted(url: str) -> bool:
     """Whether ``url`` had its secrets removed by :func:`redact_url` (it needs re-signing)."""
-    if not isinstance(url, str) or "://" not in url:
+    parts = _split(url) if isinstance(url, str) and "://" in url else None
+    if parts is None:
         return False
-    return any(is_secret_query_key(k) and v == REDACTED for k, v in parse_qsl(urlsplit(url).query))
+    return any(is_secret_query_key(k) and v == REDACTED for k, v in parse_qsl(parts.query))
 
 
 def valid_bucket_name(name: str) -> bool:
@@ -141,13 +154,13 @@ def aws_endpoint(bucket: str, region: str) -> str:
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
-    """``(scheme, host, port)`` of ``url``, lower-cased, default ports made explicit."""
-    parts = urlsplit(url)
+    """``(scheme, host, port)`` of ``url``, lower-cased, default ports made explicit; an
+    unparseable URL has an empty host, which matches no origin."""
+    parts = _split(url)
+    if parts is None:
+        return "", "", None
     scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1  # never equal to a real origin
+    port = parts.port
     if port is None:
         port = {"http": 80, "https": 443}.get(scheme)
     return scheme, (parts.hostname or "").lower(), port
@@ -160,8 +173,8 @@ def same_origin(a: str, b: str) -> bool:
 
 
 def _check_endpoint(endpoint: str) -> str:
-    parts = urlsplit(endpoint)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
+    parts = _split(endpoint)
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
             or parts.username or parts.password:
         raise _location_error(redact_url(endpoint), "the S3 endpoint must be a plain http(s)://host[:port] URL")
     return endpoint.rstrip("/")
@@ -183,6 +196,9 @@ class Location:
     s3_bucket: str | None = None
     s3_region: str | None = None
     signing_origin: str | None = None
+    azure_account: str | None = None
+    """The storage account of an Azure Blob URL (``https://{account}.blob.core.windows.net``):
+    requests follow Blob Storage's rules (service version header, SAS refresh on expiry)."""
 
     @property
     def scheme(self) -> str:
@@ -208,11 +224,14 @@ def _quote_key(key: str) -> str:
     return "/".join(s.replace(".", "%2E") if s in (".", "..") else s for s in segments)
 
 
-def resolve(url: str | os.PathLike[str], *, endpoint_url: str | None = None, region: str | None = None) -> Location:
+def resolve(url: str | os.PathLike[str], *, endpoint_url: str | None = None, region: str | None = None,
+            azure_endpoint_url: str | None = None) -> Location:
     """Map ``url`` (http(s)://, s3://bucket/key or a local path) to a :class:`Location`.
 
     ``s3://`` URLs go to ``endpoint_url`` path-style when one is given (or set through
-    ``AWS_ENDPOINT_URL``), otherwise to the bucket's AWS address.
+    ``AWS_ENDPOINT_URL``), otherwise to the bucket's AWS address. Azure Blob URLs
+    (``https://{account}.blob.core.windows.net/...``) go to ``azure_endpoint_url`` path-style
+    (``{endpoint}/{account}/...``, as the Azure emulators serve) when one is given.
 
     Raises:
         LocationError: unsupported scheme, invalid bucket name or region, malformed URL.
@@ -222,9 +241,17 @@ def resolve(url: str | os.PathLike[str], *, endpoint_url: str | None = None, reg
         raise _location_error(repr(text)[:100], "not a URL or path")
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in ("http", "https"):
-        parts = urlsplit(text)
-        if not parts.hostname:
+        parts = _split(text)
+        if parts is None or not parts.hostname:
             raise _location_error(text, "the URL has no host")
+        host = parts.hostname.lower()
+        if host.endswith(AZURE_BLOB_SUFFIX) and len(host) > len(AZURE_BLOB_SUFFIX) and scheme == "https":
+            account = host[: -len(AZURE_BLOB_SUFFIX)]
+            http_url = text
+            if azure_endpoint_url:
+                base = _check_endpoint(azure_endpoint_url)
+                http_url = f"{base}/{account}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+            return Location("http", text, http_url=http_url, azure_account=account)
         return Location("http", text, http_url=text)
     if scheme == "s3":
         rest = text[5:]

@@ -367,8 +367,8 @@ class ObjectStoreServer:
             limit = min(length, fault.after_bytes) if fault.kind == "reset" else max(0, length // 2)
         # recorded before the body goes out, so a client that has its bytes sees the record
         self._record(request, status, limit + extra, fault.kind if fault else None)
-        await self._send(response, path, start, limit)
         try:
+            await self._send(response, path, start, limit)
             for sent in range(0, extra, _CHUNK):  # an overlong answer: zeros after the range
                 await response.write(bytes(min(_CHUNK, extra - sent)))
         except (ConnectionError, RuntimeError):

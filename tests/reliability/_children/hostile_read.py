@@ -69,6 +69,8 @@ def main() -> None:
                 limits = ReaderOptions(**options)
                 geom = to_crs(shapely.geometry.shape(read["geometry"]), header.crs_epsg)
                 crop = aoi_window(header, geom, max_pixels=limits.max_window_pixels)
+                if crop is None:
+                    raise LookupError("the geometry does not overlap the image")
                 (got,) = read_windows([(header, crop.window)], stats=stats, **options)
                 outcome["shape"] = list(got.shape)
             else:
