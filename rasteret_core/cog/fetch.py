@@ -35,8 +35,8 @@ from rasteret_core.cog.errors import (
     ShortReadError,
     TruncatedHeaderError,
 )
+from rasteret_core.cog import azure, urls
 from rasteret_core.cog.options import ReaderOptions, ReadStats
-from rasteret_core.cog import urls
 from rasteret_core.cog.urls import Location
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -312,6 +312,9 @@ class RangeFetcher:
 
     def _headers(self, loc: Location, url: str, start: int, end: int) -> dict[str, str]:
         headers = {"Range": f"bytes={start}-{end - 1}"}
+        if loc.azure_account is not None:
+            # Blob Storage answers ranges as 206 + Content-Range for service versions >= 2011-08-18
+            headers["x-ms-version"] = azure.BLOB_API_VERSION
         if loc.s3_bucket is None:
             return headers
         if self.options.requester_pays:
@@ -448,6 +451,11 @@ class RangeFetcher:
         reason = f"HTTP {status} {_printable(resp.reason or '')}".strip() + (f" ({code.group(1)})" if code else "")
         if status in RETRY_STATUSES:
             raise _Retry(HttpStatusError(url, reason, status), _retry_after(resp.headers.get("Retry-After")))
+        invalidate = getattr(self.options.signer, "invalidate", None)
+        if invalidate is not None and loc.azure_account is not None and azure.token_expired(status, text):
+            # the SAS token expired mid-read: drop it (once per token) and retry with a fresh one
+            invalidate(loc.http_url, str(resp.url))
+            raise _Retry(HttpStatusError(url, reason + " (SAS token expired)", status), 0.0)
         if status == 403 and loc.s3_bucket and not self.options.signs_s3:
             reason += ("; the request was unsigned: for a private bucket pass sign=True, for a requester-pays "
                        "bucket requester_pays=True, with AWS credentials")

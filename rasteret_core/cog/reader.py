@@ -80,7 +80,7 @@ class CogClient:
 
     async def _header(self, url: str | os.PathLike[str], stats: ReadStats) -> CogHeader:
         o = self.options
-        loc = resolve(url, endpoint_url=o.endpoint_url, region=o.region)
+        loc = resolve(url, endpoint_url=o.endpoint_url, region=o.region, azure_endpoint_url=o.azure_endpoint_url)
         shown = loc.display
         data, size = await self._fetcher.fetch(loc, 0, o.prefetch, stats, allow_short=True)
         buf = tiff.SparseBuffer(size)
@@ -152,7 +152,7 @@ class CogClient:
 
         async def run_file(header: CogHeader, tiles: set[int]) -> None:
             try:
-                loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region)
+                loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region, azure_endpoint_url=o.azure_endpoint_url)
             except CogError as exc:
                 return fail(header, tiles, exc)
             requests = file_requests(header, tiles, o)

@@ -10,6 +10,7 @@ from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.aois import load_aois
 from rasteret_core.cog import ReaderOptions
+from rasteret_core.collection.harvest import with_source_signer
 from rasteret_core.sources import DataSource, DataSources
 from rasteret_pipelines import settings
 
@@ -54,12 +55,13 @@ class CogReader(dg.ConfigurableResource):
 
     def options(self, source: DataSource | None = None) -> ReaderOptions:
         payer = self.requester_pays if self.requester_pays is not None else bool(source and source.requester_pays)
-        return ReaderOptions(
+        options = ReaderOptions(
             max_concurrency=self.max_concurrency, retries=self.retries, timeout=self.timeout,
             endpoint_url=self.endpoint_url, requester_pays=payer, sign=self.sign,
             aws_access_key_id=self.aws_access_key_id, aws_secret_access_key=self.aws_secret_access_key,
             aws_session_token=self.aws_session_token,
         )
+        return with_source_signer(source, options) if source is not None else options
 
 
 class Storage(dg.ConfigurableResource):
