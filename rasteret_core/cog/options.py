@@ -53,6 +53,9 @@ class ReaderOptions:
     max_header_requests: int = 8
     local_roots: tuple[str, ...] | None = None
     """Folders local paths must lie in (``None``: any path; ``()``: no local files at all)."""
+    cmyk: str = "rgba"
+    """8-bit CMYK (Photometric=Separated) files: ``"rgba"`` converts to 4 RGBA bands as GDAL
+    does, ``"raw"`` returns the ink samples as stored (GDAL's ``GTIFF_RAW:`` prefix)."""
     allowed_schemes: tuple[str, ...] | None = None
     """Schemes that may be read, among ``http``, ``https``, ``s3`` and ``file`` (``None``: all).
     Hrefs from a remote STAC API are read with ``("http", "https", "s3")``."""
@@ -66,6 +69,8 @@ class ReaderOptions:
     max_window_pixels: int = 2**27
     """Largest window read, in pixels (width x height): a 10980 x 10980 Sentinel-2 band fits.
     A larger one is a ``LimitError`` before its array (or AOI mask) is allocated."""
+    azure_endpoint_url: str | None = None
+    """Path-style Blob endpoint (an emulator, a mirror) for ``https://*.blob.core.windows.net`` URLs."""
     signer: Signer | None = field(default=None, repr=False, compare=False)
     """Read-time signing hook for http(s) assets (see :data:`rasteret_core.cog.urls.Signer`):
     called with the stored URL before each request, returns the URL to fetch (same origin),
@@ -80,6 +85,8 @@ class ReaderOptions:
                      "max_window_pixels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.cmyk not in ("rgba", "raw"):
+            raise ValueError(f"cmyk must be 'rgba' or 'raw', not {self.cmyk!r}")
         if self.connect_burst < 1 or self.connect_interval < 0:
             raise ValueError("connect_burst must be >= 1 and connect_interval >= 0")
         if self.retries < 0 or self.coalesce_gap < 0 or self.timeout <= 0:

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from rasteret_core.cog import tiff
-from rasteret_core.cog.codecs import check_supported, decode_tile
+from rasteret_core.cog.codecs import check_supported, cmyk_to_rgba, decode_tile
 from rasteret_core.cog.errors import CogError, DecodeError, InvalidTiffError, LimitError, WindowError
 from rasteret_core.cog.fetch import MergedRange, RangeFetcher, coalesce, split_merged
 from rasteret_core.cog.header import CogHeader, build_header
@@ -80,7 +80,7 @@ class CogClient:
 
     async def _header(self, url: str | os.PathLike[str], stats: ReadStats) -> CogHeader:
         o = self.options
-        loc = resolve(url, endpoint_url=o.endpoint_url, region=o.region)
+        loc = resolve(url, endpoint_url=o.endpoint_url, region=o.region, azure_endpoint_url=o.azure_endpoint_url)
         shown = loc.display
         data, size = await self._fetcher.fetch(loc, 0, o.prefetch, stats, allow_short=True)
         buf = tiff.SparseBuffer(size)
@@ -102,7 +102,7 @@ class CogClient:
         else:
             raise InvalidTiffError(shown, f"header needs more than {o.max_header_requests} requests")
         stats.header_requests += stats.requests
-        header = build_header(structure, redact_url(os.fspath(url)), size)
+        header = build_header(structure, redact_url(os.fspath(url)), size, cmyk=o.cmyk)
         check_supported(header)
         return header
 
@@ -152,7 +152,7 @@ class CogClient:
 
         async def run_file(header: CogHeader, tiles: set[int]) -> None:
             try:
-                loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region)
+                loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region, azure_endpoint_url=o.azure_endpoint_url)
             except CogError as exc:
                 return fail(header, tiles, exc)
             requests = file_requests(header, tiles, o)
@@ -182,7 +182,7 @@ class CogClient:
         await asyncio.gather(*(run_file(h, t) for h, t in by_file.values()))
         out: list[np.ndarray | CogError] = []
         for i, plan in enumerate(plans):
-            out.append(errors[i] if i in errors else plan.out)
+            out.append(errors[i] if i in errors else _finish(plan))
         return out
 
 
@@ -352,14 +352,21 @@ def _window_tiles(header: CogHeader, window: Any, overview: int | None):
     return header, row, col, height, width, tiles
 
 
-def _targets(header: CogHeader, tile: int, plan: _Plan, rows: int):
-    """Slices pasting ``tile`` (``rows`` rows decoded) into ``plan.out``."""
+def _finish(plan: _Plan) -> np.ndarray:
+    """The window as GDAL returns it: colour conversions need every band, so they run here."""
+    if plan.header.color_conversion == "cmyk_to_rgba":
+        return cmyk_to_rgba(plan.out)
+    return plan.out
+
+
+def _targets(header: CogHeader, tile: int, plan: _Plan, rows: int, cols: int | None = None):
+    """Slices pasting ``tile`` (``rows`` x ``cols`` decoded) into ``plan.out``."""
     per_plane = header.tiles_across * header.tiles_down
     plane, idx = divmod(tile, per_plane)
     tr, tc = divmod(idx, header.tiles_across)
     y0, x0 = tr * header.tile_height, tc * header.tile_width
     r0, r1 = max(plan.row0, y0), min(plan.row0 + plan.height, y0 + rows)
-    c0, c1 = max(plan.col0, x0), min(plan.col0 + plan.width, x0 + header.tile_width)
+    c0, c1 = max(plan.col0, x0), min(plan.col0 + plan.width, x0 + (header.tile_width if cols is None else cols))
     if r0 >= r1 or c0 >= c1:
         return None
     bands = slice(plane, plane + 1) if header.planar_configuration == 2 else slice(None)
@@ -368,14 +375,38 @@ def _targets(header: CogHeader, tile: int, plan: _Plan, rows: int):
     return dst, src
 
 
+def _whole_tile_view(header: CogHeader, tile: int, targets) -> np.ndarray | None:
+    """The place of ``tile`` in its only window, shaped like a decoded tile, when the window
+    holds the whole tile: the decoder then writes straight into the output."""
+    if len(targets) != 1 or not header.is_tiled:
+        return None
+    plan = targets[0][1]
+    plane, idx = divmod(tile, header.tiles_across * header.tiles_down)
+    tr, tc = divmod(idx, header.tiles_across)
+    y0, x0 = tr * header.tile_height - plan.row0, tc * header.tile_width - plan.col0
+    if y0 < 0 or x0 < 0 or y0 + header.tile_height > plan.height or x0 + header.tile_width > plan.width:
+        return None
+    bands = slice(plane, plane + 1) if header.planar_configuration == 2 else slice(None)
+    view = plan.out[bands, y0 : y0 + header.tile_height, x0 : x0 + header.tile_width]
+    return np.moveaxis(view, 0, -1)
+
+
 def _decode_and_paste(header: CogHeader, tile: int, data: bytes, targets) -> None:
-    arr = decode_tile(header, data)
-    tile_row = (tile % (header.tiles_across * header.tiles_down)) // header.tiles_across
+    direct = _whole_tile_view(header, tile, targets)
+    if direct is not None:
+        decode_tile(header, data, out=direct)
+        return
+    # this thread's reusable buffer: consumed (pasted) before the thread decodes again
+    arr = decode_tile(header, data, reuse_buffer=True)
+    tile_row, tile_col = divmod(tile % (header.tiles_across * header.tiles_down), header.tiles_across)
     expected_rows = min(header.tile_height, header.height - tile_row * header.tile_height)
-    if arr.shape[0] < expected_rows:
-        raise DecodeError(header.url, f"tile {tile} decoded to {arr.shape[0]} rows, expected {expected_rows}")
+    expected_cols = min(header.tile_width, header.width - tile_col * header.tile_width)
+    if arr.shape[0] < expected_rows or arr.shape[1] < expected_cols:
+        raise DecodeError(
+            header.url, f"tile {tile} decoded to {arr.shape[0]}x{arr.shape[1]} pixels, expected {expected_rows}x{expected_cols}"
+        )
     for _i, plan in targets:
-        target = _targets(header, tile, plan, arr.shape[0])
+        target = _targets(header, tile, plan, arr.shape[0], arr.shape[1])
         if target is not None:
             dst, src = target
             plan.out[dst] = np.moveaxis(arr[src], -1, 0)

@@ -61,20 +61,26 @@ class HarvestResult:
         )
 
 
-def _as_options(reader_options: ReaderOptions | Mapping[str, Any] | None) -> ReaderOptions:
-    if reader_options is None:
-        return ReaderOptions()
-    if isinstance(reader_options, ReaderOptions):
-        return reader_options
-    return ReaderOptions.from_kwargs(dict(reader_options))
-
-
 def reader_options_for(source: DataSource, reader_options: ReaderOptions | Mapping[str, Any] | None) -> ReaderOptions:
-    """``reader_options`` with requester-pays on when ``source`` needs it or the caller asked,
-    and the source's read-time ``signer`` (if it has one) unless the caller gave one."""
-    base = _as_options(reader_options)
-    return replace(base, requester_pays=base.requester_pays or source.requester_pays,
-                   signer=base.signer or getattr(source, "signer", None))
+    """``reader_options`` with what ``source`` needs: requester-pays when it or the caller asks,
+    and its read-time signer (Planetary Computer SAS tokens) unless the caller gave one."""
+    if reader_options is None:
+        base = ReaderOptions()
+    elif isinstance(reader_options, ReaderOptions):
+        base = reader_options
+    else:
+        base = ReaderOptions.from_kwargs(dict(reader_options))
+    base = replace(base, requester_pays=base.requester_pays or source.requester_pays)
+    return with_source_signer(source, base)
+
+
+def with_source_signer(source: DataSource, options: ReaderOptions) -> ReaderOptions:
+    """``options`` with ``source``'s read-time signer, unless they already carry one."""
+    if source.signing == "planetary-computer" and options.signer is None:
+        from rasteret_core.cog.azure import planetary_computer_signer
+
+        return replace(options, signer=planetary_computer_signer())
+    return options
 
 
 def source_reader_options(source: DataSource, reader_options: ReaderOptions | Mapping[str, Any] | None) -> ReaderOptions:
