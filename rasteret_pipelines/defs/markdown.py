@@ -6,17 +6,18 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-# the characters with a Markdown/HTML meaning: emphasis, code, links and images, raw HTML and
-# entities, table cells, headings; '/', '.', ':', '-' and '=' stay readable in paths and errors
-_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>!|#~&+])")
+# the characters that make links and images ([ ] !), autolinks and raw HTML (< >), code (`),
+# table cells (|) and escapes (\\); emphasis and headings are left alone, they load nothing,
+# and ids such as S2A_29RKH_20200219_0_L2A stay searchable as written
+_SPECIAL = re.compile(r"([\\`\[\]<>!|])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 def md_text(value: Any, max_length: int | None = None) -> str:
-    """``value`` as literal Markdown text: characters with a meaning backslash-escaped
-    (CommonMark renders an escaped punctuation character as itself, so ``![](url)``,
-    ``<img>``, links and table pipes lose their meaning), line breaks and control characters
-    made spaces."""
+    """``value`` as literal Markdown text: the characters of links, images, raw HTML, code
+    and table cells backslash-escaped (CommonMark renders an escaped punctuation character as
+    itself, so ``![](url)``, ``<img>``, ``[x](url)`` and ``|`` lose their meaning), line
+    breaks and control characters made spaces."""
     text = _CONTROL.sub(" ", "" if value is None else str(value))
     if max_length is not None and len(text) > max_length:
         text = text[: max_length - 1] + "…"
