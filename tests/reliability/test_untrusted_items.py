@@ -95,3 +95,57 @@ def test_an_invalid_item_error_names_item_field_and_value():
     with pytest.raises(InvalidItemError) as info:
         check_item({**S2_ITEM, "bbox": [1, 2, 3]})
     assert (info.value.item_id, info.value.field) == (S2_ITEM["id"], "bbox") and "[1, 2, 3]" in str(info.value)
+
+
+# --- storage: a failed write changes nothing ------------------------------------------------
+_FULL_DISK_CHILD = """
+import resource, signal, sys, json
+from rasteret_core.collection import Collection
+from rasteret_core.collection.harvest import harvest
+from rasteret_core.sources import DataSource, DataSources
+params = json.loads(sys.argv[1])
+source = DataSource.from_items_file(params["items"], dict(DataSources.SENTINEL2.band_map))
+from rasteret_core.stac.local_items import load_items
+scenes = harvest(load_items(params["items"]), source, bands=["B04", "B08"], progress=False,
+                 reader_options={"endpoint_url": params["endpoint"]}).scenes
+coll = Collection.open(params["root"])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as a full disk fails
+resource.setrlimit(resource.RLIMIT_FSIZE, (params["limit"], params["limit"]))
+try:
+    coll.write_date(scenes[0].datetime.date(), scenes)
+    print("RESULT " + json.dumps({"error": None}))
+except Exception as exc:
+    print("RESULT " + json.dumps({"type": type(exc).__name__, "error": str(exc), "oserror": isinstance(exc, OSError)}))
+"""
+
+
+def test_a_write_failing_for_lack_of_space_changes_nothing_and_names_the_path(tmp_path, fixture_store, record_property):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    items_file = tmp_path / "items.json"
+    items_file.write_text(json.dumps({"type": "FeatureCollection", "features": [_variant(S2_ITEM["id"], lambda i: None)]}))
+    source = DataSource.from_items_file(items_file, dict(DataSources.SENTINEL2.band_map))
+    root = tmp_path / "collection"
+    build_collection(source, root=root, date_range=("2020-02-19", "2020-02-19"), bands=["B04"], progress=False,
+                     reader_options={"endpoint_url": fixture_store.endpoint_url})
+    before = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    metadata = before["_rasteret_collection.json"]
+    partition = next(v for k, v in before.items() if k.endswith(".parquet"))
+    # room for the metadata file, not for the partition with its new band: the order of the
+    # writes decides whether the metadata changes
+    limit = len(metadata) + 2048
+    assert limit < len(partition)
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", _FULL_DISK_CHILD, json.dumps(
+        {"items": str(items_file), "endpoint": fixture_store.endpoint_url, "root": str(root), "limit": limit})],
+        cwd=repo, env={**__import__("os").environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True, timeout=120)
+    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    assert line, done.stderr[-2000:]
+    outcome = json.loads(line[-1][7:])
+    assert outcome["type"] == "StorageError" and outcome["oserror"], outcome
+    assert "cannot write" in outcome["error"] and str(root) in outcome["error"]  # names the path
+    after = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert after == before  # the partition, the metadata file: nothing changed, no temporary left
+    record_property("reliability.failed_writes_unchanged", 1)
