@@ -8,13 +8,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from typing import Any
 
 from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.collection import Collection, build_collection
 from rasteret_core.collection.build import BuildReport
 from rasteret_core.errors import RasteretError
+from rasteret_core.radiometry import RadiometryWarning
 from rasteret_core.plan import Prices, ReadPlan, plan_aoi_read, plan_point_samples
 from rasteret_core.read.aoi import AoiReadResult, read_aois
 from rasteret_core.read.geometry import named_geometries, to_crs
@@ -22,6 +25,9 @@ from rasteret_core.read.points import PointSamples, named_points, sample_points
 from rasteret_core.read.xarray import per_geometry_datasets, stack_datasets
 from rasteret_core.sources import DataSource, DataSources
 from rasteret_core.workspace import collection_name, collection_root, list_collections, load_collection
+
+
+_log = logging.getLogger(__name__)
 
 
 class Rasteret:
@@ -51,6 +57,7 @@ class Rasteret:
         self.reader_options = reader_options
         self.progress = progress
         self.last_stats = ReadStats()
+        self.last_warnings: list[str] = []
         self._collection: Collection | None = None
 
     # --- building ------------------------------------------------------------------------
@@ -93,6 +100,7 @@ class Rasteret:
         self.reader_options = None
         self.progress = True
         self.last_stats = ReadStats()
+        self.last_warnings = []
         self._collection = collection
         return self
 
@@ -107,35 +115,60 @@ class Rasteret:
 
     # --- queries -------------------------------------------------------------------------
     def read(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None = None,
-             date_range: tuple[Any, Any] | None = None, *, crs: str | None = None) -> AoiReadResult:
+             date_range: tuple[Any, Any] | None = None, *, crs: str | None = None,
+             fill_outside: bool = True) -> AoiReadResult:
         """Clipped rasters per geometry, scene and band (the form the other queries build on)."""
-        geoms, scenes = self._aoi_scenes(geometries, bands, cloud_cover_lt, date_range, crs)
-        stats = ReadStats()
-        result = read_aois(scenes, geoms, bands, reader_options=self._options(), stats=stats, progress=self.progress)
-        self.last_stats = stats
+        result, _scenes = self._read(named_geometries(geometries), bands, cloud_cover_lt, date_range, crs, fill_outside)
         return result
 
+    def _read(self, geoms, bands, cloud_cover_lt, date_range, crs, fill_outside):
+        if crs is not None:
+            geoms = {k: _to_lonlat(g, crs) for k, g in geoms.items()}
+        import shapely
+
+        bbox = shapely.union_all(list(geoms.values())).bounds
+        scenes = self.collection.scenes(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands)
+        stats = ReadStats()
+        result = read_aois(scenes, geoms, bands, reader_options=self._options(), stats=stats, progress=self.progress,
+                           fill_outside=fill_outside)
+        self.last_stats = stats
+        return result, (scenes, geoms)
+
     def get_xarray(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None = None,
-                   date_range: tuple[Any, Any] | None = None, *, per_geometry: bool = False, crs: str | None = None):
-        """Pixels as xarray: one variable per band.
+                   date_range: tuple[Any, Any] | None = None, *, per_geometry: bool = False, crs: str | None = None,
+                   reflectance: bool = False, mask_clouds: bool = False, groupby: Any = "solar_day"):
+        """Pixels as xarray: one variable per band, one time step per solar day.
 
         Default: one Dataset with dims (geometry, time, y, x) on the geometries' union grid,
         refused with advice when they are in different CRSs or far apart. With
         ``per_geometry=True``: ``{geometry id: Dataset(time, y, x)}``, each on its own grid.
         Pixels outside a geometry hold the band's nodata (``rasterio.mask`` semantics).
+
+        The scenes of one solar day are one mosaic (odc-stac's ``groupby="solar_day"``;
+        ``"time"`` keeps acquisitions apart): least cloud first, first valid pixel wins, on the
+        grid of the CRS covering most of the geometry; see :mod:`rasteret_core.read.mosaic`.
+        ``reflectance=True`` gives float32 physical values (NaN = nodata) with each scene's
+        stored radiometry rule; raw reads carry CF ``scale_factor``/``add_offset``/``_FillValue``.
+        ``mask_clouds=True`` (needs ``SCL`` or ``QA_PIXEL`` in ``bands``) skips cloud-masked
+        pixels so another scene of the day can fill them. Radiometry warnings (many negative
+        reflectances) are logged, issued as :class:`~rasteret_core.radiometry.RadiometryWarning`
+        and kept in ``last_warnings``.
         """
-        result = self.read(geometries, bands, cloud_cover_lt, date_range, crs=crs)
-        datasets = per_geometry_datasets(result.rasters, bands)
+        from rasteret_core.read.mosaic import MASK_BANDS
+
+        geoms = named_geometries(geometries)
+        result, (scenes, geoms) = self._read(geoms, bands, cloud_cover_lt, date_range, crs, False)
+        mask = next((b for b in bands if b in MASK_BANDS), None)
+        if mask_clouds and mask is None:
+            raise RasteretError(f"mask_clouds=True needs a cloud-mask band ({' or '.join(MASK_BANDS)}) in bands")
+        warnings_: list[str] = []
+        datasets = per_geometry_datasets(result.rasters, bands, scenes, geoms, groupby=groupby, physical=reflectance,
+                                         mask=mask, mask_clouds=mask_clouds, warnings=warnings_)
+        self.last_warnings = warnings_
+        for text in warnings_:
+            _log.warning("%s", text)
+            warnings.warn(text, RadiometryWarning, stacklevel=2)
         return datasets if per_geometry else stack_datasets(datasets)
-
-    def load(self, bands: list[str] | str | None = None, **kwargs: Any):
-        """A lazy, dask-backed ``Dataset(time, y, x)`` on one grid, in ``odc.stac.load``'s terms
-        (``bbox``/``geometry``/``like``, ``crs``, ``resolution``, ``chunks``, ``groupby``, ...):
-        see :func:`rasteret_core.load.load`. Uses this collection's reader options unless given."""
-        from rasteret_core.load import load
-
-        kwargs.setdefault("reader_options", self._options())
-        return load(self.collection, bands, **kwargs)
 
     def get_gdf(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None = None,
                 date_range: tuple[Any, Any] | None = None, *, crs: str | None = None):

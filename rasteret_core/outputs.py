@@ -84,7 +84,9 @@ def _save_one(ds, output_dir, prefix: str, data_var: str | None, storage_options
     c, a, b, f, d, e = (float(v) for v in ref["GeoTransform"].split())
     transform = Affine(a, b, c, d, e, f)
     epsg = int(ref["epsg"])
-    nodata = var.attrs.get("nodata")
+    nodata = var.attrs.get("nodata", var.attrs.get("_FillValue"))
+    if var.dtype.kind == "f":
+        nodata = float("nan")  # float results mark nodata, outside and masked pixels with NaN
     paths = []
     for t in var.time.values:
         day = np.datetime_as_string(t, unit="D").replace("-", "")
