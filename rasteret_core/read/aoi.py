@@ -49,6 +49,8 @@ class AoiRaster:
 
 @dataclass
 class ReadFailure:
+    """One scene/band (and geometry, when the read was planned) that could not be read, and why."""
+
     scene_id: str
     band: str
     geometry_id: str | None
@@ -57,9 +59,17 @@ class ReadFailure:
 
 @dataclass
 class AoiReadResult:
+    """Rasters read, failures with their causes, I/O counts and (from the high-level API) the
+    step-by-step ``diagnosis`` (:class:`rasteret_core.read.diagnosis.ReadDiagnosis`)."""
+
     rasters: list[AoiRaster] = field(default_factory=list)
     failures: list[ReadFailure] = field(default_factory=list)
     stats: ReadStats = field(default_factory=ReadStats)
+    diagnosis: Any = None
+
+    def __repr__(self) -> str:
+        return (f"AoiReadResult(rasters={len(self.rasters)}, failures={len(self.failures)},"
+                f" requests={self.stats.requests}, bytes={self.stats.bytes_fetched})")
 
 
 @dataclass
@@ -79,7 +89,7 @@ def plan_reads(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], 
         for band in bands:
             asset = scene.bands.get(band)
             if asset is None or asset.header is None:
-                why = asset.error if asset is not None else "band not in the collection"
+                why = asset.error if asset is not None else "no usable header stored for this band (harvest failed or no such asset)"
                 result.failures.append(ReadFailure(scene.id, band, None, why or "no header"))
                 continue
             header = asset.header

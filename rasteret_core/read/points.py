@@ -25,9 +25,10 @@ import pyarrow as pa
 from affine import Affine
 from rasterio.windows import Window
 
+from rasteret_core import radiometry
 from rasteret_core.cog import CogClient, CogError, CogHeader, ReaderOptions, ReadStats
 from rasteret_core.cog.reader import run_sync
-from rasteret_core.collection.scene import BandAsset, Scene
+from rasteret_core.collection.scene import Scene
 from rasteret_core.read.aoi import ReadFailure
 from rasteret_core.read.geometry import GeometryError
 
@@ -202,15 +203,6 @@ def valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return valid
 
 
-def _physical(values: np.ndarray, asset: BandAsset) -> np.ndarray:
-    out = values.astype(np.float64)
-    if asset.scale is not None:
-        out = out * asset.scale
-    if asset.offset is not None:
-        out = out + asset.offset
-    return out
-
-
 async def asample_points(
     scenes: Iterable[Scene],
     points: Any,
@@ -233,8 +225,8 @@ async def asample_points(
         bands: band codes to sample.
         max_distance: nearest valid pixel within this distance (image CRS units).
         neighbourhood: odd ``k``: every pixel of the ``k x k`` block around the point's pixel.
-        physical: values as ``raw * scale + offset`` (the band's stored radiometry); nodata
-            becomes null.
+        physical: physical values (``DN * scale + offset`` as decided at harvest, see
+            :mod:`rasteret_core.radiometry`); nodata becomes null.
         crs: CRS of plain coordinate pairs (default lon/lat).
         batch_windows: windows per read call; a scene is never split over two calls, so its
             tiles are fetched once.
@@ -329,7 +321,8 @@ def _emit(columns: dict[str, list[Any]], job: _Job, data: np.ndarray, point_id: 
         picks = [np.unravel_index(flat, data.shape)]
     else:
         picks = [(r, c) for r in range(data.shape[0]) for c in range(data.shape[1])]
-    values = _physical(data, asset) if physical else data
+    # DN -> physical as decided at harvest: one home for the rule (rasteret_core.radiometry)
+    values = radiometry.to_physical(data, asset.scale, asset.offset, header.nodata) if physical else data
     for r, c in picks:
         ok = bool(valid[r, c])
         value = float(values[r, c]) if ok or not physical else None

@@ -10,6 +10,7 @@ from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
 from rasteret_core.ndvi import aoi_ndvi, preview_png
 from rasteret_core.outputs import read_output, write_cog
+from rasteret_core.plan import ReadPlan, plan_aoi_read
 from rasteret_core.storage import delete_missing
 from rasteret_pipelines.defs.checks import (
     COLLECTION_CHECK,
@@ -49,12 +50,16 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     stats = ReadStats()
     rows, failures, previews = [], [], []
     checked_days: set[str] = set()  # a multi-partition run checks each date's partition once
+    plan = ReadPlan("ndvi")
     for key in context.partition_keys:
         day, aoi = partition_parts(key)
         if day not in checked_days:
             _require_valid_collection(collection, day, list(bands.values()))
             checked_days.add(day)
         scenes = collection.scenes(date_range=(day, day), bands=list(bands.values()))
+        # what this read will request and cost, from the stored headers, next to what it did
+        plan.add(plan_aoi_read(scenes, {aoi: shapes[aoi]}, [bands["red"], bands["nir"], bands["mask"]],
+                               reader_options=reader.options(source)))
         result = aoi_ndvi(
             scenes, {aoi: shapes[aoi]}, red=bands["red"], nir=bands["nir"], mask=bands["mask"],
             mask_kind="scl" if bands["mask"] == "SCL" else "qa_pixel", reader_options=reader.options(source), stats=stats,
@@ -83,6 +88,10 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         "header_requests": stats.header_requests,
         "bytes_fetched": stats.bytes_fetched,
         "failed_reads": len(failures),
+        "planned_requests": plan.requests,
+        "planned_bytes": plan.bytes,
+        "planned_price_usd": dg.MetadataValue.float(plan.price_usd),
+        "plan": dg.MetadataValue.md(_plan_table(plan, stats)),
         "dagster/row_count": len(rows),
     }
     if not rows:
@@ -92,6 +101,13 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     if failures:
         metadata["failures"] = dg.MetadataValue.md("| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+def _plan_table(plan: ReadPlan, stats: ReadStats) -> str:
+    """The plan next to the read's own counts, as a markdown table."""
+    rows = [f"| {name} | {planned:g} | {actual:g} |" for name, (planned, actual) in plan.compare(stats).items()]
+    note = f"\n\nprices: AWS list prices of {plan.prices.as_of}, reader outside AWS"
+    return "| figure | planned | read |\n| --- | --- | --- |\n" + "\n".join(rows) + note
 
 
 def _require_valid_collection(collection: Collection, day: str, bands: list[str]) -> None:
