@@ -145,6 +145,8 @@ def mosaic_aoi(
         return None
     shape = gbox.shape.yx
     inside = inside_mask(gbox, geometry)
+    present = {r.band for r in rasters}
+    bands = [b for b in bands if b in present]  # a band no scene has is left out, as the read warned
     data_bands = [b for b in bands if b not in MASK_BANDS and b != mask] or list(bands)
     by_scene: dict[str, dict[str, AoiRaster]] = defaultdict(dict)
     for r in rasters:

@@ -4,9 +4,9 @@ import dagster as dg
 
 from rasteret_core.read.geometry import to_crs
 from rasteret_core.read.windows import aoi_window
-from rasteret_core.outputs import read_output
+from rasteret_core.outputs import NDVI_FILE, read_ndvi_sidecar, read_output
 from rasteret_core.storage import list_files
-from rasteret_core.timeseries import ndvi_statistics, read_stats, write_stats
+from rasteret_core.timeseries import empty_row, ndvi_statistics, read_stats, write_stats
 from rasteret_pipelines.defs.checks import STATS_CHECK, STATS_SCHEMA, run_check, stats_check_spec
 from rasteret_pipelines.defs.ndvi_assets import partition_parts
 from rasteret_pipelines.defs.partitions import DATE_AOI
@@ -21,8 +21,9 @@ from rasteret_pipelines.defs.resources import Aois, Storage
     check_specs=[stats_check_spec("ndvi_stats")],
     kinds={"geoparquet"},
     group_name="ndvi",
-    description="Mean, median and valid-pixel fraction of NDVI per AOI, date and scene; one GeoParquet "
-    "file per date and AOI (written atomically), read together as one table.",
+    description="One row per AOI and date: scenes used, coverage and valid fraction of the AOI's pixels, "
+    "NDVI mean, median, std, min, max, p10, p90; one GeoParquet file per date and AOI (written "
+    "atomically), read together as one table.",
 )
 def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) -> dg.MaterializeResult:
     shapes = aois.load()
@@ -30,17 +31,17 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
     for key in context.partition_keys:
         day, aoi = partition_parts(key)
         rows = []
-        for path in list_files(storage.path("ndvi", aoi, day), suffix=".tif", storage_options=storage.storage_options()):
+        folder = storage.path("ndvi", aoi, day)
+        for path in list_files(folder, suffix=NDVI_FILE, storage_options=storage.storage_options()):
             header, values = read_output(path, **storage.reader_options())
-            crop = aoi_window(header, to_crs(shapes[aoi], header.crs_epsg))
+            crop = aoi_window(header, to_crs(shapes[aoi], header.crs_epsg))  # the COG's grid is the AOI's crop
             inside = ~crop.outside if crop is not None and crop.shape == values.shape else values == values
-            scene_id = path.rsplit("/", 1)[-1][: -len(".tif")]
-            rows.append({"scene_id": scene_id, "ndvi_path": path, **ndvi_statistics(values, inside)})
+            sidecar = read_ndvi_sidecar(folder, storage_options=storage.storage_options()) or {}
+            rows.append({"scene_ids": sidecar.get("scene_ids", []), "ndvi_path": path,
+                         **ndvi_statistics(values, inside, sidecar.get("covered_pixels"))})
         written.append(write_stats(rows, storage.stats_root, date=day, aoi=aoi, geometry=shapes[aoi],
                                    storage_options=storage.storage_options()))
-        all_rows += [{"aoi": aoi, "date": day, **r} for r in rows] or [
-            {"aoi": aoi, "date": day, "scene_id": None, "mean": None, "median": None, "valid_pixels": 0,
-             "valid_fraction": 0.0}]
+        all_rows += [{"aoi": aoi, "date": day, **r} for r in rows] or [{"aoi": aoi, "date": day, **empty_row()}]
     import pandas as pd
 
     frame = pd.DataFrame(all_rows)
