@@ -214,7 +214,7 @@ def _count_file(plan: ReadPlan, fr: FileRequests, options: ReaderOptions) -> Non
 
 def plan_aoi_read(
     scenes: Iterable[Scene], geometries: Mapping[str, Any], bands: list[str], *,
-    reader_options: ReaderOptions | None = None, batch_size: int = 256, read: str = "get_xarray",
+    reader_options: ReaderOptions | None = None, batch_size: int = 64, read: str = "get_xarray",
     reader_region: str | None = None, prices: Prices | None = None,
 ) -> ReadPlan:
     """The plan of :func:`rasteret_core.read.aoi.read_aois` with the same arguments."""

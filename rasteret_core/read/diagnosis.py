@@ -126,23 +126,12 @@ class ReadDiagnosis:
 
     def first_causes(self, limit: int = FIRST_CAUSES) -> list[str]:
         """The most frequent distinct causes (URLs aside), each with one example and its count."""
-        counts = Counter(_cause(f.error) for f in self.failures)
-        example: dict[str, ReadFailure] = {}
-        for f in self.failures:
-            example.setdefault(_cause(f.error), f)
-        out = []
-        for cause, n in counts.most_common(limit):
-            f = example[cause]
-            where = f.error[: -len(cause)].rstrip(": ") if f.error.endswith(cause) and f.error != cause else ""
-            seen = f"{n} read(s), e.g. {f.scene_id} {f.band}" + (f" at {where}" if where else "")
-            out.append(f"{cause} ({seen})")
-        return out
+        return first_causes(self.failures, limit)
 
     def _where_s3_goes(self) -> str:
         if not any(f.error.startswith("s3://") for f in self.failures):
             return ""
-        target = self.endpoint or "AWS S3 (no endpoint_url given and AWS_ENDPOINT_URL unset)"
-        return f"; s3:// URLs were read from {target}"
+        return "; " + s3_target(self.endpoint)
 
     @property
     def reason(self) -> str:
@@ -213,6 +202,28 @@ class ReadDiagnosis:
 
     def __str__(self) -> str:
         return self.reason
+
+
+def first_causes(failures: list[Any], limit: int = FIRST_CAUSES) -> list[str]:
+    """The most frequent distinct causes of ``failures`` (objects with ``scene_id``, ``band``
+    and ``error``; the URL at the head of an error is set aside so causes group across
+    files), each with its count and one example."""
+    counts = Counter(_cause(f.error) for f in failures)
+    example: dict[str, Any] = {}
+    for f in failures:
+        example.setdefault(_cause(f.error), f)
+    out = []
+    for cause, n in counts.most_common(limit):
+        f = example[cause]
+        where = f.error[: -len(cause)].rstrip(": ") if f.error.endswith(cause) and f.error != cause else ""
+        seen = f"{n} read(s), e.g. {f.scene_id} {f.band}" + (f" at {where}" if where else "")
+        out.append(f"{cause} ({seen})")
+    return out
+
+
+def s3_target(endpoint: str | None) -> str:
+    """Where s3:// URLs were read from, in words, for failure messages."""
+    return f"s3:// URLs were read from {endpoint or 'AWS S3 (no endpoint_url given and AWS_ENDPOINT_URL unset)'}"
 
 
 class GeometryDatasets(dict):

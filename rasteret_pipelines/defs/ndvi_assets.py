@@ -15,6 +15,8 @@ from rasteret_core.plan import ReadPlan, plan_aoi_read
 from rasteret_core.storage import delete_missing
 from rasteret_pipelines.defs.checks import (
     COLLECTION_CHECK,
+    all_reads_failed,
+    failed_reads_check,
     NDVI_CHECK,
     NDVI_OUTPUT_SCHEMA,
     collection_schema,
@@ -51,6 +53,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     collection = Collection.open(storage.collection_root, storage_options=storage.storage_options())
     stats = ReadStats()
     rows, failures, previews, warnings = [], [], [], []
+    tile_failures: list[str] = []  # tile reads that failed now (harvest failures were reported by scene_collection)
     checked_days: set[str] = set()  # a multi-partition run checks each date's partition once
     plan = ReadPlan("ndvi")
     for key in context.partition_keys:
@@ -69,6 +72,9 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         )
         warnings += result.warnings
         failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures]
+        tile_failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures if f.geometry_id]
+        if result.failures and not result.rasters:
+            raise all_reads_failed(f"{day} {aoi}", result.failures, reader.endpoint_url)
         folder = storage.path("ndvi", aoi, day)
         written = []
         for raster in result.rasters:  # at most one: the date x AOI mosaic
@@ -84,6 +90,8 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
 
     frame = pd.DataFrame(rows, columns=list(NDVI_OUTPUT_SCHEMA.columns))
     check = run_check(NDVI_CHECK, NDVI_OUTPUT_SCHEMA, frame)
+    if tile_failures and check.passed:  # outputs missing for some scenes: block ndvi_stats, say why
+        check = failed_reads_check(NDVI_CHECK, tile_failures, len(rows))
     metadata = {
         "rasters": len(rows),
         "scene_ids": dg.MetadataValue.json(sorted({i for r in rows for i in r["scene_id"].split(",") if i})),
@@ -99,7 +107,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         "dagster/row_count": len(rows),
     }
     if not rows:
-        metadata["note"] = "no scene with valid pixels for this date and AOI: explicit empty result"
+        metadata["note"] = "no scene with pixels in this AOI on this date: explicit empty result"
     if previews:
         metadata["preview"] = dg.MetadataValue.md("\n\n".join(previews))
     if warnings:
