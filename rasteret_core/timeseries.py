@@ -19,17 +19,10 @@ from rasteret_core.storage import atomic_write, resolve_root
 
 STATS_SCHEMA = pa.schema([
     ("aoi", pa.string()),
-<<<<<<< HEAD
-    ("date", pa.string()),
+    ("date", pa.dictionary(pa.int32(), pa.string())),  # as the hive partition date=... reads, so both agree
     ("scene_ids", pa.list_(pa.string())),
     ("coverage", pa.float64()),
     ("valid_fraction", pa.float64()),
-=======
-    ("date", pa.dictionary(pa.int32(), pa.string())),  # as the hive partition date=... reads, so both agree
-    ("scene_id", pa.string()),
-    ("mean", pa.float64()),
-    ("median", pa.float64()),
->>>>>>> main
     ("valid_pixels", pa.int64()),
     ("aoi_pixels", pa.int64()),
     ("mean", pa.float64()),
