@@ -17,9 +17,10 @@ from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import s3_endpoint_from_env
 from rasteret_core.collection import Collection, build_collection
 from rasteret_core.collection.build import BuildReport
+from rasteret_core.collection.harvest import reader_options_for
 from rasteret_core.errors import RasteretError
 from rasteret_core.radiometry import RadiometryWarning
-from rasteret_core.plan import Prices, ReadPlan, plan_aoi_read, plan_point_samples
+from rasteret_core.plan import Prices, ReadPlan, plan_aoi_read, plan_load, plan_point_samples
 from rasteret_core.read.aoi import AoiReadResult, read_aois
 from rasteret_core.read.diagnosis import EmptyResultError, EmptyResultWarning, GeometryDatasets, ReadDiagnosis
 from rasteret_core.read.geometry import check_lonlat, named_geometries, swap_axes, union_bounds
@@ -280,7 +281,7 @@ class Rasteret:
         rows = [
             {
                 "geometry_id": r.geometry_id, "scene_id": r.scene_id, "datetime": r.datetime, "band": r.band,
-                "data": r.data, "transform": tuple(r.transform)[:6], "crs": f"EPSG:{r.crs_epsg}",
+                "data": r.data, "transform": tuple(r.transform)[:6], "crs": r.crs,
                 "nodata": r.nodata, "geometry": source[r.geometry_id],
             }
             for r in result.rasters
@@ -313,8 +314,8 @@ class Rasteret:
              prices: Prices | None = None, **kwargs: Any) -> ReadPlan:
         """What a query will request and cost, without fetching a pixel.
 
-        ``read`` names the query (``"get_xarray"``, ``"get_gdf"``, ``"read"`` or
-        ``"sample_points"``); the other arguments are that query's own. ``reader_region`` is
+        ``read`` names the query (``"get_xarray"``, ``"get_gdf"``, ``"read"``,
+        ``"sample_points"`` or ``"load"``); the other arguments are that query's own. ``reader_region`` is
         the AWS region the read runs in (``None``: outside AWS), ``prices`` the AWS prices
         (default: list prices, see :class:`~rasteret_core.plan.Prices`). The read itself then
         reports the same figures in ``last_stats``: ``plan.compare(r.last_stats)``.
@@ -335,7 +336,9 @@ class Rasteret:
             return plan_point_samples(scenes, named, call["bands"], max_distance=call.get("max_distance"),
                                       neighbourhood=call.get("neighbourhood", 1), reader_options=self._options(),
                                       reader_region=reader_region, prices=prices)
-        raise ValueError(f"cannot plan {read!r}: plan get_xarray, get_gdf, read or sample_points")
+        if read == "load":
+            return plan_load(self.load(*args, **kwargs), reader_region=reader_region, prices=prices)
+        raise ValueError(f"cannot plan {read!r}: plan get_xarray, get_gdf, read, sample_points or load")
 
     def _aoi_scenes(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None,
                     date_range: tuple[Any, Any] | None, crs: str | None):
@@ -382,11 +385,7 @@ class Rasteret:
             options = base
         else:
             options = ReaderOptions.from_kwargs(dict(base or {}))
-        if self.data_source.requester_pays and not options.requester_pays:
-            from dataclasses import replace
-
-            options = replace(options, requester_pays=True)
-        return options
+        return reader_options_for(self.data_source, options)
 
 
 GDF_COLUMNS = ("geometry_id", "scene_id", "datetime", "band", "data", "transform", "crs", "nodata")

@@ -31,7 +31,7 @@ from rasteret_core.errors import RasteretError
 
 __all__ = [
     "GridError", "header_geobox", "crs_of_largest_overlap", "output_geobox", "pick_overview", "native_anchor",
-    "aoi_geobox", "geobox_epsg", "inside_mask", "sample_nearest",
+    "aoi_geobox", "geobox_crs", "geobox_epsg", "inside_mask", "sample_nearest",
 ]
 
 
@@ -209,9 +209,22 @@ def pick_overview(header: CogHeader, read_shrink: int) -> int | None:
 
 
 # --- AOI grids with rasterio.mask semantics (the mosaic of one AOI and date) ------------------
-def aoi_geobox(geometry: BaseGeometry, crs_epsg: int, lattice: Affine) -> GeoBox | None:
+def _crs_text(crs: int | str | CRS) -> str:
+    """``"EPSG:n"`` for an EPSG code, else the CRS as given (``"EPSG:n"`` or WKT)."""
+    if isinstance(crs, CRS):
+        return f"EPSG:{crs.epsg}" if crs.epsg is not None else crs.to_wkt()
+    return f"EPSG:{crs}" if isinstance(crs, int) else crs
+
+
+def geobox_crs(gbox: GeoBox) -> str:
+    """A grid's CRS as ``"EPSG:n"``, or WKT when it has no EPSG code (as ``CogHeader.crs``)."""
+    return _crs_text(gbox.crs)
+
+
+def aoi_geobox(geometry: BaseGeometry, crs_epsg: int | str | CRS, lattice: Affine) -> GeoBox | None:
     """The grid ``rasterio.mask.mask(crop=True)`` gives ``geometry`` (lon/lat) on the pixel
-    lattice of ``lattice`` (any stored image's transform in ``EPSG:crs_epsg``), unbounded:
+    lattice of ``lattice`` (any stored image's transform in that CRS: an EPSG code,
+    ``"EPSG:n"``, WKT or an odc-geo CRS), unbounded:
     the window is not cut at the image's edges, so an AOI half outside every scene keeps its
     full extent. ``None`` when the geometry has no extent in that CRS.
     """
@@ -221,7 +234,8 @@ def aoi_geobox(geometry: BaseGeometry, crs_epsg: int, lattice: Affine) -> GeoBox
 
     from rasteret_core.read.geometry import to_crs
 
-    geom = to_crs(geometry, crs_epsg)
+    crs_text = _crs_text(crs_epsg)
+    geom = to_crs(geometry, crs_text)
     if geom.is_empty:
         return None
     a, e = lattice.a, lattice.e
@@ -244,7 +258,7 @@ def aoi_geobox(geometry: BaseGeometry, crs_epsg: int, lattice: Affine) -> GeoBox
         return None
     if window.width <= 0 or window.height <= 0:
         return None
-    return GeoBox((int(window.height), int(window.width)), window_transform(window, virtual), CRS(f"EPSG:{crs_epsg}"))
+    return GeoBox((int(window.height), int(window.width)), window_transform(window, virtual), CRS(crs_text))
 
 
 def geobox_epsg(gbox: GeoBox) -> int:
@@ -261,13 +275,13 @@ def inside_mask(gbox: GeoBox, geometry: BaseGeometry) -> "np.ndarray":
 
     from rasteret_core.read.geometry import to_crs
 
-    geom = to_crs(geometry, geobox_epsg(gbox))
+    geom = to_crs(geometry, geobox_crs(gbox))
     return ~geometry_mask([geom], out_shape=gbox.shape.yx, transform=gbox.affine, all_touched=False)
 
 
-def sample_nearest(data: "np.ndarray", transform: Affine, crs_epsg: int, gbox: GeoBox,
+def sample_nearest(data: "np.ndarray", transform: Affine, crs_epsg: int | str, gbox: GeoBox,
                    fill: float) -> tuple["np.ndarray", "np.ndarray"]:
-    """``data`` (a 2-D array on ``transform`` in ``EPSG:crs_epsg``) brought onto ``gbox`` by
+    """``data`` (a 2-D array on ``transform`` in that CRS: EPSG code, ``"EPSG:n"`` or WKT) brought onto ``gbox`` by
     nearest neighbour: ``(values, has)`` where ``has`` is False for pixels the array does not
     cover (they hold ``fill``). Same CRS: exact index mapping of pixel centres (Sentinel-2's
     20 m SCL under its 10 m bands); another CRS: ``rasterio.warp.reproject`` nearest.
@@ -276,7 +290,8 @@ def sample_nearest(data: "np.ndarray", transform: Affine, crs_epsg: int, gbox: G
 
     height, width = gbox.shape.yx
     dst = gbox.affine
-    if crs_epsg == geobox_epsg(gbox) and transform.b == transform.d == dst.b == dst.d == 0:
+    src_crs, dst_crs = _crs_text(crs_epsg), geobox_crs(gbox)
+    if (src_crs == dst_crs or CRS(src_crs) == gbox.crs) and transform.b == transform.d == dst.b == dst.d == 0:
         xs = dst.c + (np.arange(width) + 0.5) * dst.a
         ys = dst.f + (np.arange(height) + 0.5) * dst.e
         cols = np.floor((xs - transform.c) / transform.a).astype(np.int64)
@@ -292,9 +307,9 @@ def sample_nearest(data: "np.ndarray", transform: Affine, crs_epsg: int, gbox: G
     from rasterio.warp import Resampling, reproject
 
     values = np.full((height, width), fill, dtype=data.dtype)
-    reproject(data, values, src_transform=transform, src_crs=f"EPSG:{crs_epsg}", dst_transform=dst,
-              dst_crs=f"EPSG:{geobox_epsg(gbox)}", resampling=Resampling.nearest)
+    reproject(data, values, src_transform=transform, src_crs=src_crs, dst_transform=dst,
+              dst_crs=dst_crs, resampling=Resampling.nearest)
     cover = np.zeros((height, width), dtype=np.uint8)
-    reproject(np.ones(data.shape, dtype=np.uint8), cover, src_transform=transform, src_crs=f"EPSG:{crs_epsg}",
-              dst_transform=dst, dst_crs=f"EPSG:{geobox_epsg(gbox)}", resampling=Resampling.nearest)
+    reproject(np.ones(data.shape, dtype=np.uint8), cover, src_transform=transform, src_crs=src_crs,
+              dst_transform=dst, dst_crs=dst_crs, resampling=Resampling.nearest)
     return values, cover.astype(bool)

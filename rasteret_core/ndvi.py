@@ -87,11 +87,13 @@ class NdviRaster:
     datetime: dt.datetime
     data: np.ndarray
     transform: Affine
-    crs_epsg: int
+    crs_epsg: int | None
     scene_ids: list[str] = field(default_factory=list)
     inside: np.ndarray | None = None
     covered_pixels: int = 0
     key: Any = None
+    crs_wkt: str | None = None
+    """The CRS as WKT when it has no EPSG code."""
 
     @property
     def valid_pixels(self) -> int:
@@ -162,6 +164,7 @@ def aoi_ndvi(
         result.rasters.append(NdviRaster(
             gid, ",".join(mosaic.scene_ids), mosaic.time, values, mosaic.gbox.affine, mosaic.crs_epsg,
             scene_ids=mosaic.scene_ids, inside=mosaic.inside, covered_pixels=int(mosaic.covered.sum()), key=key,
+            crs_wkt=None if mosaic.crs_epsg is not None else mosaic.crs,
         ))
     for warning in result.warnings:
         log.warning("%s", warning)

@@ -69,6 +69,8 @@ class ReaderOptions:
     max_window_pixels: int = 2**27
     """Largest window read, in pixels (width x height): a 10980 x 10980 Sentinel-2 band fits.
     A larger one is a ``LimitError`` before its array (or AOI mask) is allocated."""
+    azure_endpoint_url: str | None = None
+    """Path-style Blob endpoint (an emulator, a mirror) for ``https://*.blob.core.windows.net`` URLs."""
     signer: Signer | None = field(default=None, repr=False, compare=False)
     """Read-time signing hook for http(s) assets (see :data:`rasteret_core.cog.urls.Signer`):
     called with the stored URL before each request, returns the URL to fetch (same origin),

@@ -30,6 +30,7 @@ from typing import Awaitable, Callable, Iterable, Union
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 DEFAULT_S3_REGION = "us-west-2"  # home of sentinel-cogs and usgs-landsat
+AZURE_BLOB_SUFFIX = ".blob.core.windows.net"
 REMOTE_SCHEMES = ("http", "https", "s3")
 """What hrefs of a remote STAC API may point at: never local files."""
 ALL_SCHEMES = ("http", "https", "s3", "file")
@@ -195,6 +196,9 @@ class Location:
     s3_bucket: str | None = None
     s3_region: str | None = None
     signing_origin: str | None = None
+    azure_account: str | None = None
+    """The storage account of an Azure Blob URL (``https://{account}.blob.core.windows.net``):
+    requests follow Blob Storage's rules (service version header, SAS refresh on expiry)."""
 
     @property
     def scheme(self) -> str:
@@ -220,11 +224,14 @@ def _quote_key(key: str) -> str:
     return "/".join(s.replace(".", "%2E") if s in (".", "..") else s for s in segments)
 
 
-def resolve(url: str | os.PathLike[str], *, endpoint_url: str | None = None, region: str | None = None) -> Location:
+def resolve(url: str | os.PathLike[str], *, endpoint_url: str | None = None, region: str | None = None,
+            azure_endpoint_url: str | None = None) -> Location:
     """Map ``url`` (http(s)://, s3://bucket/key or a local path) to a :class:`Location`.
 
     ``s3://`` URLs go to ``endpoint_url`` path-style when one is given (or set through
-    ``AWS_ENDPOINT_URL``), otherwise to the bucket's AWS address.
+    ``AWS_ENDPOINT_URL``), otherwise to the bucket's AWS address. Azure Blob URLs
+    (``https://{account}.blob.core.windows.net/...``) go to ``azure_endpoint_url`` path-style
+    (``{endpoint}/{account}/...``, as the Azure emulators serve) when one is given.
 
     Raises:
         LocationError: unsupported scheme, invalid bucket name or region, malformed URL.
@@ -237,6 +244,14 @@ def resolve(url: str | os.PathLike[str], *, endpoint_url: str | None = None, reg
         parts = _split(text)
         if parts is None or not parts.hostname:
             raise _location_error(text, "the URL has no host")
+        host = parts.hostname.lower()
+        if host.endswith(AZURE_BLOB_SUFFIX) and len(host) > len(AZURE_BLOB_SUFFIX) and scheme == "https":
+            account = host[: -len(AZURE_BLOB_SUFFIX)]
+            http_url = text
+            if azure_endpoint_url:
+                base = _check_endpoint(azure_endpoint_url)
+                http_url = f"{base}/{account}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+            return Location("http", text, http_url=http_url, azure_account=account)
         return Location("http", text, http_url=text)
     if scheme == "s3":
         rest = text[5:]

@@ -61,14 +61,25 @@ class HarvestResult:
 
 
 def reader_options_for(source: DataSource, reader_options: ReaderOptions | Mapping[str, Any] | None) -> ReaderOptions:
-    """``reader_options`` with requester-pays on when ``source`` needs it or the caller asked."""
+    """``reader_options`` with what ``source`` needs: requester-pays when it or the caller asks,
+    and its read-time signer (Planetary Computer SAS tokens) unless the caller gave one."""
     if reader_options is None:
         base = ReaderOptions()
     elif isinstance(reader_options, ReaderOptions):
         base = reader_options
     else:
         base = ReaderOptions.from_kwargs(dict(reader_options))
-    return replace(base, requester_pays=base.requester_pays or source.requester_pays)
+    base = replace(base, requester_pays=base.requester_pays or source.requester_pays)
+    return with_source_signer(source, base)
+
+
+def with_source_signer(source: DataSource, options: ReaderOptions) -> ReaderOptions:
+    """``options`` with ``source``'s read-time signer, unless they already carry one."""
+    if source.signing == "planetary-computer" and options.signer is None:
+        from rasteret_core.cog.azure import planetary_computer_signer
+
+        return replace(options, signer=planetary_computer_signer())
+    return options
 
 
 async def aharvest(

@@ -35,7 +35,7 @@ from shapely.geometry.base import BaseGeometry
 
 from rasteret_core import radiometry
 from rasteret_core.collection.scene import Scene
-from rasteret_core.grid import aoi_geobox, crs_of_largest_overlap, geobox_epsg, inside_mask, sample_nearest
+from rasteret_core.grid import aoi_geobox, crs_of_largest_overlap, geobox_crs, inside_mask, sample_nearest
 from rasteret_core.read.aoi import AoiRaster
 
 MASK_BANDS = ("SCL", "QA_PIXEL")
@@ -99,8 +99,13 @@ class AoiMosaic:
         return float(self.covered[self.inside].mean()) if self.aoi_pixels else 0.0
 
     @property
-    def crs_epsg(self) -> int:
-        return geobox_epsg(self.gbox)
+    def crs_epsg(self) -> int | None:
+        """The grid's EPSG code (None for a CRS known only as WKT: see :attr:`crs`)."""
+        return self.gbox.crs.epsg
+
+    @property
+    def crs(self) -> str:
+        return geobox_crs(self.gbox)
 
 
 def target_geobox(geometry: BaseGeometry, scenes: list[Scene], rasters: list[AoiRaster], bands: list[str]) -> GeoBox | None:
@@ -108,13 +113,18 @@ def target_geobox(geometry: BaseGeometry, scenes: list[Scene], rasters: list[Aoi
     data_bands = [b for b in bands if b not in MASK_BANDS] or list(bands)
     ref_band = data_bands[0]
     crs = crs_of_largest_overlap(scenes, ref_band, geometry)
-    epsg = crs.epsg
     order = {s.id: i for i, s in enumerate(mosaic_order(scenes))}
-    candidates = [r for r in rasters if r.band in data_bands and r.crs_epsg == epsg]
+    candidates = [r for r in rasters if r.band in data_bands and _same_crs(r.crs, crs)]
     if not candidates:
         return None
     finest = min(candidates, key=lambda r: (abs(r.transform.a), order.get(r.scene_id, 0)))
-    return aoi_geobox(geometry, epsg, finest.transform)
+    return aoi_geobox(geometry, finest.crs, finest.transform)
+
+
+def _same_crs(text: str, crs: Any) -> bool:
+    from odc.geo import CRS
+
+    return bool(text) and (text == f"EPSG:{crs.epsg}" or CRS(text) == crs)
 
 
 def mosaic_aoi(
@@ -186,7 +196,7 @@ def mosaic_aoi(
                 elif band == mask and mask_clouds:
                     cloud_ok[:] = False  # no mask could be read: trust nothing rather than cloudy pixels
                 continue
-            raw, has = sample_nearest(raster.data, raster.transform, raster.crs_epsg, gbox, raster.fill)
+            raw, has = sample_nearest(raster.data, raster.transform, raster.crs, gbox, raster.fill)
             ok = has.copy()
             if raster.nodata is not None:
                 ok &= ~np.isnan(raw) if np.isnan(raster.nodata) else raw != raster.nodata

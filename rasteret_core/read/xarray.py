@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from rasteret_core import radiometry
 from rasteret_core.collection.scene import Scene
 from rasteret_core.errors import RasteretError
-from rasteret_core.grid import geobox_epsg
+from rasteret_core.grid import geobox_crs
 from rasteret_core.read.aoi import AoiRaster
 from rasteret_core.read.mosaic import group_key, mosaic_aoi, target_geobox
 
@@ -38,11 +38,15 @@ def _crs_wkt(epsg: int) -> str:
     return CRS.from_epsg(epsg).to_wkt()
 
 
-def spatial_ref(epsg: int, transform: Affine) -> xr.DataArray:
-    """A CF ``grid_mapping`` variable that rioxarray reads (``ds.rio.crs``)."""
-    wkt = _crs_wkt(epsg)
+def spatial_ref(epsg: int | None, transform: Affine, wkt: str | None = None) -> xr.DataArray:
+    """A CF ``grid_mapping`` variable that rioxarray reads (``ds.rio.crs``); a CRS without an
+    EPSG code is given by its ``wkt`` (and has no ``epsg`` attribute)."""
+    wkt = _crs_wkt(epsg) if epsg is not None else wkt
     gdal = " ".join(str(v) for v in (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e))
-    return xr.DataArray(0, attrs={"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gdal, "epsg": epsg})
+    attrs = {"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gdal}
+    if epsg is not None:
+        attrs["epsg"] = epsg
+    return xr.DataArray(0, attrs=attrs)
 
 
 def geometry_dataset(
@@ -89,7 +93,8 @@ def geometry_dataset(
     if not mosaics:
         return None
     mosaics.sort(key=lambda m: (m.time, str(m.key)))
-    epsg = geobox_epsg(gbox)
+    epsg = gbox.crs.epsg
+    wkt = None if epsg is not None else gbox.crs.to_wkt()
     grid = gbox.affine
     height, width = gbox.shape.yx
     variables = {}
@@ -116,9 +121,9 @@ def geometry_dataset(
         "x": grid.c + (np.arange(width) + 0.5) * grid.a,
         "scene_id": ("time", [",".join(m.scene_ids) for m in mosaics]),
         "coverage": ("time", [m.coverage for m in mosaics]),
-        "spatial_ref": spatial_ref(epsg, grid),
+        "spatial_ref": spatial_ref(epsg, grid, wkt),
     }
-    return xr.Dataset(variables, coords=coords, attrs={"crs": f"EPSG:{epsg}"})
+    return xr.Dataset(variables, coords=coords, attrs={"crs": geobox_crs(gbox)})
 
 
 def per_geometry_datasets(
@@ -173,7 +178,9 @@ def stack_datasets(datasets: dict[str, xr.Dataset]) -> xr.Dataset:
                        .assign_coords(x=xs, y=ys).expand_dims(geometry=[gid]))
     stacked = xr.concat(aligned, dim="geometry", join="outer", coords="different", compat="equals", fill_value={n: v.attrs.get("nodata", 0) for n, v in first.data_vars.items()})
     grid = Affine(a, 0.0, float(xs[0]) - a / 2, 0.0, e, float(ys[0]) - e / 2)
-    stacked = stacked.assign_coords(spatial_ref=spatial_ref(int(first.spatial_ref.attrs["epsg"]), grid))
+    ref = first.spatial_ref.attrs
+    epsg = int(ref["epsg"]) if "epsg" in ref else None
+    stacked = stacked.assign_coords(spatial_ref=spatial_ref(epsg, grid, ref.get("crs_wkt")))
     stacked.attrs = dict(first.attrs)
     return stacked
 
