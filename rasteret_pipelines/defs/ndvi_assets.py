@@ -23,6 +23,7 @@ from rasteret_pipelines.defs.checks import (
     ndvi_check_spec,
     run_check,
 )
+from rasteret_pipelines.defs.markdown import md_table, md_text
 from rasteret_pipelines.defs.partitions import DATE_AOI
 from rasteret_pipelines.defs.policies import RETRY, S3_POOL
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
@@ -71,8 +72,8 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
             groupby=None,  # the partition is the date: all its scenes make one mosaic
         )
         warnings += result.warnings
-        failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures]
-        tile_failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures if f.geometry_id]
+        failures += [(f.scene_id, f.band, f.error) for f in result.failures]
+        tile_failures += [(f.scene_id, f.band, f.error) for f in result.failures if f.geometry_id]
         if result.failures and not result.rasters:
             raise all_reads_failed(f"{day} {aoi}", result.failures, reader.endpoint_url)
         folder = storage.path("ndvi", aoi, day)
@@ -83,7 +84,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
             rows.append(_describe_output(path, raster.scene_id, storage))
             if len(previews) < 3 and raster.valid_pixels:
                 png = base64.b64encode(preview_png(raster.data)).decode()
-                previews.append(f"**{aoi} {day} {raster.scene_id}**\n\n![ndvi](data:image/png;base64,{png})")
+                previews.append(f"**{md_text(f'{aoi} {day} {raster.scene_id}')}**\n\n![ndvi](data:image/png;base64,{png})")
         delete_missing(folder, written, storage_options=storage.storage_options())  # a refresh replaces the date
         context.log.info("%s %s: %d scenes, %d mosaic(s), %d failures", day, aoi, len(scenes), len(result.rasters),
                          len(result.failures))
@@ -115,7 +116,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         for text in warnings:
             context.log.warning(text)
     if failures:
-        metadata["failures"] = dg.MetadataValue.md("| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures))
+        metadata["failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 

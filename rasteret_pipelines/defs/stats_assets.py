@@ -9,6 +9,7 @@ from rasteret_core.storage import list_files
 from rasteret_core.timeseries import empty_row, ndvi_statistics, read_stats, write_stats
 from rasteret_pipelines.defs.checks import STATS_CHECK, STATS_SCHEMA, run_check, stats_check_spec
 from rasteret_pipelines.defs.ndvi_assets import partition_parts
+from rasteret_pipelines.defs.markdown import md_table
 from rasteret_pipelines.defs.partitions import DATE_AOI
 from rasteret_pipelines.defs.policies import RETRY
 from rasteret_pipelines.defs.resources import Aois, Storage
@@ -64,7 +65,6 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
 def _markdown(frame) -> str:
     if frame.empty:
         return "empty"
-    head = "| " + " | ".join(frame.columns) + " |\n|" + " --- |" * len(frame.columns)
-    body = ["| " + " | ".join("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
+    rows = [["" if v is None else f"{v:.4g}" if isinstance(v, float) else v for v in row]
             for row in frame.itertuples(index=False)]
-    return "\n".join([head, *body])
+    return md_table(frame.columns, rows)
