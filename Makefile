@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo ui serve-demo bench bench-quick clean
+.PHONY: venv test demo ui serve-demo bench bench-quick bench-load clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ bench: venv
 bench-quick: venv
 	sh bench/setup.sh $(BIN)/python
 	$(BIN)/python -m bench.run --quick
+
+bench-load: venv
+	sh bench/setup.sh $(BIN)/python
+	$(BIN)/python -m bench.load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

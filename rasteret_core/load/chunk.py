@@ -76,11 +76,11 @@ def compute_chunk(task: ChunkTask) -> np.ndarray:
     """
     height, width = task.shape
     dtype = np.dtype(task.dtype)
-    out = np.full((height, width), task.fill, dtype=dtype)
     if not task.sources:
-        return out[None]
-    filled: np.ndarray | None = None  # only needed when "not yet filled" cannot be read off the values
+        return np.full((1, height, width), task.fill, dtype=dtype)
     arrays = runtime(task.options, task.cache_bytes).read([(s.header, s.window) for s in task.sources])
+    out = np.full((height, width), task.fill, dtype=dtype)  # after the read: waiting tasks hold nothing
+    filled: np.ndarray | None = None  # only needed when "not yet filled" cannot be read off the values
     for i, (src, data) in enumerate(zip(task.sources, arrays)):
         r0, r1, c0, c1 = src.dst
         region = out[r0:r1, c0:c1]
