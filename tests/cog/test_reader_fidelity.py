@@ -313,3 +313,26 @@ def test_nbits_samples_unpack_like_a_bit_by_bit_reading(bits, rows, width, sampl
         predictor=1, photometric=1, tile_offsets=[8], tile_byte_counts=[1], is_tiled=tiled,
     )
     np.testing.assert_array_equal(decode_tile(header, _pack_rows(values, bits)), values)
+
+
+@pytest.mark.parametrize("keys", [
+    # user-defined projected CRS: WGS 84 + the UTM zone 33N projection (EPSG 16033)
+    [(1024, 1), (1025, 1), (2048, 4326), (3072, 32767), (3074, 16033), (3076, 9001)],
+    # user-defined geographic CRS on the WGS 84 datum, in degrees
+    [(1024, 2), (1025, 1), (2048, 32767), (2050, 6326), (2054, 9102)],
+    # user-defined geographic CRS on the NAD83 datum
+    [(1024, 2), (1025, 1), (2048, 32767), (2050, 6269), (2054, 9102)],
+], ids=["utm33-by-projection-code", "wgs84-datum", "nad83-datum"])
+def test_user_defined_geokeys_are_resolved_as_gdal_resolves_them(tmp_path, keys):
+    from rasteret_core.cog.geokeys import _geokey_tiff
+
+    directory = [1, 1, 0, len(keys)] + [v for key, value in keys for v in (key, 0, 1, value)]
+    path = tmp_path / "user-defined.tif"
+    path.write_bytes(_geokey_tiff(tuple(directory), (), b""))
+    header = read_header(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path) as src:
+            assert src.crs is not None
+            assert header.crs_epsg == src.crs.to_epsg()
+            assert CRS.from_user_input(header.crs) == src.crs
