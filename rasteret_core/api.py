@@ -18,7 +18,7 @@ from rasteret_core.collection import Collection, build_collection
 from rasteret_core.collection.build import BuildReport
 from rasteret_core.collection.harvest import reader_options_for
 from rasteret_core.errors import RasteretError
-from rasteret_core.plan import Prices, ReadPlan, plan_aoi_read, plan_point_samples
+from rasteret_core.plan import Prices, ReadPlan, plan_aoi_read, plan_load, plan_point_samples
 from rasteret_core.read.aoi import AoiReadResult, read_aois
 from rasteret_core.read.diagnosis import EmptyResultError, EmptyResultWarning, GeometryDatasets, ReadDiagnosis
 from rasteret_core.read.geometry import check_lonlat, named_geometries, swap_axes, union_bounds
@@ -278,8 +278,8 @@ class Rasteret:
              prices: Prices | None = None, **kwargs: Any) -> ReadPlan:
         """What a query will request and cost, without fetching a pixel.
 
-        ``read`` names the query (``"get_xarray"``, ``"get_gdf"``, ``"read"`` or
-        ``"sample_points"``); the other arguments are that query's own. ``reader_region`` is
+        ``read`` names the query (``"get_xarray"``, ``"get_gdf"``, ``"read"``,
+        ``"sample_points"`` or ``"load"``); the other arguments are that query's own. ``reader_region`` is
         the AWS region the read runs in (``None``: outside AWS), ``prices`` the AWS prices
         (default: list prices, see :class:`~rasteret_core.plan.Prices`). The read itself then
         reports the same figures in ``last_stats``: ``plan.compare(r.last_stats)``.
@@ -300,7 +300,9 @@ class Rasteret:
             return plan_point_samples(scenes, named, call["bands"], max_distance=call.get("max_distance"),
                                       neighbourhood=call.get("neighbourhood", 1), reader_options=self._options(),
                                       reader_region=reader_region, prices=prices)
-        raise ValueError(f"cannot plan {read!r}: plan get_xarray, get_gdf, read or sample_points")
+        if read == "load":
+            return plan_load(self.load(*args, **kwargs), reader_region=reader_region, prices=prices)
+        raise ValueError(f"cannot plan {read!r}: plan get_xarray, get_gdf, read, sample_points or load")
 
     def _aoi_scenes(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None,
                     date_range: tuple[Any, Any] | None, crs: str | None):

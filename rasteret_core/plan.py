@@ -246,6 +246,37 @@ def plan_point_samples(
                                reader_region=reader_region, prices=prices)
 
 
+def plan_load(ds: Any, *, reader_region: str | None = None, prices: Prices | None = None) -> ReadPlan:
+    """The plan of computing a lazy :func:`rasteret_core.load.load` Dataset (or a slice of it).
+
+    Each chunk task reads its tiles in one ``read_windows`` call; a tile already fetched by an
+    earlier task comes from the worker's tile cache. The plan walks the tasks in graph order
+    with that rule, so tiles and bytes are exact while the cache holds the read, and requests
+    are exact for loads whose chunks share no tile (otherwise the merges depend on the order
+    the scheduler runs the chunks in).
+    """
+    from rasteret_core.load import chunk_tasks
+    from rasteret_core.load.runtime import _tile_window
+
+    plan = ReadPlan("load", reader_region=reader_region, prices=prices or Prices())
+    seen: set[tuple[str, int, int]] = set()
+    scenes: set[str] = set()
+    for task in chunk_tasks(ds).values():
+        batch = []
+        for src in task.sources:
+            scenes.add(src.scene_id)
+            for tile in src.tiles:
+                key = (src.header.url, src.header.ifd_offset, tile)
+                if key not in seen:
+                    seen.add(key)
+                    batch.append((src.header, _tile_window(src.header, tile)))
+        if batch:
+            part = plan_window_batches([batch], task.options, read="load", reader_region=reader_region, prices=prices)
+            plan.add(part)
+    plan.scenes = len(scenes)
+    return plan
+
+
 def plan_backfill(
     collection: Any, aois: Mapping[str, Any], dates: Iterable[Any], bands: list[str], *,
     reader_options: ReaderOptions | None = None, reader_region: str | None = None, prices: Prices | None = None,

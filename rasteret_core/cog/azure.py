@@ -130,6 +130,16 @@ class PlanetaryComputerSigner:
     def __repr__(self) -> str:
         return f"PlanetaryComputerSigner({self.token_url!r})"
 
+    def __getstate__(self) -> dict:
+        # a copy sent to another process (a dask worker) starts with no token of its own
+        state = dict(self.__dict__)
+        state.update(_lock=None, _tokens={}, _pending={})
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     async def __call__(self, url: str) -> str:
         """``url`` with a valid SAS token for its container (any query it had is kept).
 

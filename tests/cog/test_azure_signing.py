@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from urllib.parse import urlsplit
 
@@ -151,12 +152,14 @@ def test_a_failing_token_endpoint_is_reported_per_asset(pc_item, blobs):
     assert "token endpoint answered HTTP 404" in failure.error and "/no/such/endpoint" in failure.error
 
 
-def test_the_signer_never_shows_its_token(blobs):
+def test_the_signer_never_shows_its_token_nor_ships_it_to_another_process(blobs):
     signer = PlanetaryComputerSigner(token_url=blobs.token_url)
     account, container = next(iter(blobs.containers))
     signed = run_sync(lambda: signer(f"{blobs.endpoint_url}/{account}/{container}/x.tif"))
     token = signer._tokens[(account, container)]
     assert token.token in signed and token.token not in repr(token) and "sig" not in repr(signer)
+    blob = pickle.dumps(signer)  # a dask worker gets the endpoint, not the token
+    assert token.token.encode() not in blob and pickle.loads(blob).token_url == blobs.token_url
 
 
 def test_planetary_computer_sources_get_the_shared_signer_and_others_none():
