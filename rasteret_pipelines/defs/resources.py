@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import dagster as dg
 from pydantic import Field
@@ -107,8 +108,43 @@ class Aois(dg.ConfigurableResource):
         return tuple(shapely.union_all(list(self.load().values())).bounds)
 
 
+class DaskCluster(dg.ConfigurableResource):
+    """Where lazy ``load`` results are computed: in-process by default, or a Dask cluster.
+
+    ``address`` empty (the default): dask's threaded scheduler in the run's own process.
+    ``"local"``: a ``dask.distributed.LocalCluster`` started for the run (``n_workers``
+    processes, ``memory_limit`` each) and closed after it. Any other value is a scheduler
+    address (``tcp://scheduler:8786``) to connect to. Workers sign with their own AWS chain;
+    no credential is put into the graph.
+    """
+
+    address: str = Field(default="", description="'' in-process, 'local' for a LocalCluster, or a scheduler address")
+    n_workers: int = 2
+    threads_per_worker: int = 2
+    memory_limit: str = "2GiB"
+
+    @contextlib.contextmanager
+    def scheduler(self) -> Iterator[dict[str, Any]]:
+        """Keyword arguments for ``dask.compute(..., **kw)`` / ``ds.compute(**kw)`` / ``to_zarr(compute_kwargs=kw)``
+        for the duration of the block (a cluster started here is closed at its end)."""
+        if not self.address:
+            yield {"scheduler": "threads"}
+            return
+        from distributed import Client, LocalCluster
+
+        if self.address == "local":
+            with LocalCluster(n_workers=self.n_workers, threads_per_worker=self.threads_per_worker,
+                              memory_limit=self.memory_limit, dashboard_address=None, processes=True) as cluster:
+                with Client(cluster, set_as_default=False) as client:
+                    yield {"scheduler": client}
+            return
+        with Client(self.address, set_as_default=False) as client:
+            yield {"scheduler": client}
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
-        resources={"stac": StacSource(), "reader": CogReader(), "storage": Storage(), "aois": Aois()}
+        resources={"stac": StacSource(), "reader": CogReader(), "storage": Storage(), "aois": Aois(),
+                   "dask": DaskCluster()}
     )
