@@ -245,7 +245,7 @@ class Rasteret:
         rows = [
             {
                 "geometry_id": r.geometry_id, "scene_id": r.scene_id, "datetime": r.datetime, "band": r.band,
-                "data": r.data, "transform": tuple(r.transform)[:6], "crs": f"EPSG:{r.crs_epsg}",
+                "data": r.data, "transform": tuple(r.transform)[:6], "crs": r.crs,
                 "nodata": r.nodata, "geometry": source[r.geometry_id],
             }
             for r in result.rasters

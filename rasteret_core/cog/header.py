@@ -103,6 +103,13 @@ class CogHeader:
         return 4 if self.color_conversion == "cmyk_to_rgba" else self.samples_per_pixel
 
     @property
+    def crs(self) -> str | None:
+        """The CRS as rasterio/pyproj user input: ``"EPSG:32633"``, else the WKT, else ``None``."""
+        if self.crs_epsg is not None:
+            return f"EPSG:{self.crs_epsg}"
+        return self.crs_wkt or None
+
+    @property
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
 

@@ -43,6 +43,13 @@ class AoiRaster:
     outside: np.ndarray
     scale: float | None = None
     offset: float | None = None
+    crs_wkt: str | None = None
+    """The CRS as WKT when it has no EPSG code (``crs_epsg`` is then ``None``)."""
+
+    @property
+    def crs(self) -> str:
+        """``"EPSG:n"``, or the WKT of a CRS without a code."""
+        return f"EPSG:{self.crs_epsg}" if self.crs_epsg is not None else self.crs_wkt or ""
 
     @property
     def fill(self) -> float:
@@ -84,7 +91,7 @@ class _Job:
 
 def _grid_key(header) -> tuple:
     """What a window depends on besides the geometry: the image grid (same for every date of a tile)."""
-    return (header.crs_epsg, tuple(header.transform), header.width, header.height)
+    return (header.crs, tuple(header.transform), header.width, header.height)
 
 
 class _WindowCache:
@@ -97,7 +104,7 @@ class _WindowCache:
     def __init__(self, geometries: Mapping[str, BaseGeometry], max_pixels: int) -> None:
         self.geometries = geometries
         self.max_pixels = max_pixels
-        self._reprojected: dict[tuple[str, int], BaseGeometry] = {}
+        self._reprojected: dict[tuple[str, str], BaseGeometry] = {}
         self._windows: dict[tuple, AoiWindow | None] = {}
 
     def get(self, header, gid: str) -> AoiWindow | None:
@@ -105,9 +112,9 @@ class _WindowCache:
         header's URL, so errors are not cached) when the window cannot be placed or is too large."""
         key = (_grid_key(header), gid)
         if key not in self._windows:
-            geo_key = (gid, header.crs_epsg)
+            geo_key = (gid, header.crs)
             if geo_key not in self._reprojected:
-                self._reprojected[geo_key] = to_crs(self.geometries[gid], header.crs_epsg)
+                self._reprojected[geo_key] = to_crs(self.geometries[gid], header.crs)
             crop = aoi_window(header, self._reprojected[geo_key], max_pixels=self.max_pixels)
             if crop is not None:
                 crop.outside.flags.writeable = False
@@ -124,8 +131,8 @@ def _plan_scene(scene: Scene, bands: list[str], cache: _WindowCache, result: Aoi
             result.failures.append(ReadFailure(scene.id, band, None, why or "no header"))
             continue
         header = asset.header
-        if header.crs_epsg is None:
-            result.failures.append(ReadFailure(scene.id, band, None, "the image has no EPSG CRS"))
+        if header.crs is None:
+            result.failures.append(ReadFailure(scene.id, band, None, "the image has no CRS (no GeoKeys GDAL can read)"))
             continue
         for gid in cache.geometries:
             try:
@@ -259,4 +266,5 @@ async def _run(planned: Iterator[list[_Job]], client: CogClient, result: AoiRead
             result.rasters.append(AoiRaster(
                 job.geometry_id, job.scene.id, job.scene.datetime, job.band, data, job.crop.transform,
                 asset.header.crs_epsg, asset.header.nodata, job.crop.outside, asset.scale, asset.offset,
+                crs_wkt=asset.header.crs_wkt if asset.header.crs_epsg is None else None,
             ))

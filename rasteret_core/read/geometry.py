@@ -134,13 +134,15 @@ def swap_axes(geom: BaseGeometry) -> BaseGeometry:
     return shapely.transform(geom, lambda coords: coords[:, ::-1])
 
 
-def to_crs(geom: BaseGeometry, dst_epsg: int, src_crs: str = "EPSG:4326") -> BaseGeometry:
-    """Reproject ``geom`` (densifying edges as GDAL does) to ``EPSG:dst_epsg``."""
+def to_crs(geom: BaseGeometry, dst_epsg: int | str, src_crs: str = "EPSG:4326") -> BaseGeometry:
+    """Reproject ``geom`` (densifying edges as GDAL does) to ``EPSG:dst_epsg``, or to the CRS
+    ``dst_epsg`` names when it is a string (``"EPSG:n"`` or WKT, e.g. ``CogHeader.crs``)."""
     from rasterio.warp import transform_geom
 
-    if src_crs.upper() == f"EPSG:{dst_epsg}":
+    dst = f"EPSG:{dst_epsg}" if isinstance(dst_epsg, int) else dst_epsg
+    if src_crs.upper() == dst.upper():
         return geom
-    return shape(transform_geom(src_crs, f"EPSG:{dst_epsg}", geom.__geo_interface__))
+    return shape(transform_geom(src_crs, dst, geom.__geo_interface__))
 
 
 def union_bounds(geoms: Iterable[BaseGeometry]) -> tuple[float, float, float, float]:
