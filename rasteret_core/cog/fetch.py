@@ -320,7 +320,7 @@ class RangeFetcher:
         url = loc.http_url
         signer = self.options.signer
         if signer is not None:
-            signed = signer(url)
+            signed = signer(urls.strip_secrets(url))
             if inspect.isawaitable(signed):
                 signed = await signed
             if not isinstance(signed, str) or not urls.same_origin(signed, url):

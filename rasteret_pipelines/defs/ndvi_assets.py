@@ -8,6 +8,7 @@ import pandas as pd
 
 from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
+from rasteret_core.names import safe_name
 from rasteret_core.ndvi import aoi_ndvi, preview_png
 from rasteret_core.outputs import read_output, write_cog
 from rasteret_core.plan import ReadPlan, plan_aoi_read
@@ -22,6 +23,7 @@ from rasteret_pipelines.defs.checks import (
     ndvi_check_spec,
     run_check,
 )
+from rasteret_pipelines.defs.markdown import md_table, md_text
 from rasteret_pipelines.defs.partitions import DATE_AOI
 from rasteret_pipelines.defs.policies import RETRY, S3_POOL
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
@@ -67,20 +69,20 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
             scenes, {aoi: shapes[aoi]}, red=bands["red"], nir=bands["nir"], mask=bands["mask"],
             mask_kind="scl" if bands["mask"] == "SCL" else "qa_pixel", reader_options=reader.options(source), stats=stats,
         )
-        failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures]
-        tile_failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures if f.geometry_id]
+        failures += [(f.scene_id, f.band, f.error) for f in result.failures]
+        tile_failures += [(f.scene_id, f.band, f.error) for f in result.failures if f.geometry_id]
         if result.failures and not result.rasters:
             raise all_reads_failed(f"{day} {aoi}", result.failures, reader.endpoint_url)
         folder = storage.path("ndvi", aoi, day)
         written = []
         for raster in result.rasters:
-            path = write_cog(raster.data, f"{folder}/{raster.scene_id}.tif", transform=raster.transform,
+            path = write_cog(raster.data, f"{folder}/{safe_name(raster.scene_id)}.tif", transform=raster.transform,
                              crs_epsg=raster.crs_epsg, nodata=float("nan"), storage_options=storage.storage_options())
             written.append(path)
             rows.append(_describe_output(path, raster.scene_id, storage))
             if len(previews) < 3 and raster.valid_pixels:
                 png = base64.b64encode(preview_png(raster.data)).decode()
-                previews.append(f"**{aoi} {day} {raster.scene_id}**\n\n![ndvi](data:image/png;base64,{png})")
+                previews.append(f"**{md_text(f'{aoi} {day} {raster.scene_id}')}**\n\n![ndvi](data:image/png;base64,{png})")
         delete_missing(folder, written, storage_options=storage.storage_options())  # a refresh replaces the date
         context.log.info("%s %s: %d scenes, %d NDVI rasters, %d failures", day, aoi, len(scenes), len(written), len(result.failures))
 
@@ -107,7 +109,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     if previews:
         metadata["preview"] = dg.MetadataValue.md("\n\n".join(previews))
     if failures:
-        metadata["failures"] = dg.MetadataValue.md("| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures))
+        metadata["failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
