@@ -18,7 +18,7 @@ class ReaderOptions:
     """Bytes read by the single header request; GDAL COG headers fit in it."""
     max_concurrency: int = 64
     """Requests in flight at once, over all files (one shared connection pool)."""
-    connect_burst: int = 3
+    connect_burst: int = 2
     """New connections opened at once before pacing starts (kept below small accept queues)."""
     connect_interval: float = 0.003
     """Seconds between further new connections. A burst of dozens of connects overflows a
