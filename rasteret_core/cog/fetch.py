@@ -147,8 +147,6 @@ class _PacedConnector(aiohttp.TCPConnector):
         self._pacer = pacer
         self.connections_opened = 0
         self.slowest_connect_s = 0.0
-        self.hedged_connects = 0
-        self._fastest: float | None = None
 
     async def _create_connection(self, req, traces, timeout):  # aiohttp's hook for a new connection
         key = req.connection_key
@@ -161,39 +159,12 @@ class _PacedConnector(aiohttp.TCPConnector):
         if idle is not None:
             return idle
         self.connections_opened += 1
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = asyncio.get_running_loop().time()
         try:
-            for _ in range(self.HEDGES):
-                hedge = self._hedge_after()
-                if hedge is None:
-                    break
-                attempt = loop.time()
-                try:
-                    proto = await asyncio.wait_for(super()._create_connection(req, traces, timeout), hedge)
-                except asyncio.TimeoutError:
-                    # a connect many times slower than this host's others: its SYN was most likely
-                    # dropped by a full accept queue, and TCP would wait 1 s, then 3 s, to resend it
-                    self.hedged_connects += 1
-                    continue
-                self._fastest = min(self._fastest or 1e9, loop.time() - attempt)
-                return proto
-            proto = await super()._create_connection(req, traces, timeout)
-            self._fastest = min(self._fastest or 1e9, loop.time() - started)
-            return proto
+            return await super()._create_connection(req, traces, timeout)
         finally:
             # an overflowed accept queue shows here as a connect of 1 s or more (SYN retransmit)
-            self.slowest_connect_s = max(self.slowest_connect_s, loop.time() - started)
-
-    HEDGES = 4
-    """Connect attempts cut short before one that waits as long as TCP does."""
-
-    def _hedge_after(self) -> float | None:
-        """Seconds after which a connect is retried: 10x the fastest connect seen, within
-        0.2-0.6 s (TCP's first SYN retransmit comes after 1 s); None before any connect."""
-        if self._fastest is None:
-            return None
-        return min(0.6, max(0.2, 10 * self._fastest))
+            self.slowest_connect_s = max(self.slowest_connect_s, asyncio.get_running_loop().time() - started)
 
 
     def _release(self, *args, **kwargs):  # a connection goes back to the pool (or is closed)
@@ -253,13 +224,11 @@ class RangeFetcher:
 
     @property
     def connections(self) -> dict[str, float]:
-        """New connections opened so far (``opened``), the slowest connect (``slowest_connect_s``)
-        and connect attempts retried early because they took far longer than the others (``hedged``)."""
+        """New connections opened so far (``opened``) and the slowest connect (``slowest_connect_s``)."""
         conn = self._session.connector if self._session is not None else None
         if not isinstance(conn, _PacedConnector):
-            return {"opened": 0, "slowest_connect_s": 0.0, "hedged": 0}
-        return {"opened": conn.connections_opened, "slowest_connect_s": conn.slowest_connect_s,
-                "hedged": conn.hedged_connects}
+            return {"opened": 0, "slowest_connect_s": 0.0}
+        return {"opened": conn.connections_opened, "slowest_connect_s": conn.slowest_connect_s}
 
     async def __aexit__(self, *exc) -> None:
         if self._session is not None:
