@@ -116,7 +116,7 @@ def test_a_date_without_scenes_is_an_explicit_empty_result(pipeline, instance):
     meta = result.asset_materializations_for_node("ndvi")[0].metadata
     assert meta["rasters"].value == 0 and "explicit empty result" in meta["note"].value
     (row,) = read_stats(pipeline["storage"].stats_root).itertuples()
-    assert row.valid_pixels == 0 and pd.isna(row.scene_id) and pd.isna(row.mean)
+    assert row.valid_pixels == 0 and len(row.scene_ids) == 0 and pd.isna(row.mean) and row.coverage == 0
 
 
 def test_refresh_replaces_only_that_date(pipeline, instance, demo_scenes, tmp_path):
