@@ -196,11 +196,13 @@ class Rasteret:
         return result
 
     def get_xarray(self, geometries: Any, bands: str | list[str], cloud_cover_lt: float | None = None,
-                   date_range: tuple[Any, Any] | None = None, *, per_geometry: bool = False, crs: str | None = None):
+                   date_range: tuple[Any, Any] | None = None, *, per_geometry: bool = False, crs: str | None = None,
+                   allow_sparse: bool = False):
         """Pixels as xarray: one variable per band.
 
         Default: one Dataset with dims (geometry, time, y, x) on the geometries' union grid,
-        refused with advice when they are in different CRSs or far apart. With
+        refused with advice when they are in different CRSs or far apart (``allow_sparse=True``
+        stacks far-apart geometries anyway, on their mostly empty union grid). With
         ``per_geometry=True``: ``{geometry id: Dataset(time, y, x)}`` (a
         :class:`GeometryDatasets`, a dict that also carries the ``diagnosis``), each on its
         own grid. Pixels outside a geometry hold the band's nodata (``rasterio.mask``
@@ -217,7 +219,9 @@ class Rasteret:
             raise EmptyResultError(f"nothing to stack: {diagnosis.reason}", diagnosis)
         diagnosis.raise_or_warn()
         datasets = per_geometry_datasets(result.rasters, diagnosis.bands)
-        return GeometryDatasets(datasets, diagnosis) if per_geometry else stack_datasets(datasets)
+        if per_geometry:
+            return GeometryDatasets(datasets, diagnosis)
+        return stack_datasets(datasets, allow_sparse=allow_sparse)
 
     def load(self, bands: list[str] | str | None = None, **kwargs: Any):
         """A lazy, dask-backed ``Dataset(time, y, x)`` on one grid, in ``odc.stac.load``'s terms

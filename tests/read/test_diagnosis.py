@@ -25,7 +25,7 @@ from rasteret_core.read.diagnosis import (
 from rasteret_core.read.geometry import GeometryError, named_geometries, swap_axes
 from rasteret_core.testing.object_store import ObjectStoreServer
 from tests.collection.conftest import S2_BAND_MAP, make_s2_scenes
-from tests.read.test_rasteret_api import DATES, FIELD_A, FIELD_B, items_file, rasteret  # noqa: F401  (fixtures)
+from tests.read.test_rasteret_api import DATES, FIELD_A, FIELD_B, items_file, rasteret, utm_box_lonlat  # noqa: F401
 
 
 def closed_port() -> int:
@@ -34,8 +34,8 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def built(tmp_path, items, name="diag"):
-    path = tmp_path / f"{name}.json"
+def built(tmp_path, items, name="diag", items_dir=None):
+    path = (items_dir or tmp_path) / f"{name}.json"  # a local items file may read only its own folder
     path.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
     source = DataSources.from_items_file(path, S2_BAND_MAP, name="s2-local", short_name="s2local")
     r = Rasteret(name, source, DATES, workspace_dir=tmp_path / "ws", progress=False)
@@ -126,8 +126,8 @@ def test_some_failed_reads_warn_with_the_cause_and_return_the_rest(tmp_path, ite
 def test_a_band_no_scene_stores_is_warned_about(tmp_path, items_file):  # noqa: F811
     items = json.loads(items_file.read_text())["features"]
     for item in items:
-        item["assets"]["nir"]["href"] = str(tmp_path / "missing" / "B08.tif")
-    r = built(tmp_path, items, "nonir")
+        item["assets"]["nir"]["href"] = str(items_file.parent / "missing" / "B08.tif")
+    r = built(tmp_path, items, f"nonir_{tmp_path.name}", items_dir=items_file.parent)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = r.get_xarray({"a": FIELD_A}, ["B04", "B08"], per_geometry=True)
@@ -165,3 +165,13 @@ def test_reprs_say_what_they_hold(rasteret):
     out = rasteret.get_xarray({"a": FIELD_A}, ["B04"], per_geometry=True)
     assert repr(out).startswith("GeometryDatasets({'a': {'time': 3")
     assert "rasters=3" in repr(rasteret.last_read) and "failures=0" in repr(rasteret.last_read)
+
+
+def test_the_stacked_form_keeps_the_dtype_and_far_apart_geometries_can_be_stacked_on_request(rasteret):
+    ds = rasteret.get_xarray({"a": FIELD_A, "b": FIELD_B}, ["B04"])
+    assert ds.B04.dtype == "uint16"  # filled with nodata in its own dtype, not float64
+    far = {"a": utm_box_lonlat(770100, 1439800, 770200, 1439900), "b": utm_box_lonlat(785000, 1435000, 785100, 1435100)}
+    with pytest.raises(Exception, match="allow_sparse=True"):
+        rasteret.get_xarray(far, ["B04"])
+    stacked = rasteret.get_xarray(far, ["B04"], allow_sparse=True)
+    assert list(stacked.geometry.values) == ["a", "b"] and stacked.B04.dtype == "uint16"
