@@ -34,7 +34,19 @@ class Rasteret:
     ``custom_name`` plus the date range and source name the collection
     (``bangalore_202401-03_sentinel``); ``workspace_dir`` defaults to ``$RASTERET_WORKSPACE``
     or ``~/rasteret_workspace``. Queries never modify the stored collection. After every call,
-    ``last_stats`` holds its request and byte counts.
+    ``last_stats`` holds its request and byte counts and ``last_read`` the read's diagnosis.
+
+    Args:
+        custom_name: the first part of the collection's name (letters, digits, ``_-.``).
+        data_source: a :class:`DataSource` or a registered name (``"sentinel-2"``, ``"landsat"``).
+        date_range: inclusive ``(start, end)`` dates the collection covers.
+        workspace_dir: the workspace folder or ``s3://`` prefix.
+        reader_options: :class:`~rasteret_core.cog.ReaderOptions` or its fields as a dict
+            (``endpoint_url``, ``retries``, credentials, ...).
+        progress: show progress bars (in a terminal) or progress log lines.
+
+    Raises:
+        ValueError: an invalid name, date range or unknown data source.
     """
 
     def __init__(
@@ -108,12 +120,21 @@ class Rasteret:
 
     @staticmethod
     def list_collections(workspace_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-        """Collections in the workspace: name, data_source, date_range, size (scenes)."""
+        """Collections in the workspace that hold at least one date.
+
+        Returns:
+            One dict per collection: ``name``, ``data_source``, ``date_range``, ``size``
+            (scenes), ``bands``, ``root``; sorted by name.
+        """
         return list_collections(workspace_dir)
 
     @classmethod
     def load_collection(cls, name: str, workspace_dir: str | os.PathLike[str] | None = None) -> "Rasteret":
-        """Open an existing collection by name (``ValueError`` if the workspace has none)."""
+        """Open an existing collection by its full name (as ``list_collections`` shows it).
+
+        Raises:
+            ValueError: the workspace has no collection of that name (the message lists them).
+        """
         collection = load_collection(name, workspace_dir)
         self = cls.__new__(cls)
         self.data_source = collection.data_source or DataSources.SENTINEL2
@@ -131,6 +152,11 @@ class Rasteret:
 
     @property
     def collection(self) -> Collection:
+        """The stored :class:`Collection`.
+
+        Raises:
+            RasteretError: it has not been built yet.
+        """
         if self._collection is None:
             try:
                 self._collection = load_collection(self.name, self.workspace_dir)
