@@ -302,6 +302,7 @@ class Rasteret:
         ``physical`` applies the band's scale and offset. Returns :class:`PointSamples`
         (``.to_geodataframe()``, ``.to_arrow()``); see :func:`rasteret_core.read.points.sample_points`.
         """
+        bands = band_list(bands)
         named, scenes = self._point_scenes(points, bands, date_range, cloud_cover_lt, max_distance, crs)
         stats = ReadStats()
         result = sample_points(scenes, named, bands, max_distance=max_distance, neighbourhood=neighbourhood,
@@ -324,6 +325,7 @@ class Rasteret:
             names = ("geometries", "bands", "cloud_cover_lt", "date_range")
             call = dict(zip(names, args), **kwargs)
             call.pop("per_geometry", None)
+            call["bands"] = band_list(call["bands"])
             geoms, scenes = self._aoi_scenes(call["geometries"], call["bands"], call.get("cloud_cover_lt"),
                                              call.get("date_range"), call.get("crs"))
             return plan_aoi_read(scenes, geoms, call["bands"], reader_options=self._options(), read=read,
@@ -331,6 +333,7 @@ class Rasteret:
         if read == "sample_points":
             names = ("points", "bands", "date_range", "cloud_cover_lt")
             call = dict(zip(names, args), **kwargs)
+            call["bands"] = band_list(call["bands"])
             named, scenes = self._point_scenes(call["points"], call["bands"], call.get("date_range"),
                                                call.get("cloud_cover_lt"), call.get("max_distance"), call.get("crs"))
             return plan_point_samples(scenes, named, call["bands"], max_distance=call.get("max_distance"),
