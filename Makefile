@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # `make ui PORT=3001` / `make serve-demo PORT=9001` when the default port is taken
 PORT_ARG := $(if $(PORT),--port $(PORT))
 
-.PHONY: venv venv-test test demo ui serve-demo bench bench-quick clean
+.PHONY: venv venv-test test demo ui serve-demo bench bench-quick bench-load clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,10 @@ bench: venv
 bench-quick: venv
 	sh bench/setup.sh $(BIN)/python
 	$(BIN)/python -m bench.run --quick
+
+bench-load: venv
+	sh bench/setup.sh $(BIN)/python
+	$(BIN)/python -m bench.load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -110,7 +110,7 @@ def run_pipeline() -> int:
     print(f"collection: {storage / 'collection'}")
     print(f"NDVI GeoTIFFs: {storage / 'ndvi'} ({len(list((storage / 'ndvi').rglob('*.tif')))} files)")
     print(f"statistics: {storage / 'ndvi_stats'}\n")
-    print(table[["date", "aoi", "scene_id", "mean", "median", "valid_fraction"]].to_string(index=False))
+    print(table[["date", "aoi", "scene_ids", "coverage", "valid_fraction", "mean", "median"]].to_string(index=False))
     return 0
 
 

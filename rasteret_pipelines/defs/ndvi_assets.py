@@ -1,4 +1,5 @@
-"""``ndvi``: one partition = one date x one AOI; an NDVI COG per scene, read with zero header requests."""
+"""``ndvi``: one partition = one date x one AOI; one NDVI COG (the day's scenes mosaicked), read with
+zero header requests."""
 
 import base64
 
@@ -8,9 +9,8 @@ import pandas as pd
 
 from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
-from rasteret_core.names import safe_name
 from rasteret_core.ndvi import aoi_ndvi, preview_png
-from rasteret_core.outputs import read_output, write_cog
+from rasteret_core.outputs import read_output, write_ndvi_output
 from rasteret_core.plan import ReadPlan, plan_aoi_read
 from rasteret_core.storage import delete_missing
 from rasteret_pipelines.defs.checks import (
@@ -43,8 +43,9 @@ def partition_parts(key: str) -> tuple[str, str]:
     check_specs=[ndvi_check_spec("ndvi")],
     kinds={"geotiff", "numpy"},
     group_name="ndvi",
-    description="NDVI (float32 COG, NaN where masked) per AOI, date and scene: scale/offset applied, "
-    "clouds masked with Sentinel-2 SCL or Landsat QA_PIXEL.",
+    description="NDVI (float32 COG, NaN where masked) per AOI and date: the date's scenes mosaicked on one "
+    "grid (least cloud first, first valid pixel wins), each scene's radiometry rule applied, clouds masked "
+    "with Sentinel-2 SCL or Landsat QA_PIXEL.",
 )
 def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader, storage: Storage, aois: Aois):
     source = stac.data_source()
@@ -52,7 +53,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     shapes = aois.load()
     collection = Collection.open(storage.collection_root, storage_options=storage.storage_options())
     stats = ReadStats()
-    rows, failures, previews = [], [], []
+    rows, failures, previews, warnings = [], [], [], []
     tile_failures: list[str] = []  # tile reads that failed now (harvest failures were reported by scene_collection)
     checked_days: set[str] = set()  # a multi-partition run checks each date's partition once
     plan = ReadPlan("ndvi")
@@ -68,23 +69,25 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         result = aoi_ndvi(
             scenes, {aoi: shapes[aoi]}, red=bands["red"], nir=bands["nir"], mask=bands["mask"],
             mask_kind="scl" if bands["mask"] == "SCL" else "qa_pixel", reader_options=reader.options(source), stats=stats,
+            groupby=None,  # the partition is the date: all its scenes make one mosaic
         )
+        warnings += result.warnings
         failures += [(f.scene_id, f.band, f.error) for f in result.failures]
         tile_failures += [(f.scene_id, f.band, f.error) for f in result.failures if f.geometry_id]
         if result.failures and not result.rasters:
             raise all_reads_failed(f"{day} {aoi}", result.failures, reader.endpoint_url)
         folder = storage.path("ndvi", aoi, day)
         written = []
-        for raster in result.rasters:
-            path = write_cog(raster.data, f"{folder}/{safe_name(raster.scene_id)}.tif", transform=raster.transform,
-                             crs_epsg=raster.crs_epsg, nodata=float("nan"), storage_options=storage.storage_options())
-            written.append(path)
+        for raster in result.rasters:  # at most one: the date x AOI mosaic
+            path = write_ndvi_output(raster, folder, storage_options=storage.storage_options())
+            written += [path, path[: -len(".tif")] + ".json"]
             rows.append(_describe_output(path, raster.scene_id, storage))
             if len(previews) < 3 and raster.valid_pixels:
                 png = base64.b64encode(preview_png(raster.data)).decode()
                 previews.append(f"**{md_text(f'{aoi} {day} {raster.scene_id}')}**\n\n![ndvi](data:image/png;base64,{png})")
         delete_missing(folder, written, storage_options=storage.storage_options())  # a refresh replaces the date
-        context.log.info("%s %s: %d scenes, %d NDVI rasters, %d failures", day, aoi, len(scenes), len(written), len(result.failures))
+        context.log.info("%s %s: %d scenes, %d mosaic(s), %d failures", day, aoi, len(scenes), len(result.rasters),
+                         len(result.failures))
 
     frame = pd.DataFrame(rows, columns=list(NDVI_OUTPUT_SCHEMA.columns))
     check = run_check(NDVI_CHECK, NDVI_OUTPUT_SCHEMA, frame)
@@ -92,7 +95,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         check = failed_reads_check(NDVI_CHECK, tile_failures, len(rows))
     metadata = {
         "rasters": len(rows),
-        "scene_ids": dg.MetadataValue.json(sorted({r["scene_id"] for r in rows})),
+        "scene_ids": dg.MetadataValue.json(sorted({i for r in rows for i in r["scene_id"].split(",") if i})),
         "outputs": dg.MetadataValue.json([r["path"] for r in rows]),
         "requests": stats.requests,
         "header_requests": stats.header_requests,
@@ -108,6 +111,10 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         metadata["note"] = "no scene with pixels in this AOI on this date: explicit empty result"
     if previews:
         metadata["preview"] = dg.MetadataValue.md("\n\n".join(previews))
+    if warnings:
+        metadata["radiometry_warnings"] = dg.MetadataValue.json(warnings[:20])
+        for text in warnings:
+            context.log.warning(text)
     if failures:
         metadata["failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])

@@ -4,10 +4,9 @@ import dagster as dg
 
 from rasteret_core.read.geometry import to_crs
 from rasteret_core.read.windows import aoi_window
-from rasteret_core.names import original_name
-from rasteret_core.outputs import read_output
+from rasteret_core.outputs import NDVI_FILE, read_ndvi_sidecar, read_output
 from rasteret_core.storage import list_files
-from rasteret_core.timeseries import ndvi_statistics, read_stats, write_stats
+from rasteret_core.timeseries import empty_row, ndvi_statistics, read_stats, write_stats
 from rasteret_pipelines.defs.checks import STATS_CHECK, STATS_SCHEMA, run_check, stats_check_spec
 from rasteret_pipelines.defs.ndvi_assets import partition_parts
 from rasteret_pipelines.defs.markdown import md_table
@@ -23,8 +22,9 @@ from rasteret_pipelines.defs.resources import Aois, Storage
     check_specs=[stats_check_spec("ndvi_stats")],
     kinds={"geoparquet"},
     group_name="ndvi",
-    description="Mean, median and valid-pixel fraction of NDVI per AOI, date and scene; one GeoParquet "
-    "file per date and AOI (written atomically), read together as one table.",
+    description="One row per AOI and date: scenes used, coverage and valid fraction of the AOI's pixels, "
+    "NDVI mean, median, std, min, max, p10, p90; one GeoParquet file per date and AOI (written "
+    "atomically), read together as one table.",
 )
 def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) -> dg.MaterializeResult:
     shapes = aois.load()
@@ -32,17 +32,17 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
     for key in context.partition_keys:
         day, aoi = partition_parts(key)
         rows = []
-        for path in list_files(storage.path("ndvi", aoi, day), suffix=".tif", storage_options=storage.storage_options()):
+        folder = storage.path("ndvi", aoi, day)
+        for path in list_files(folder, suffix=NDVI_FILE, storage_options=storage.storage_options()):
             header, values = read_output(path, **storage.reader_options())
-            crop = aoi_window(header, to_crs(shapes[aoi], header.crs_epsg))
+            crop = aoi_window(header, to_crs(shapes[aoi], header.crs_epsg))  # the COG's grid is the AOI's crop
             inside = ~crop.outside if crop is not None and crop.shape == values.shape else values == values
-            scene_id = _scene_id(path)
-            rows.append({"scene_id": scene_id, "ndvi_path": path, **ndvi_statistics(values, inside)})
+            sidecar = read_ndvi_sidecar(folder, storage_options=storage.storage_options()) or {}
+            rows.append({"scene_ids": sidecar.get("scene_ids", []), "ndvi_path": path,
+                         **ndvi_statistics(values, inside, sidecar.get("covered_pixels"))})
         written.append(write_stats(rows, storage.stats_root, date=day, aoi=aoi, geometry=shapes[aoi],
                                    storage_options=storage.storage_options()))
-        all_rows += [{"aoi": aoi, "date": day, **r} for r in rows] or [
-            {"aoi": aoi, "date": day, "scene_id": None, "mean": None, "median": None, "valid_pixels": 0,
-             "valid_fraction": 0.0}]
+        all_rows += [{"aoi": aoi, "date": day, **r} for r in rows] or [{"aoi": aoi, "date": day, **empty_row()}]
     import pandas as pd
 
     frame = pd.DataFrame(all_rows)
@@ -68,12 +68,3 @@ def _markdown(frame) -> str:
     rows = [["" if v is None else f"{v:.4g}" if isinstance(v, float) else v for v in row]
             for row in frame.itertuples(index=False)]
     return md_table(frame.columns, rows)
-
-
-def _scene_id(path: str) -> str:
-    """The scene id of an NDVI file, which ``ndvi`` named ``safe_name(scene_id).tif``."""
-    stem = path.rsplit("/", 1)[-1][: -len(".tif")]
-    try:
-        return original_name(stem)
-    except ValueError:  # a shortened (hashed) name: the stem is the best id left
-        return stem
