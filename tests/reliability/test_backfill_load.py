@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rasteret_core.testing.object_store import ObjectStoreServer
 from rasteret_pipelines.settings import aoi_file, aoi_names
+from tests.helpers.children import with_own_peak_rss
 from tests.pipelines.conftest import BUCKET, write_items
 
 CHILD = Path(__file__).with_name("_backfill_child.py")
@@ -33,8 +34,8 @@ def test_backfill_memory_and_connections_stay_bounded(demo_scenes, tmp_path, rec
     with ObjectStoreServer(buckets={BUCKET: demo_scenes.folder}, latency=(0.02, 0.08)) as server:
         args = {"items": str(write_items(tmp_path / "items.json", items)), "endpoint": server.endpoint_url,
                 "storage": str(tmp_path / "storage"), "dates": DATES, "aois": aois, "max_concurrency": MAX_CONCURRENCY}
-        done = subprocess.run([sys.executable, str(CHILD), json.dumps(args)], capture_output=True, text=True,
-                              timeout=600, cwd=Path(__file__).resolve().parents[2])
+        done = subprocess.run(with_own_peak_rss([sys.executable, str(CHILD), json.dumps(args)]), capture_output=True,
+                              text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
         server.wait_idle()
         peak_connections = server.stats.peak_connections
         requests = server.stats.requests

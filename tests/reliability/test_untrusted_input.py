@@ -38,6 +38,7 @@ from rasteret_core.stac.local_items import load_items
 from rasteret_core.testing.object_store import FaultRule, ObjectStoreServer
 from rasteret_pipelines.defs.resources import CogReader
 from tests.helpers.attacker import RecordingServer, write_test_certificate
+from tests.helpers.children import with_own_peak_rss
 from tests.reliability.test_hostile_files import S2_B04, first_ifd_entries, set_first_element, with_first_tile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,8 @@ def run_child(params: dict, *, env: dict[str, str] | None = None, timeout: float
     """Run ``hostile_read`` in a child process; its per-read outcomes."""
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HTTP_PROXY", "HTTPS_PROXY"))}
     child_env.update(env or {}, PYTHONPATH=str(REPO))
-    done = subprocess.run([sys.executable, "-m", "tests.reliability._children.hostile_read", json.dumps(params)],
+    done = subprocess.run(with_own_peak_rss([sys.executable, "-m", "tests.reliability._children.hostile_read",
+                                             json.dumps(params)]),
                           cwd=REPO, env=child_env, capture_output=True, text=True, timeout=timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
