@@ -1,10 +1,9 @@
 """``scene_collection``: one daily partition = STAC search over the AOIs + header harvest."""
 
-
-
 import dagster as dg
 
 from rasteret_core.collection import Collection, build_date
+from rasteret_pipelines.defs.automation import COLLECTION_AUTOMATION
 from rasteret_pipelines.defs.checks import COLLECTION_CHECK, collection_check_spec, collection_schema, run_check
 from rasteret_pipelines.defs.partitions import DATES
 from rasteret_pipelines.defs.policies import DAILY_BACKFILL, RETRY, S3_POOL
@@ -14,6 +13,7 @@ from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Stora
 @dg.asset(
     partitions_def=DATES,
     backfill_policy=DAILY_BACKFILL,
+    automation_condition=COLLECTION_AUTOMATION,
     retry_policy=RETRY,
     pool=S3_POOL,
     check_specs=[collection_check_spec("scene_collection")],
@@ -31,7 +31,7 @@ def scene_collection(
     scenes: list[str] = []
     failures: list[str] = []
     messages: list[str] = []
-    requests = bytes_fetched = 0
+    requests = bytes_fetched = reused = 0
     for day in context.partition_keys:
         report = build_date(
             source, day, root=storage.collection_root, bbox=bbox, bands=bands,
@@ -43,6 +43,7 @@ def scene_collection(
         failures += [f"| {f.item_id} | {f.band} | {f.error[:160]} |" for f in report.failures]
         requests += report.stats.requests
         bytes_fetched += report.stats.bytes_fetched
+        reused += report.reused
         scenes += [w for w in _scene_ids(report.collection, day)]
 
     collection = Collection.open(storage.collection_root, storage_options=storage.storage_options())
@@ -55,6 +56,7 @@ def scene_collection(
         "requests": requests,
         "bytes_fetched": bytes_fetched,
         "requests_per_scene": round(requests / len(scenes), 2) if scenes else 0.0,
+        "scenes_reused": reused,  # unchanged items (same STAC `updated`): no header requests
         "collection_root": dg.MetadataValue.path(storage.collection_root),
         "summary": "\n".join(messages),
         "dagster/row_count": len(scenes),
