@@ -8,6 +8,7 @@ and CI load the same definitions and only the environment differs.
 | ``RASTERET_AOIS`` | GeoJSON/GeoParquet of named AOIs | the shipped Bangalore AOIs |
 | ``RASTERET_START_DATE`` | first daily partition | ``2024-01-01`` |
 | ``RASTERET_S3_ENDPOINT`` | S3-compatible endpoint for s3:// reads and storage | AWS |
+| ``RASTERET_SENSOR_INTERVAL`` | seconds between AOI-source and automation evaluations | ``60`` |
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def start_date() -> str:
 
 def s3_endpoint() -> str | None:
     return os.environ.get("RASTERET_S3_ENDPOINT") or None
+
+
+def sensor_interval() -> int:
+    return int(os.environ.get("RASTERET_SENSOR_INTERVAL", "60"))
 
 
 @lru_cache(maxsize=8)

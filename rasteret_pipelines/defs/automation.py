@@ -13,6 +13,8 @@ import datetime as dt
 
 import dagster as dg
 
+from rasteret_pipelines import settings
+
 COLLECTION_REFRESH_CRON = "0 6 * * *"
 FRESHNESS_DEADLINE_HOUR = 9
 FRESHNESS_CHECK = "yesterday_present"
@@ -26,7 +28,7 @@ automation = dg.AutomationConditionSensorDefinition(
     "rasteret_automation",
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=settings.sensor_interval(),
     description="Evaluates the assets' automation conditions (collection on cron, NDVI after it).",
 )
 

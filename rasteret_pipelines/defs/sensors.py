@@ -10,6 +10,8 @@ while their stored outputs and materialisation history stay.
 
 import dagster as dg
 
+from rasteret_pipelines import settings
+
 from rasteret_pipelines.defs.partitions import AOIS
 from rasteret_pipelines.defs.resources import Aois
 
@@ -20,7 +22,7 @@ ASSET_PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 @dg.sensor(
     name="aoi_source",
     target=dg.AssetSelection.assets("ndvi", "ndvi_stats"),
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=settings.sensor_interval(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Adds the AOI source's new AOIs as partitions (and backfills them), removes deleted ones.",
 )
