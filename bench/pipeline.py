@@ -35,6 +35,7 @@ def make_data(root: Path, dates: int, aois: int) -> tuple[Path, Path, list[str]]
     """One synthetic Sentinel-2-like scene per date (one set of files, linked per date) and
     ``aois`` square fields of ~600 m spread over the tile. Returns (items file, AOI file, dates)."""
     import pyproj
+    import numpy as np
     import shapely
     from shapely.geometry import box, mapping
 
@@ -62,7 +63,8 @@ def make_data(root: Path, dates: int, aois: int) -> tuple[Path, Path, list[str]]
     features = []
     for i in range(aois):
         cx, cy = x0 + step_x * (1 + i % side), y0 + step_y * (1 + i // side)
-        field = shapely.ops.transform(to_lonlat, box(cx - 300, cy - 300, cx + 300, cy + 300))
+        field = shapely.transform(box(cx - 300, cy - 300, cx + 300, cy + 300),
+                                  lambda xy: np.column_stack(to_lonlat(xy[:, 0], xy[:, 1])))
         features.append({"type": "Feature", "properties": {"name": f"field_{i:03d}"}, "geometry": mapping(field)})
     aoi_file = root / "aois.geojson"
     aoi_file.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
