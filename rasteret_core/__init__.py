@@ -20,6 +20,15 @@ _EXPORTS = {
     "DataSource": "rasteret_core.sources",
     "DataSources": "rasteret_core.sources",
     "RasteretError": "rasteret_core.errors",
+    "BuildError": "rasteret_core.collection",
+    "CollectionExistsError": "rasteret_core.collection",
+    "ReadError": "rasteret_core.read.diagnosis",
+    "EmptyResultError": "rasteret_core.read.diagnosis",
+    "ReadDiagnosis": "rasteret_core.read.diagnosis",
+    "RasteretWarning": "rasteret_core.read.diagnosis",
+    "EmptyResultWarning": "rasteret_core.read.diagnosis",
+    "PartialReadWarning": "rasteret_core.read.diagnosis",
+    "MissingBandWarning": "rasteret_core.read.diagnosis",
     "list_collections": "rasteret_core.workspace",
     "load_collection": "rasteret_core.workspace",
 }
@@ -27,7 +36,11 @@ __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
     from rasteret_core.api import Rasteret
-    from rasteret_core.collection import Collection, build_collection
+    from rasteret_core.collection import BuildError, Collection, CollectionExistsError, build_collection
+    from rasteret_core.read.diagnosis import (
+        EmptyResultError, EmptyResultWarning, MissingBandWarning, PartialReadWarning, RasteretWarning,
+        ReadDiagnosis, ReadError,
+    )
     from rasteret_core.errors import RasteretError
     from rasteret_core.outputs import save_per_geometry
     from rasteret_core.sources import DataSource, DataSources

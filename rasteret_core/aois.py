@@ -9,6 +9,7 @@ from pathlib import Path
 from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.errors import RasteretError
+from rasteret_core.read.geometry import id_column
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
@@ -17,12 +18,24 @@ class AoiError(RasteretError):
     """The AOI file cannot be used: unreadable, unnamed, duplicate or invalid geometries."""
 
 
-def load_aois(path: str | os.PathLike[str], *, name_field: str = "name") -> dict[str, BaseGeometry]:
-    """Read named AOIs (EPSG:4326 polygons) keyed by their ``name`` property.
+def load_aois(path: str | os.PathLike[str], *, name_field: str | None = None) -> dict[str, BaseGeometry]:
+    """Read named AOIs (EPSG:4326 polygons) keyed by their name.
 
-    Names become partition keys and file names, so they are restricted to letters, digits,
-    ``_``, ``.`` and ``-``. Invalid, empty or non-areal geometries are refused with the AOI's
-    name and the reason.
+    The name comes from ``name_field`` if given, else the ``name`` column, else ``id`` (the
+    same rule as :func:`rasteret_core.read.geometry.named_geometries`). Names become
+    partition keys and file names, so they are restricted to letters, digits, ``_``, ``.``
+    and ``-``.
+
+    Args:
+        path: a GeoJSON (or any file GDAL reads) or GeoParquet file.
+        name_field: the column naming the AOIs (default: ``name``, else ``id``).
+
+    Returns:
+        ``{name: polygon}`` in EPSG:4326.
+
+    Raises:
+        AoiError: unreadable file, no name column, a name that is not usable, a duplicate
+            name, or an empty, non-areal or invalid geometry (naming the AOI and the reason).
     """
     import geopandas as gpd
     import shapely
@@ -32,15 +45,21 @@ def load_aois(path: str | os.PathLike[str], *, name_field: str = "name") -> dict
         frame = gpd.read_parquet(path) if path.suffix.lower() in (".parquet", ".geoparquet") else gpd.read_file(path)
     except Exception as exc:  # fiona/pyogrio/pyarrow raise many types
         raise AoiError(f"cannot read AOIs from {path}: {exc}") from None
+    if name_field is None:
+        name_field = id_column(frame.columns) or "name"
     if name_field not in frame.columns:
-        raise AoiError(f"{path}: no {name_field!r} column to name the AOIs")
+        raise AoiError(f"{path}: no {name_field!r} (or 'id') column to name the AOIs; add a 'name' property to each feature")
     if frame.crs is not None and frame.crs.to_epsg() != 4326:
         frame = frame.to_crs(4326)
     aois: dict[str, BaseGeometry] = {}
     for name, geom in zip(frame[name_field], frame.geometry):
         name = str(name)
         if not _NAME.fullmatch(name) or ".." in name:
-            raise AoiError(f"{path}: AOI name {name!r} must match {_NAME.pattern}")
+            raise AoiError(
+                f"{path}: AOI name {name!r} cannot be used: names become partition keys and file names,"
+                f" so they take 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit"
+                f" (for example {_suggest(name)!r})"
+            )
         if name in aois:
             raise AoiError(f"{path}: AOI name {name!r} appears twice")
         if geom is None or geom.is_empty:
@@ -53,3 +72,9 @@ def load_aois(path: str | os.PathLike[str], *, name_field: str = "name") -> dict
     if not aois:
         raise AoiError(f"{path}: no AOIs")
     return aois
+
+
+def _suggest(name: str) -> str:
+    """A usable spelling of ``name`` for the error message (spaces and others become ``_``)."""
+    text = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.-").replace("..", ".")
+    return text[:100] or "aoi_1"

@@ -9,14 +9,20 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from rasteret_core.cog import ReaderOptions, ReadStats
+from rasteret_core.cog.urls import s3_endpoint_from_env
 from rasteret_core.collection import Collection, build_collection
 from rasteret_core.collection.build import BuildReport
+from rasteret_core.collection.harvest import reader_options_for
 from rasteret_core.errors import RasteretError
+from rasteret_core.plan import Prices, ReadPlan, plan_aoi_read, plan_load, plan_point_samples
 from rasteret_core.read.aoi import AoiReadResult, read_aois
-from rasteret_core.read.geometry import named_geometries, to_crs
+from rasteret_core.read.diagnosis import EmptyResultError, EmptyResultWarning, GeometryDatasets, ReadDiagnosis
+from rasteret_core.read.geometry import check_lonlat, named_geometries, swap_axes, union_bounds
+from rasteret_core.read.points import PointSamples, named_points, sample_points
 from rasteret_core.read.xarray import per_geometry_datasets, stack_datasets
 from rasteret_core.sources import DataSource, DataSources
 from rasteret_core.workspace import collection_name, collection_root, list_collections, load_collection
@@ -49,6 +55,7 @@ class Rasteret:
         self.reader_options = reader_options
         self.progress = progress
         self.last_stats = ReadStats()
+        self.last_read: ReadDiagnosis | None = None
         self._collection: Collection | None = None
 
     # --- building ------------------------------------------------------------------------
@@ -58,18 +65,45 @@ class Rasteret:
         cloud_cover_lt: float | None = None,
         platform: Any = None,
         *,
-        bands: list[str] | None = None,
+        bands: str | list[str] | None = None,
         intersects: Any = None,
         max_items: int | None = None,
+        overwrite: bool = False,
+        refresh: bool = False,
     ) -> BuildReport:
-        """Search the source, read every band's COG header once, write the collection."""
+        """Search the source, read every band's COG header once, write the collection.
+
+        Args:
+            bbox: lon/lat search box ``(west, south, east, north)``.
+            cloud_cover_lt: keep items with cloud cover strictly below this (%).
+            platform: STAC ``platform`` value(s) to keep.
+            bands: band codes to harvest (default: every band of the source).
+            intersects: a search geometry instead of ``bbox``.
+            max_items: stop the search after this many items.
+            overwrite: replace an existing collection of this name.
+            refresh: keep an existing collection and (re)write the dates this search finds.
+
+        Returns:
+            A :class:`BuildReport`; ``report.message`` says what was written, or why nothing.
+
+        Raises:
+            CollectionExistsError: the collection exists and neither ``overwrite`` nor
+                ``refresh`` was given.
+            BuildError: every COG header failed (first causes in the message); nothing written.
+            StacSearchError: the STAC API could not be searched.
+        """
+        if overwrite and refresh:
+            raise ValueError("overwrite=True replaces the collection and refresh=True keeps it: choose one")
         report = build_collection(
             self.data_source, root=self.root, date_range=self.date_range, bbox=bbox, intersects=intersects,
-            cloud_cover_lt=cloud_cover_lt, platform=platform, bands=bands, max_items=max_items,
-            reader_options=self._options(), progress=self.progress, name=self.name,
+            cloud_cover_lt=cloud_cover_lt, platform=platform, bands=band_list(bands) if bands is not None else None,
+            max_items=max_items, reader_options=self._options(), progress=self.progress, name=self.name,
+            if_exists="overwrite" if overwrite else "refresh" if refresh else "error",
         )
         self.last_stats = report.stats
         self._collection = report.collection
+        if report.empty:
+            warnings.warn(EmptyResultWarning(report.message), stacklevel=2)
         return report
 
     @staticmethod
@@ -91,6 +125,7 @@ class Rasteret:
         self.reader_options = None
         self.progress = True
         self.last_stats = ReadStats()
+        self.last_read = None
         self._collection = collection
         return self
 
@@ -104,51 +139,209 @@ class Rasteret:
         return self._collection
 
     # --- queries -------------------------------------------------------------------------
-    def read(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None = None,
+    def read(self, geometries: Any, bands: str | list[str], cloud_cover_lt: float | None = None,
              date_range: tuple[Any, Any] | None = None, *, crs: str | None = None) -> AoiReadResult:
-        """Clipped rasters per geometry, scene and band (the form the other queries build on)."""
-        geoms = named_geometries(geometries)
-        if crs is not None:
-            geoms = {k: _to_lonlat(g, crs) for k, g in geoms.items()}
-        import shapely
+        """Clipped rasters per geometry, scene and band (the form the other queries build on).
 
-        bbox = shapely.union_all(list(geoms.values())).bounds
-        scenes = self.collection.scenes(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands)
-        stats = ReadStats()
-        result = read_aois(scenes, geoms, bands, reader_options=self._options(), stats=stats, progress=self.progress)
-        self.last_stats = stats
+        Args:
+            geometries: polygons, see :func:`~rasteret_core.read.geometry.named_geometries`
+                for the accepted forms and how each geometry gets its id.
+            bands: band codes (``["B04", "B08"]``, or one code as a string).
+            cloud_cover_lt: keep scenes with a known cloud cover strictly below this (%).
+            date_range: inclusive ``(start, end)`` UTC dates; default: every stored date.
+            crs: the CRS of the geometries' coordinates (default EPSG:4326 lon/lat).
+
+        Returns:
+            An :class:`AoiReadResult`; its ``diagnosis`` (also ``self.last_read``) says what
+            each step found.
+
+        Raises:
+            GeometryError: invalid geometries, or coordinates outside lon/lat without ``crs=``.
+            ValueError: a band code the collection does not store.
+            ReadError: every read failed (the message names the first causes).
+
+        Warns:
+            PartialReadWarning: some reads failed. MissingBandWarning: a band no scene
+            stores. EmptyResultWarning: nothing to read (the step that emptied it).
+        """
+        result = self._read(geometries, bands, cloud_cover_lt, date_range, crs)
+        result.diagnosis.raise_or_warn()
         return result
 
-    def get_xarray(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None = None,
+    def _read(self, geometries: Any, bands: Any, cloud_cover_lt: float | None, date_range: Any,
+              crs: str | None) -> AoiReadResult:
+        bands = band_list(bands)
+        geoms, scenes = self._aoi_scenes(geometries, bands, cloud_cover_lt, date_range, crs)
+        bbox = union_bounds(geoms.values())
+        collection = self.collection
+        diagnosis = ReadDiagnosis(
+            collection.name, list(geoms), bands, date_range=date_range, cloud_cover_lt=cloud_cover_lt, crs=crs,
+            stored_dates=len(collection.dates()), overlapping=_per_date(scenes),
+        )
+        if not scenes:
+            _diagnose_no_scene(diagnosis, collection, geoms, bbox)
+        else:
+            diagnosis.missing_bands = [b for b in bands if not any(b in s.bands for s in scenes)]
+        stats = ReadStats()
+        options = self._options()
+        diagnosis.endpoint = options.endpoint_url or s3_endpoint_from_env()
+        result = read_aois(scenes, geoms, bands, reader_options=options, stats=stats, progress=self.progress)
+        diagnosis.rasters = len(result.rasters)
+        diagnosis.windows = diagnosis.rasters + sum(1 for f in result.failures if f.geometry_id is not None)
+        diagnosis.failures = [f for f in result.failures if f.band not in diagnosis.missing_bands]
+        diagnosis.stats = stats
+        result.diagnosis = diagnosis
+        self.last_stats = stats
+        self.last_read = diagnosis
+        return result
+
+    def get_xarray(self, geometries: Any, bands: str | list[str], cloud_cover_lt: float | None = None,
                    date_range: tuple[Any, Any] | None = None, *, per_geometry: bool = False, crs: str | None = None):
         """Pixels as xarray: one variable per band.
 
         Default: one Dataset with dims (geometry, time, y, x) on the geometries' union grid,
         refused with advice when they are in different CRSs or far apart. With
-        ``per_geometry=True``: ``{geometry id: Dataset(time, y, x)}``, each on its own grid.
-        Pixels outside a geometry hold the band's nodata (``rasterio.mask`` semantics).
-        """
-        result = self.read(geometries, bands, cloud_cover_lt, date_range, crs=crs)
-        datasets = per_geometry_datasets(result.rasters, bands)
-        return datasets if per_geometry else stack_datasets(datasets)
+        ``per_geometry=True``: ``{geometry id: Dataset(time, y, x)}`` (a
+        :class:`GeometryDatasets`, a dict that also carries the ``diagnosis``), each on its
+        own grid. Pixels outside a geometry hold the band's nodata (``rasterio.mask``
+        semantics). Arguments as for :meth:`read`.
 
-    def get_gdf(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None = None,
+        Raises:
+            EmptyResultError: the stacked form had nothing to hold (the message says which
+                step emptied it); the per-geometry form returns an empty mapping and warns.
+            ReadError, GeometryError, ValueError: as :meth:`read`.
+        """
+        result = self._read(geometries, bands, cloud_cover_lt, date_range, crs)
+        diagnosis = result.diagnosis
+        if not per_geometry and diagnosis.empty_step is not None and not diagnosis.all_failed:
+            raise EmptyResultError(f"nothing to stack: {diagnosis.reason}", diagnosis)
+        diagnosis.raise_or_warn()
+        datasets = per_geometry_datasets(result.rasters, diagnosis.bands)
+        return GeometryDatasets(datasets, diagnosis) if per_geometry else stack_datasets(datasets)
+
+    def load(self, bands: list[str] | str | None = None, **kwargs: Any):
+        """A lazy, dask-backed ``Dataset(time, y, x)`` on one grid, in ``odc.stac.load``'s terms
+        (``bbox``/``geometry``/``like``, ``crs``, ``resolution``, ``chunks``, ``groupby``, ...):
+        see :func:`rasteret_core.load.load`. Uses this collection's reader options unless given."""
+        from rasteret_core.load import load
+
+        kwargs.setdefault("reader_options", self._options())
+        return load(self.collection, bands, **kwargs)
+
+    def get_gdf(self, geometries: Any, bands: str | list[str], cloud_cover_lt: float | None = None,
                 date_range: tuple[Any, Any] | None = None, *, crs: str | None = None):
-        """A GeoDataFrame with one row per geometry x scene x band: id, datetime, band, the
-        clipped array, its transform and CRS, and the geometry (EPSG:4326)."""
+        """A GeoDataFrame with one row per geometry x scene x band.
+
+        Columns: ``geometry_id``, ``scene_id``, ``datetime``, ``band``, ``data`` (the clipped
+        array), ``transform``, ``crs``, ``nodata`` and ``geometry`` (EPSG:4326). Nothing to
+        read gives an empty frame with these columns (and an ``EmptyResultWarning``).
+        Arguments, raises and warnings as for :meth:`read`.
+        """
         import geopandas as gpd
 
         geoms = named_geometries(geometries)
+        source = {k: _to_lonlat(g, crs) for k, g in geoms.items()} if crs is not None else geoms
         result = self.read(geoms, bands, cloud_cover_lt, date_range, crs=crs)
         rows = [
             {
                 "geometry_id": r.geometry_id, "scene_id": r.scene_id, "datetime": r.datetime, "band": r.band,
-                "data": r.data, "transform": tuple(r.transform)[:6], "crs": f"EPSG:{r.crs_epsg}",
-                "nodata": r.nodata, "geometry": geoms[r.geometry_id],
+                "data": r.data, "transform": tuple(r.transform)[:6], "crs": r.crs,
+                "nodata": r.nodata, "geometry": source[r.geometry_id],
             }
             for r in result.rasters
         ]
+        if not rows:
+            return gpd.GeoDataFrame({c: [] for c in GDF_COLUMNS}, geometry=gpd.GeoSeries([], crs="EPSG:4326"),
+                                    crs="EPSG:4326")
         return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
+
+    def sample_points(self, points: Any, bands: list[str], date_range: tuple[Any, Any] | None = None,
+                      cloud_cover_lt: float | None = None, *, max_distance: float | None = None,
+                      neighbourhood: int = 1, physical: bool = False, crs: str | None = None) -> PointSamples:
+        """Band values at points for every scene in ``date_range``, with zero header requests.
+
+        ``points``: a GeoDataFrame of points, ``{id: Point | (lon, lat)}`` or a list of them.
+        ``max_distance`` picks the nearest valid pixel within that distance (image CRS units,
+        metres for UTM); ``neighbourhood=k`` returns the ``k x k`` block around each point;
+        ``physical`` applies the band's scale and offset. Returns :class:`PointSamples`
+        (``.to_geodataframe()``, ``.to_arrow()``); see :func:`rasteret_core.read.points.sample_points`.
+        """
+        named, scenes = self._point_scenes(points, bands, date_range, cloud_cover_lt, max_distance, crs)
+        stats = ReadStats()
+        result = sample_points(scenes, named, bands, max_distance=max_distance, neighbourhood=neighbourhood,
+                               physical=physical, reader_options=self._options(), stats=stats)
+        self.last_stats = stats
+        return result
+
+    # --- plans ---------------------------------------------------------------------------
+    def plan(self, read: str = "get_xarray", *args: Any, reader_region: str | None = None,
+             prices: Prices | None = None, **kwargs: Any) -> ReadPlan:
+        """What a query will request and cost, without fetching a pixel.
+
+        ``read`` names the query (``"get_xarray"``, ``"get_gdf"``, ``"read"``,
+        ``"sample_points"`` or ``"load"``); the other arguments are that query's own. ``reader_region`` is
+        the AWS region the read runs in (``None``: outside AWS), ``prices`` the AWS prices
+        (default: list prices, see :class:`~rasteret_core.plan.Prices`). The read itself then
+        reports the same figures in ``last_stats``: ``plan.compare(r.last_stats)``.
+        """
+        if read in ("get_xarray", "get_gdf", "read"):
+            names = ("geometries", "bands", "cloud_cover_lt", "date_range")
+            call = dict(zip(names, args), **kwargs)
+            call.pop("per_geometry", None)
+            geoms, scenes = self._aoi_scenes(call["geometries"], call["bands"], call.get("cloud_cover_lt"),
+                                             call.get("date_range"), call.get("crs"))
+            return plan_aoi_read(scenes, geoms, call["bands"], reader_options=self._options(), read=read,
+                                 reader_region=reader_region, prices=prices)
+        if read == "sample_points":
+            names = ("points", "bands", "date_range", "cloud_cover_lt")
+            call = dict(zip(names, args), **kwargs)
+            named, scenes = self._point_scenes(call["points"], call["bands"], call.get("date_range"),
+                                               call.get("cloud_cover_lt"), call.get("max_distance"), call.get("crs"))
+            return plan_point_samples(scenes, named, call["bands"], max_distance=call.get("max_distance"),
+                                      neighbourhood=call.get("neighbourhood", 1), reader_options=self._options(),
+                                      reader_region=reader_region, prices=prices)
+        if read == "load":
+            return plan_load(self.load(*args, **kwargs), reader_region=reader_region, prices=prices)
+        raise ValueError(f"cannot plan {read!r}: plan get_xarray, get_gdf, read, sample_points or load")
+
+    def _aoi_scenes(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None,
+                    date_range: tuple[Any, Any] | None, crs: str | None):
+        """The geometries (lon/lat, by id) and the scenes a geometry query reads."""
+        bands = band_list(bands)
+        geoms = named_geometries(geometries)
+        if crs is not None:
+            geoms = {k: _to_lonlat(g, crs) for k, g in geoms.items()}
+        else:
+            check_lonlat(geoms)
+        bbox = union_bounds(geoms.values())
+        return geoms, self.collection.scenes(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands)
+
+    def _point_scenes(self, points: Any, bands: list[str], date_range: tuple[Any, Any] | None,
+                      cloud_cover_lt: float | None, max_distance: float | None, crs: str | None):
+        """The points (lon/lat, by id) and the scenes a point query reads."""
+        import math
+
+        named = named_points(points, crs)
+        lons = [p[0] for p in named.values()]
+        lats = [p[1] for p in named.values()]
+        # pad the search box so scenes within max_distance of a point are found (1 deg ~ 111 km)
+        pad = (max_distance or 0.0) / 111_000 / max(math.cos(math.radians(max(map(abs, lats)))), 0.1)
+        bbox = (min(lons) - pad, min(lats) - pad, max(lons) + pad, max(lats) + pad)
+        return named, self.collection.scenes(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands)
+
+    def __repr__(self) -> str:
+        dates = " to ".join(str(d)[:10] for d in self.date_range) if self.date_range else "no dates"
+        return (f"Rasteret({self.name!r}, source={self.data_source.name!r}, {dates}, root={self.root!r},"
+                f" built={self._exists()})")
+
+    def _exists(self) -> bool:
+        if self._collection is not None:
+            return True
+        try:
+            load_collection(self.name, self.workspace_dir)
+        except (ValueError, RasteretError):
+            return False
+        return True
 
     def _options(self) -> ReaderOptions:
         base = self.reader_options
@@ -156,11 +349,57 @@ class Rasteret:
             options = base
         else:
             options = ReaderOptions.from_kwargs(dict(base or {}))
-        if self.data_source.requester_pays and not options.requester_pays:
-            from dataclasses import replace
+        return reader_options_for(self.data_source, options)
 
-            options = replace(options, requester_pays=True)
-        return options
+
+GDF_COLUMNS = ("geometry_id", "scene_id", "datetime", "band", "data", "transform", "crs", "nodata")
+
+
+def band_list(bands: Any) -> list[str]:
+    """``bands`` as a list of codes: one code as a string is one band (not its characters).
+
+    Raises:
+        ValueError: no bands, or something other than strings.
+    """
+    if isinstance(bands, str):
+        bands = [bands]
+    try:
+        out = list(bands)
+    except TypeError:
+        raise ValueError(f"bands must be a band code or a list of them, not {type(bands).__name__}") from None
+    if not out:
+        raise ValueError("no bands requested")
+    bad = [b for b in out if not isinstance(b, str)]
+    if bad:
+        raise ValueError(f"band codes must be strings, got {bad[:3]!r}")
+    return list(dict.fromkeys(out))
+
+
+def _per_date(scenes) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in scenes:
+        day = s.datetime.date().isoformat()
+        counts[day] = counts.get(day, 0) + 1
+    return counts
+
+
+def _diagnose_no_scene(diagnosis: ReadDiagnosis, collection: Collection, geoms: dict, bbox) -> None:
+    """Count the steps before the overlap filter, and check for swapped axes (only when empty)."""
+    import shapely
+
+    bands = diagnosis.bands
+    in_dates = collection.scenes(date_range=diagnosis.date_range, bands=bands)
+    diagnosis.scenes_per_date = _per_date(in_dates)
+    if diagnosis.cloud_cover_lt is None:
+        kept = in_dates
+    else:
+        kept = collection.scenes(date_range=diagnosis.date_range, cloud_cover_lt=diagnosis.cloud_cover_lt, bands=bands)
+    diagnosis.after_cloud_filter = _per_date(kept)
+    if kept and diagnosis.crs is None:
+        swapped = swap_axes(shapely.box(*bbox))
+        if any(s.geometry.intersects(swapped) for s in kept):
+            diagnosis.hint = ("with x and y swapped they would overlap: give coordinates as (longitude, latitude),"
+                              " x first")
 
 
 def _to_lonlat(geom, crs: str):

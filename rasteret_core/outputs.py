@@ -20,15 +20,19 @@ def write_cog(
     path: str | os.PathLike[str],
     *,
     transform: Affine,
-    crs_epsg: int,
+    crs_epsg: int | None = None,
     nodata: float | None = None,
+    crs_wkt: str | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> str:
     """Write a 2-D (or bands x rows x cols) array as a DEFLATE COG; returns the path written.
 
     The file is built in a temporary folder and moved into place in one step, so readers
-    never see a partial file and a failure leaves any previous file untouched.
+    never see a partial file and a failure leaves any previous file untouched. The CRS is
+    ``crs_epsg``, or ``crs_wkt`` for a CRS without an EPSG code.
     """
+    if crs_epsg is None and not crs_wkt:
+        raise ValueError("write_cog needs crs_epsg or crs_wkt")
     import rasterio
 
     array = data[np.newaxis] if data.ndim == 2 else data
@@ -41,7 +45,8 @@ def write_cog(
         local = Path(tmp) / name
         with rasterio.open(
             local, "w", driver="COG", width=array.shape[2], height=array.shape[1], count=array.shape[0],
-            dtype=array.dtype.name, crs=f"EPSG:{crs_epsg}", transform=transform, nodata=nodata,
+            dtype=array.dtype.name, crs=f"EPSG:{crs_epsg}" if crs_epsg is not None else crs_wkt,
+            transform=transform, nodata=nodata,
             compress="DEFLATE", predictor=predictor, blocksize=256, overview_resampling="nearest",
         ) as dst:
             dst.write(array)
@@ -83,14 +88,14 @@ def _save_one(ds, output_dir, prefix: str, data_var: str | None, storage_options
     ref = ds["spatial_ref"].attrs
     c, a, b, f, d, e = (float(v) for v in ref["GeoTransform"].split())
     transform = Affine(a, b, c, d, e, f)
-    epsg = int(ref["epsg"])
+    epsg = int(ref["epsg"]) if "epsg" in ref else None
     nodata = var.attrs.get("nodata")
     paths = []
     for t in var.time.values:
         day = np.datetime_as_string(t, unit="D").replace("-", "")
         path = f"{os.fspath(output_dir).rstrip('/')}/{prefix}{day}.tif"
         paths.append(write_cog(var.sel(time=t).values, path, transform=transform, crs_epsg=epsg,
-                               nodata=nodata, storage_options=storage_options))
+                               crs_wkt=ref.get("crs_wkt"), nodata=nodata, storage_options=storage_options))
     return paths
 
 

@@ -31,6 +31,11 @@ class DataSource:
     FeatureCollection, NDJSON or stac-geoparquet) searched in-process instead of a STAC API.
     ``requester_pays`` makes reads of this source's ``s3://`` hrefs signed and billed to the
     reader; other sources stay unsigned.
+
+    ``radiometry`` overrides the harvest's DN -> physical rule per band code
+    (``{"B04": {"scale": 0.0001, "offset": -0.1}}``; see :mod:`rasteret_core.radiometry`).
+    ``band_sensors`` restricts codes to items of some sensors (``{"B4": ("OLI",)}``): Landsat
+    band numbers mean different bands on TM/ETM+ and OLI, so a code never names two bands.
     """
 
     name: str
@@ -44,6 +49,11 @@ class DataSource:
     items_path: str | None = None
     short_name: str | None = None
     """Used in generated collection names (``bangalore_202401-12_landsat``)."""
+    radiometry: Mapping[str, Mapping[str, float]] = field(default_factory=dict, hash=False)
+    band_sensors: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    signing: str | None = None
+    """Read-time signing of the stored (unsigned) hrefs: ``"planetary-computer"`` appends a
+    fresh SAS token to each blob request (see :mod:`rasteret_core.cog.azure`); ``None``: none."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -53,6 +63,19 @@ class DataSource:
         if (self.stac_url is None) == (self.items_path is None):
             raise ValueError(f"data source {self.name!r} needs exactly one of stac_url or items_path")
         object.__setattr__(self, "band_map", dict(self.band_map))
+        overrides = {}
+        for band, rule in dict(self.radiometry or {}).items():
+            if band not in self.band_map:
+                raise ValueError(f"data source {self.name!r}: radiometry override for unknown band {band!r}")
+            if not isinstance(rule, Mapping) or not set(rule) <= {"scale", "offset"} or not rule:
+                raise ValueError(f"data source {self.name!r}: radiometry override for {band!r} must be"
+                                 " {'scale': s, 'offset': o}")
+            overrides[band] = {k: float(v) for k, v in rule.items()}
+        object.__setattr__(self, "radiometry", overrides)
+        object.__setattr__(self, "band_sensors", {b: tuple(v) for b, v in dict(self.band_sensors or {}).items()})
+        if self.signing not in SIGNING_SCHEMES:
+            raise ValueError(f"data source {self.name!r}: unknown signing {self.signing!r};"
+                             f" known: {', '.join(str(k) for k in SIGNING_SCHEMES)}")
         if self.items_path is not None:
             object.__setattr__(self, "items_path", os.fspath(self.items_path))
         if self.short_name is None:
@@ -72,13 +95,16 @@ class DataSource:
         cloud_cover_property: str = "eo:cloud_cover",
         platform_property: str = "platform",
         short_name: str | None = None,
+        radiometry: Mapping[str, Mapping[str, float]] | None = None,
+        band_sensors: Mapping[str, tuple[str, ...]] | None = None,
+        signing: str | None = None,
     ) -> "DataSource":
         """A source backed by any STAC API (``stac_url``) and one of its collections."""
         return cls(
             name=name or collection, band_map=band_map, stac_url=stac_url.rstrip("/"),
             collection=collection, requester_pays=requester_pays, href_field=href_field,
             cloud_cover_property=cloud_cover_property, platform_property=platform_property,
-            short_name=short_name,
+            short_name=short_name, radiometry=radiometry or {}, band_sensors=band_sensors or {}, signing=signing,
         )
 
     @classmethod
@@ -94,6 +120,9 @@ class DataSource:
         cloud_cover_property: str = "eo:cloud_cover",
         platform_property: str = "platform",
         short_name: str | None = None,
+        radiometry: Mapping[str, Mapping[str, float]] | None = None,
+        band_sensors: Mapping[str, tuple[str, ...]] | None = None,
+        signing: str | None = None,
     ) -> "DataSource":
         """A source backed by a local items file, searched in-process with the same filters.
 
@@ -104,7 +133,7 @@ class DataSource:
             name=name or Path(path).stem, band_map=band_map, items_path=path, collection=collection,
             requester_pays=requester_pays, href_field=href_field,
             cloud_cover_property=cloud_cover_property, platform_property=platform_property,
-            short_name=short_name,
+            short_name=short_name, radiometry=radiometry or {}, band_sensors=band_sensors or {}, signing=signing,
         )
 
     # --- lookups -----------------------------------------------------------------------
@@ -134,6 +163,21 @@ class DataSource:
         self.check_bands([band])
         return self.band_map[band]
 
+    def band_problem(self, item: Mapping[str, Any], band: str) -> str | None:
+        """Why ``band`` may not be read from ``item`` (a code restricted to other sensors), else None."""
+        allowed = self.band_sensors.get(band)
+        if not allowed:
+            return None
+        from rasteret_core.radiometry import landsat_sensor
+
+        sensor = landsat_sensor(item)
+        if sensor is None or sensor in allowed:
+            return None
+        names = [code for code, key in self.band_map.items() if key == self.band_map[band] and code not in self.band_sensors]
+        hint = f"; ask for {names[0]!r}" if names else ""
+        return (f"BandCodeError: band code {band!r} is the {'/'.join(allowed)} band {band!r}; item"
+                f" {item.get('id')!r} is {sensor}, whose band numbers differ{hint}")
+
     def asset_href(self, asset: Mapping[str, Any]) -> str | None:
         """The URL to read for ``asset``: ``href_field`` if present, else its ``href``."""
         value: Any = asset
@@ -157,6 +201,9 @@ class DataSource:
 
 EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 LANDSATLOOK = "https://landsatlook.usgs.gov/stac-server"
+PLANETARY_COMPUTER = "https://planetarycomputer.microsoft.com/api/stac/v1"
+SIGNING_SCHEMES = (None, "planetary-computer")
+"""Read-time signing schemes a source may name (``DataSource.signing``)."""
 
 _S2_BANDS = {
     "B01": "coastal", "B02": "blue", "B03": "green", "B04": "red",
@@ -164,9 +211,16 @@ _S2_BANDS = {
     "B8A": "nir08", "B09": "nir09", "B11": "swir16", "B12": "swir22", "SCL": "scl",
 }
 _LANDSAT_BANDS = {
+    # OLI band numbers (Landsat 8/9), refused on TM/ETM+ items where SR_B4 is NIR, not red
     "B1": "coastal", "B2": "blue", "B3": "green", "B4": "red",
-    "B5": "nir08", "B6": "swir16", "B7": "swir22", "QA_PIXEL": "qa_pixel",
+    "B5": "nir08", "B6": "swir16", "B7": "swir22",
+    # common names: the same spectral band on every sensor (TM/ETM+ red = SR_B3, OLI red = SR_B4)
+    "blue": "blue", "green": "green", "red": "red", "nir08": "nir08", "swir16": "swir16", "swir22": "swir22",
+    "QA_PIXEL": "qa_pixel",
 }
+# Planetary Computer's sentinel-2-l2a names its assets by band code (B04, not red)
+_PC_S2_BANDS = {code: code for code in _S2_BANDS}
+_OLI_ONLY = {code: ("OLI",) for code in ("B1", "B2", "B3", "B4", "B5", "B6", "B7")}
 
 _REGISTRY: dict[str, DataSource] = {}
 _ALIASES = {"sentinel2": "sentinel-2-l2a", "sentinel-2": "sentinel-2-l2a", "landsat": "landsat-c2l2-sr"}
@@ -180,16 +234,31 @@ class DataSources:
       (``s3://usgs-landsat``, requester pays: reads are signed and billed to you).
     - ``LANDSAT_EARTH_SEARCH``: the same Landsat data searched on Earth Search
       (``landsat-c2-l2``, whose asset hrefs are already ``s3://usgs-landsat``).
+    - ``SENTINEL2_C1``: Earth Search's reprocessed Sentinel-2 Collection 1
+      (``sentinel-2-c1-l2a``, one processing baseline, offset in ``raster:bands``; public).
+    - ``PC_SENTINEL2`` / ``PC_LANDSAT``: Planetary Computer's ``sentinel-2-l2a`` (asset keys
+      B04, B08, ...) and ``landsat-c2-l2`` on Azure Blob Storage; collections store the
+      unsigned hrefs and reads append a short-lived SAS token (``signing="planetary-computer"``).
     """
 
     SENTINEL2 = DataSource.from_stac(EARTH_SEARCH, "sentinel-2-l2a", _S2_BANDS, short_name="sentinel")
     LANDSAT = DataSource.from_stac(
         LANDSATLOOK, "landsat-c2l2-sr", _LANDSAT_BANDS, requester_pays=True,
-        href_field="alternate.s3.href", short_name="landsat",
+        href_field="alternate.s3.href", short_name="landsat", band_sensors=_OLI_ONLY,
     )
     LANDSAT_EARTH_SEARCH = DataSource.from_stac(
         EARTH_SEARCH, "landsat-c2-l2", _LANDSAT_BANDS, name="landsat-c2-l2-earth-search",
-        requester_pays=True, short_name="landsat",
+        requester_pays=True, short_name="landsat", band_sensors=_OLI_ONLY,
+    )
+
+    SENTINEL2_C1 = DataSource.from_stac(EARTH_SEARCH, "sentinel-2-c1-l2a", _S2_BANDS, short_name="sentinelc1")
+    PC_SENTINEL2 = DataSource.from_stac(
+        PLANETARY_COMPUTER, "sentinel-2-l2a", _PC_S2_BANDS, name="pc-sentinel-2-l2a", short_name="pcsentinel",
+        signing="planetary-computer",
+    )
+    PC_LANDSAT = DataSource.from_stac(
+        PLANETARY_COMPUTER, "landsat-c2-l2", _LANDSAT_BANDS, name="pc-landsat-c2-l2", short_name="pclandsat",
+        band_sensors=_OLI_ONLY, signing="planetary-computer",
     )
 
     custom = staticmethod(DataSource.from_stac)
@@ -220,5 +289,6 @@ class DataSources:
         return sorted(_REGISTRY)
 
 
-for _source in (DataSources.SENTINEL2, DataSources.LANDSAT, DataSources.LANDSAT_EARTH_SEARCH):
+for _source in (DataSources.SENTINEL2, DataSources.LANDSAT, DataSources.LANDSAT_EARTH_SEARCH,
+                DataSources.SENTINEL2_C1, DataSources.PC_SENTINEL2, DataSources.PC_LANDSAT):
     DataSources.register(_source)

@@ -19,7 +19,7 @@ from rasteret_core.storage import atomic_write, resolve_root
 
 STATS_SCHEMA = pa.schema([
     ("aoi", pa.string()),
-    ("date", pa.string()),
+    ("date", pa.dictionary(pa.int32(), pa.string())),  # as the hive partition date=... reads, so both agree
     ("scene_id", pa.string()),
     ("mean", pa.float64()),
     ("median", pa.float64()),
@@ -78,6 +78,7 @@ def read_stats(root: str | os.PathLike[str], storage_options: dict[str, Any] | N
                                 geometry=gpd.GeoSeries([], crs=4326))
     table = ds.dataset(files, schema=STATS_SCHEMA, filesystem=fs, format="parquet").to_table()
     frame = table.to_pandas()
+    frame["date"] = frame["date"].astype(str)  # stored as a dictionary, as the hive partition reads
     frame["geometry"] = shapely.from_wkb(frame["geometry"])
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=4326).sort_values(["date", "aoi"]).reset_index(drop=True)
 

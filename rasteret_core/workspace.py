@@ -71,7 +71,8 @@ def list_collections(
 ) -> list[dict[str, Any]]:
     """One dict per collection: ``name``, ``data_source``, ``date_range``, ``size`` (scenes), ...
 
-    Folders that are not collections are skipped. Sorted by name.
+    Folders that are not collections, and collections that store no date (nothing usable
+    to read), are skipped. Sorted by name.
     """
     root = resolve_workspace(workspace_dir)
     _, fs, path = resolve_root(root, storage_options)
@@ -86,7 +87,10 @@ def list_collections(
             coll = Collection.open(f"{root}/{info.base_name}", storage_options=storage_options)
         except CollectionError:
             continue
-        out.append(coll.describe())
+        described = coll.describe()
+        if described["date_range"] is None:
+            continue
+        out.append(described)
     return out
 
 

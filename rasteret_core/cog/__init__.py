@@ -16,6 +16,8 @@ from rasteret_core.cog.errors import (
     FetchError,
     HttpStatusError,
     InvalidTiffError,
+    LimitError,
+    LocationError,
     NotATiffError,
     ShortReadError,
     TruncatedHeaderError,
@@ -39,5 +41,5 @@ __all__ = [
     "read_header", "aread_header", "read_window", "read_windows", "aread_windows",
     "CogError", "NotATiffError", "TruncatedHeaderError", "InvalidTiffError", "UnsupportedTiffError",
     "UnsupportedCodecError", "DecodeError", "WindowError", "FetchError", "HttpStatusError",
-    "ShortReadError", "CredentialsError",
+    "ShortReadError", "CredentialsError", "LocationError", "LimitError",
 ]

@@ -12,7 +12,7 @@ from typing import Callable
 import imagecodecs
 import numpy as np
 
-from rasteret_core.cog.errors import DecodeError, UnsupportedCodecError
+from rasteret_core.cog.errors import DecodeError, UnsupportedCodecError, UnsupportedTiffError
 from rasteret_core.cog.header import CogHeader
 
 COMPRESSION_NAMES = {
@@ -28,9 +28,57 @@ COMPRESSION_NAMES = {
     50001: "webp",
 }
 
+# Names of the codes libtiff and GDAL know but rasteret does not decode, so a refusal says
+# "CCITT G4 fax" rather than a bare number (codes from libtiff's tiff.h).
+OTHER_COMPRESSIONS = {
+    2: "CCITT RLE (modified Huffman)",
+    3: "CCITT G3 fax",
+    4: "CCITT G4 fax",
+    6: "OJPEG (old-style JPEG)",
+    9: "JBIG (ITU-T T.85)",
+    10: "JBIG (ITU-T T.43)",
+    32766: "NeXT 2-bit RLE",
+    32771: "CCITT RLE with word alignment",
+    32809: "ThunderScan",
+    32895: "IT8 CT with padding",
+    32896: "IT8 linework RLE",
+    32897: "IT8 monochrome picture",
+    32898: "IT8 binary line art",
+    32908: "Pixar companded 10-bit log (PixarFilm)",
+    32909: "Pixar companded 11-bit log (PixarLog)",
+    32947: "Kodak DCS",
+    34661: "JBIG (ISO)",
+    34676: "SGI LogLuv / LogL (SGILOG)",
+    34677: "SGI LogLuv 24-bit (SGILOG24)",
+    34712: "JPEG 2000",
+    34892: "lossy JPEG (DNG)",
+    34926: "zstd (draft code 34926)",
+    34927: "webp (draft code 34927)",
+    34933: "PNG",
+    34934: "JPEG XR",
+    50002: "JPEG XL",
+    52546: "JPEG XL (DNG 1.7)",
+}
+
 
 def codec_name(compression: int) -> str:
-    return COMPRESSION_NAMES.get(compression, f"unknown({compression})")
+    """A human name for a TIFF Compression code, e.g. ``"CCITT G4 fax (code 4)"``."""
+    if compression in COMPRESSION_NAMES:
+        return COMPRESSION_NAMES[compression]
+    if compression in OTHER_COMPRESSIONS:
+        return f"{OTHER_COMPRESSIONS[compression]} (code {compression})"
+    return f"unknown compression code {compression}"
+
+
+PHOTOMETRIC_NAMES = {
+    0: "MinIsWhite", 1: "MinIsBlack", 2: "RGB", 3: "Palette", 4: "TransparencyMask", 5: "Separated (CMYK)",
+    6: "YCbCr", 8: "CIELab", 9: "ICCLab", 10: "ITULab", 32844: "SGI LogL", 32845: "SGI LogLuv",
+    32803: "CFA", 34892: "LinearRaw",
+}
+
+
+def photometric_name(photometric: int) -> str:
+    return PHOTOMETRIC_NAMES.get(photometric, f"photometric code {photometric}")
 
 
 def _available(name: str) -> bool:
@@ -48,29 +96,56 @@ def supported_compressions() -> set[int]:
 def check_supported(header: CogHeader) -> None:
     """Raise :class:`UnsupportedCodecError` early, at header time, for undecodable files."""
     if header.compression not in supported_compressions():
-        raise UnsupportedCodecError(
-            header.url, f"compression {codec_name(header.compression)} is not supported by this installation"
-        )
+        where = "by this installation's imagecodecs" if header.compression in COMPRESSION_NAMES else "by rasteret"
+        raise UnsupportedCodecError(header.url, f"compression {codec_name(header.compression)} is not supported {where}")
     if header.predictor not in (1, 2, 3):
         raise UnsupportedCodecError(header.url, f"predictor {header.predictor} is not supported")
     if header.predictor == 3 and header.dtype.kind != "f":
         raise UnsupportedCodecError(header.url, "floating-point predictor on integer samples")
     if header.photometric == 6 and header.compression != 7:
-        raise UnsupportedCodecError(header.url, "YCbCr samples are only supported inside JPEG tiles")
+        raise UnsupportedCodecError(
+            header.url, f"YCbCr samples are only supported inside JPEG tiles (compression {codec_name(header.compression)})"
+        )
+    if header.photometric in (32844, 32845):
+        raise UnsupportedTiffError(header.url, f"photometric {photometric_name(header.photometric)} is not supported")
+    bits = header.bits_per_sample
+    if bits not in (8, 16, 32, 64) and header.predictor != 1:
+        raise UnsupportedTiffError(header.url, f"predictor {header.predictor} on {bits}-bit samples (libtiff refuses it too)")
+    if header.compression in (7, 50001) and bits != 8:
+        raise UnsupportedTiffError(header.url, f"{bits}-bit {codec_name(header.compression)} tiles are not supported")
+
+
+def storage_dtype(header: CogHeader) -> np.dtype:
+    """The dtype samples are stored in, before the conversions GDAL applies on read.
+
+    Differs from ``header.dtype`` for half floats (stored float16, returned float32 as GDAL does).
+    """
+    if header.sample_format == 3 and header.bits_per_sample == 16:
+        return np.dtype("float16")
+    return header.dtype
+
+
+def chunk_bytes(header: CogHeader, rows: int) -> int:
+    """Decoded bytes of ``rows`` rows of one tile/strip (rows of packed bits are padded to bytes)."""
+    samples = 1 if header.planar_configuration == 2 else header.samples_per_pixel
+    bits = header.bits_per_sample
+    if bits in (8, 16, 32, 64):
+        return rows * header.tile_width * samples * (bits // 8)
+    return rows * ((header.tile_width * samples * bits + 7) // 8)
 
 
 def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
-    """Decode one tile (or strip) to an array ``(rows, tile_width, samples_in_chunk)``.
+    """Decode one tile (or strip) to an array ``(rows, columns, samples_in_chunk)``.
 
-    ``rows`` is ``tile_height`` for tiles; the last strip of a stripped file may be shorter.
-    Values are in native byte order and the file's dtype.
+    ``rows`` is ``tile_height`` for tiles; the last strip of a stripped file may be shorter, and
+    so may JPEG tiles and strips that stop at the image's edge. ``columns`` is ``tile_width``
+    except for such JPEG chunks. Values are in native byte order and the dtype GDAL returns
+    (``header.dtype``): half floats become float32, NBITS samples (2, 4, 12 bits, ...) are
+    unpacked to the next whole-byte type. The caller checks the rows and columns it needs.
     """
     samples = 1 if header.planar_configuration == 2 else header.samples_per_pixel
     width = header.tile_width
-    itemsize = header.dtype.itemsize
-    full = header.tile_height * width * samples * itemsize
-    if header.bits_per_sample == 1:
-        full = header.tile_height * ((width * samples + 7) // 8)
+    full = chunk_bytes(header, header.tile_height)
     comp = header.compression
     try:
         if comp == 7:
@@ -78,8 +153,7 @@ def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
         if comp == 34887:
             return _decode_lerc(header, data, samples)
         if comp == 50001:
-            arr = imagecodecs.webp_decode(data)
-            return arr.reshape(arr.shape[0], arr.shape[1], -1)[:, :width, :samples]
+            return _decode_webp(header, data, samples)
         raw = _decompress(comp, data, full, header)
     except (UnsupportedCodecError, DecodeError):
         raise
@@ -88,26 +162,30 @@ def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
             header.url, f"{codec_name(comp)} tile failed to decode (corrupt, or larger than a tile once decoded): {exc}"
         ) from None
 
-    if header.bits_per_sample == 1:
-        return _unpack_bits(header, raw, samples)
-    row_bytes = width * samples * itemsize
     nbytes = len(raw)
     if nbytes > full:
         raise DecodeError(header.url, f"tile decoded to {nbytes} bytes, more than the {full} of a tile")
+    row_bytes = chunk_bytes(header, 1)
     rows = nbytes // row_bytes
     if rows == 0 or (header.is_tiled and nbytes != full):
         raise DecodeError(header.url, f"tile decoded to {nbytes} bytes, expected {full}")
+    if header.bits_per_sample not in (8, 16, 32, 64):
+        return _unpack_bits(header, raw, rows, samples)
     raw = memoryview(raw)[: rows * row_bytes]
+    stored = storage_dtype(header)
     if header.predictor == 3:
         # the float predictor works on the raw byte stream viewed with the native dtype
-        arr = np.frombuffer(raw, dtype=header.dtype.newbyteorder("=")).reshape(rows, width, samples)
-        return imagecodecs.floatpred_decode(arr, axis=-2)
-    file_dtype = header.dtype.newbyteorder(header.byte_order)
-    arr = np.frombuffer(raw, dtype=file_dtype).reshape(rows, width, samples)
-    if header.predictor == 2:
-        arr = imagecodecs.delta_decode(arr, axis=-2)
-    if not file_dtype.isnative:
-        arr = arr.astype(header.dtype.newbyteorder("="))
+        arr = np.frombuffer(raw, dtype=stored.newbyteorder("=")).reshape(rows, width, samples)
+        arr = imagecodecs.floatpred_decode(arr, axis=-2)
+    else:
+        file_dtype = stored.newbyteorder(header.byte_order)
+        arr = np.frombuffer(raw, dtype=file_dtype).reshape(rows, width, samples)
+        if header.predictor == 2:
+            arr = imagecodecs.delta_decode(arr, axis=-2)
+        if not file_dtype.isnative:
+            arr = arr.astype(stored.newbyteorder("="))
+    if arr.dtype != header.dtype:
+        arr = arr.astype(header.dtype)  # float16 -> float32, exact
     return arr
 
 
@@ -134,49 +212,147 @@ def _decompress(comp: int, data: bytes, size: int, header: CogHeader) -> bytes |
 
 
 def _decode_jpeg(header: CogHeader, data: bytes, samples: int) -> np.ndarray:
+    """A JPEG tile or strip, with libtiff's colour handling: YCbCr -> RGB, all else as coded.
+
+    A JPEG chunk may be smaller than the tile (libtiff writes the last strip, and some writers
+    edge tiles, only as high/wide as the image), never larger: its frame size is read first so
+    the output buffer is bounded before decoding.
+    """
     colorspace = None
     outcolorspace = None
     if header.planar_configuration == 2:
         outcolorspace = 1  # separate planes are grey JPEGs
     elif header.photometric == 6:
         outcolorspace = 2  # YCbCr -> RGB, as GDAL returns it
-    elif header.photometric == 2:
+    elif samples == 3 and header.photometric == 2:
         outcolorspace = 2
         if not data[6:10] == b"JFIF":
             colorspace = 2
-    # a JPEG tile is exactly one tile: decoding into a tile-sized buffer bounds memory
-    out = np.empty((header.tile_height, header.tile_width, samples), dtype=np.uint8)
+    elif samples != 1:
+        # RGBA, CMYK, 2-band...: components as coded, as libtiff asks libjpeg (JCS_UNKNOWN);
+        # libjpeg would otherwise guess a colour space from the count ("Bogus JPEG colorspace")
+        colorspace = outcolorspace = 0
+    height, width, components = _jpeg_frame(header, data)
+    if height > header.tile_height or width > header.tile_width or components != samples:
+        raise DecodeError(
+            header.url,
+            f"JPEG tile is {width}x{height} with {components} components, expected at most "
+            f"{header.tile_width}x{header.tile_height} with {samples}",
+        )
+    out = np.empty((height, width, samples), dtype=np.uint8)
     arr = imagecodecs.jpeg8_decode(
         data, tables=header.jpeg_tables, colorspace=colorspace, outcolorspace=outcolorspace,
         out=out if samples > 1 else out[:, :, 0],
     )
+    return arr.reshape(arr.shape[0], arr.shape[1], -1)
+
+
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_frame(header: CogHeader, data: bytes) -> tuple[int, int, int]:
+    """``(height, width, components)`` from the JPEG's start-of-frame segment."""
+    pos = 2 if data[:2] == b"\xff\xd8" else -1
+    while 0 <= pos < len(data) - 9:
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _SOF_MARKERS:
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            return height or header.tile_height, width, data[pos + 9]
+        pos += 2 + length
+    raise DecodeError(header.url, "JPEG tile has no frame header (SOF)")
+
+
+def _decode_webp(header: CogHeader, data: bytes, samples: int) -> np.ndarray:
+    """WebP holds RGB or RGBA; libwebp drops an all-opaque alpha, GDAL returns it as 255."""
+    if samples not in (3, 4):
+        raise UnsupportedTiffError(header.url, f"WebP tiles with {samples} samples per pixel")
+    _check_webp_size(header, data)
+    arr = imagecodecs.webp_decode(data, hasalpha=samples == 4)
     arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
-    if arr.shape[1] < header.tile_width or arr.shape[2] != samples:
-        raise DecodeError(header.url, f"JPEG tile has shape {arr.shape}, expected (*, {header.tile_width}, {samples})")
-    return arr[: header.tile_height, : header.tile_width]
+    if arr.shape[2] == 3 and samples == 4:
+        arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    if arr.shape[0] < header.tile_height or arr.shape[1] < header.tile_width or arr.shape[2] < samples:
+        raise DecodeError(header.url, f"WebP tile has shape {arr.shape}, expected ({header.tile_height}, {header.tile_width}, {samples})")
+    return arr[: header.tile_height, : header.tile_width, :samples]
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` a WebP stream declares (VP8, VP8L or VP8X), or ``None``."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 ":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    return None
+
+
+def _check_webp_size(header: CogHeader, data: bytes) -> None:
+    """A WebP tile may not declare more pixels than a tile: the decoder sizes its output from
+    the stream's own header, so a lying one is refused before it allocates."""
+    size = _webp_size(bytes(data[:30]))
+    if size is None:
+        raise DecodeError(header.url, "webp tile has no WebP header")
+    if size[0] * size[1] > header.tile_width * header.tile_height:
+        raise DecodeError(header.url, f"webp tile declares {size[0]} x {size[1]} pixels, larger than a "
+                                      f"{header.tile_width} x {header.tile_height} tile")
 
 
 def _decode_lerc(header: CogHeader, data: bytes, samples: int) -> np.ndarray:
     params = header.lerc_parameters or ()
     extra = params[1] if len(params) > 1 else 0
+    # the inner DEFLATE/ZSTD blob is a LERC blob of one tile: raw values plus a validity mask
+    # and headers at worst, so twice the tile's size bounds it with room to spare
+    tile = header.tile_height * header.tile_width * samples * header.dtype.itemsize
+    bound = 2 * tile + 65536
     if extra == 1:
-        data = imagecodecs.zlib_decode(data)
+        data = imagecodecs.zlib_decode(data, out=bytearray(bound))
     elif extra == 2:
-        data = imagecodecs.zstd_decode(data)
-    arr = np.asarray(imagecodecs.lerc_decode(data))
+        data = imagecodecs.zstd_decode(data, out=bytearray(bound))
     rows = header.tile_height
+    # decoding into a tile-shaped array: a blob declaring a larger image fails before allocating
+    shape = (rows, header.tile_width) if samples == 1 else (rows, header.tile_width, samples)
+    try:
+        arr = np.asarray(imagecodecs.lerc_decode(data, out=np.empty(shape, header.dtype)))
+    except ValueError as exc:
+        raise DecodeError(header.url, f"LERC tile is not one {shape} {header.dtype.name} tile ({exc})") from None
     arr = arr.reshape(rows, header.tile_width, samples) if arr.size == rows * header.tile_width * samples else arr
     if arr.shape != (rows, header.tile_width, samples):
         raise DecodeError(header.url, f"LERC tile has shape {arr.shape}")
     return arr.astype(header.dtype, copy=False)
 
 
-def _unpack_bits(header: CogHeader, raw, samples: int) -> np.ndarray:
-    """Bilevel rows are padded to whole bytes; unpack to one 0/1 byte per sample."""
-    row_bytes = (header.tile_width * samples + 7) // 8
-    rows = len(raw) // row_bytes
-    if rows == 0 or (header.is_tiled and rows != header.tile_height):
-        raise DecodeError(header.url, f"bilevel tile decoded to {len(raw)} bytes")
-    packed = np.frombuffer(raw, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
-    bits = np.unpackbits(packed, axis=1)[:, : header.tile_width * samples]
-    return bits.reshape(rows, header.tile_width, samples)
+def _unpack_bits(header: CogHeader, raw, rows: int, samples: int) -> np.ndarray:
+    """NBITS samples (1..31 bits, each row padded to whole bytes, MSB first as libtiff packs
+    them) unpacked to ``header.dtype`` values: 0/1 bytes for bilevel, uint16 for 12 bits."""
+    values = header.tile_width * samples
+    row_bytes = chunk_bytes(header, 1)
+    packed = np.frombuffer(raw, dtype=np.uint8, count=rows * row_bytes)
+    out = imagecodecs.packints_decode(packed, header.dtype, header.bits_per_sample, runlen=values)
+    return np.asarray(out).reshape(rows, header.tile_width, samples)
+
+
+def cmyk_to_rgba(cmyk: np.ndarray) -> np.ndarray:
+    """8-bit CMYK (+ any extra samples) ``(bands, rows, cols)`` -> RGBA as GDAL returns it.
+
+    libtiff's RGBA interface, which GDAL uses for such files: ``R = (255 - K) * (255 - C) // 255``
+    and so on, alpha 255 (extra samples are dropped).
+    """
+    c, m, y, k = (cmyk[i].astype(np.uint16) for i in range(4))
+    white = 255 - k
+    out = np.empty((4,) + cmyk.shape[1:], dtype=np.uint8)
+    for band, ink in enumerate((c, m, y)):
+        out[band] = white * (255 - ink) // 255
+    out[3] = 255
+    return out

@@ -65,5 +65,16 @@ class ShortReadError(FetchError):
     """The server returned other bytes than the range asked for."""
 
 
+class LimitError(CogError):
+    """A configured bound would be exceeded: tile byte count, decoded tile size, window
+    pixels, response length. Raised before the memory is allocated."""
+
+
+class LocationError(FetchError):
+    """The location may not be read or signed: unsupported scheme, invalid S3 bucket name,
+    a local path outside the allowed folders, a redirect to another host, or a stored URL
+    whose signature was removed and that needs re-signing."""
+
+
 class CredentialsError(CogError):
     """Signed access was requested but no AWS credentials were found."""

@@ -2,20 +2,27 @@
 
 Local files are read with ``os.pread`` in a thread, HTTP(S) and S3 with range GETs. S3
 requests are unsigned unless signing is asked for (requester-pays buckets), in which case
-they are SigV4-signed with the standard AWS credential chain. Nothing here logs or raises
+they are SigV4-signed with the standard AWS credential chain, and only when the request goes
+to the origin :func:`~rasteret_core.cog.urls.may_sign` allows. Nothing here logs or raises
 headers, so signatures and keys never leave this module.
+
+Every response is bounded: a body is never read past the bytes asked for (a longer answer is
+refused as malformed, not retried), redirects are followed within one origin only and never
+for a signed request, and one request never asks for more than the reader's limits allow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import inspect
 import logging
 import os
 import random
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 import aiohttp
 
@@ -23,9 +30,12 @@ from rasteret_core.cog.errors import (
     CredentialsError,
     FetchError,
     HttpStatusError,
+    LimitError,
+    LocationError,
     ShortReadError,
     TruncatedHeaderError,
 )
+from rasteret_core.cog import azure, urls
 from rasteret_core.cog.options import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import Location
 
@@ -42,7 +52,7 @@ class _NoSigningDetails(logging.Filter):
 
 
 _SIGNING_LOG_FILTER = _NoSigningDetails()
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d{1,19})-(\d{1,19})/(\d{1,19}|\*)")
 
 
 @dataclass(frozen=True)
@@ -77,10 +87,93 @@ def coalesce(ranges: list[tuple[int, int]], gap: int, max_bytes: int) -> list[Me
     return merged
 
 
+class ConnectPacer:
+    """Lets ``burst`` new connections start at once, then one every ``interval`` seconds.
+
+    A token bucket on the times connects actually start: tokens refill at one per
+    ``interval`` up to ``burst``. Waiters go one at a time, so an event loop that was busy
+    for a while releases at most ``burst`` connects together, never all that queued up.
+    """
+
+    def __init__(self, burst: int, interval: float) -> None:
+        self.burst = burst
+        self.interval = interval
+        self._tokens = float(burst)
+        self._stamp: float | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def delay(self, now: float) -> float:
+        """Seconds until a token is available at ``now`` (0: take it now)."""
+        if self.interval <= 0:
+            return 0.0
+        if self._stamp is not None:
+            self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) / self.interval)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) * self.interval
+
+    async def wait(self) -> None:
+        """Wait for a token (in arrival order)."""
+        if self.interval <= 0:
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            while (delay := self.delay(loop.time())) > 0:
+                await asyncio.sleep(delay)
+
+
+class _PacedConnector(aiohttp.TCPConnector):
+    """aiohttp's pool (keep-alive reuse, ``limit``) with new connections opened at a bounded rate."""
+
+    def __init__(self, *args, pacer: ConnectPacer, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._pacer = pacer
+        self.connections_opened = 0
+        self.slowest_connect_s = 0.0
+
+    async def _create_connection(self, req, traces, timeout):  # aiohttp's hook for a new connection
+        await self._pacer.wait()
+        # a connection freed while this request waited for its turn is reused instead
+        idle = self._idle_connection(req.connection_key)
+        if idle is not None:
+            return idle
+        self.connections_opened += 1
+        started = asyncio.get_running_loop().time()
+        try:
+            return await super()._create_connection(req, traces, timeout)
+        finally:
+            # an overflowed accept queue shows here as a connect of 1 s or more (SYN retransmit)
+            self.slowest_connect_s = max(self.slowest_connect_s, asyncio.get_running_loop().time() - started)
+
+
+    def _idle_connection(self, key):
+        """A live pooled connection for ``key`` (what aiohttp's own reuse takes), or None."""
+        pool = getattr(self, "_conns", None)
+        conns = pool.get(key) if isinstance(pool, dict) else None
+        now = time.monotonic()
+        while conns:
+            proto, stamp = conns.popleft()
+            if not conns:
+                del pool[key]
+            if proto.is_connected() and (self._keepalive_timeout is None or now - stamp <= self._keepalive_timeout):
+                return proto
+            proto.close()
+        return None
+
+
 class _Retry(Exception):
+    """A transient failure (throttling, 5xx, reset, short body): worth another attempt."""
+
     def __init__(self, error: FetchError, retry_after: float | None = None) -> None:
         self.error = error
         self.retry_after = retry_after
+
+
+_REDIRECTS = {301, 302, 303, 307, 308}
 
 
 class RangeFetcher:
@@ -97,7 +190,8 @@ class RangeFetcher:
 
     async def __aenter__(self) -> "RangeFetcher":
         o = self.options
-        connector = aiohttp.TCPConnector(limit=o.max_concurrency, limit_per_host=0, ttl_dns_cache=300)
+        connector = _PacedConnector(limit=o.max_concurrency, limit_per_host=0, ttl_dns_cache=300,
+                                    pacer=ConnectPacer(o.connect_burst, o.connect_interval))
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=o.timeout, sock_connect=o.connect_timeout),
@@ -107,10 +201,24 @@ class RangeFetcher:
         self._semaphore = asyncio.Semaphore(o.max_concurrency)
         return self
 
+    @property
+    def connections(self) -> dict[str, float]:
+        """New connections opened so far (``opened``) and the slowest connect (``slowest_connect_s``)."""
+        conn = self._session.connector if self._session is not None else None
+        if not isinstance(conn, _PacedConnector):
+            return {"opened": 0, "slowest_connect_s": 0.0}
+        return {"opened": conn.connections_opened, "slowest_connect_s": conn.slowest_connect_s}
+
     async def __aexit__(self, *exc) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest range one request may ask for: a merged request, a tile or a header part."""
+        o = self.options
+        return max(o.max_coalesced_bytes, o.max_tile_bytes, o.max_header_bytes, o.prefetch)
 
     # --- public --------------------------------------------------------------------------
     async def fetch(
@@ -119,7 +227,16 @@ class RangeFetcher:
         """Bytes ``[start, end)`` of ``loc`` and the file size when known.
 
         ``allow_short`` accepts fewer bytes when the file ends before ``end`` (header prefetch).
+
+        Raises:
+            LocationError: the caller does not allow reading ``loc`` (scheme, local folder).
+            LimitError: the range is larger than :attr:`max_request_bytes`.
+            FetchError: the request failed after its retries, or the answer was malformed.
         """
+        urls.check_readable(loc, schemes=self.options.allowed_schemes, local_roots=self.options.local_roots)
+        if not 0 <= start < end or end - start > self.max_request_bytes:
+            raise LimitError(loc.display, f"refusing to request bytes {start}-{end - 1}: more than "
+                                          f"{self.max_request_bytes} bytes in one request")
         if loc.kind == "file":
             return await self._read_file(loc, start, end, stats, allow_short)
         attempt = 0
@@ -158,8 +275,6 @@ class RangeFetcher:
     async def _read_file(
         self, loc: Location, start: int, end: int, stats: ReadStats, allow_short: bool
     ) -> tuple[bytes, int]:
-        self._check_local_root(loc)
-
         def read() -> tuple[bytes, int]:
             with open(loc.path, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
@@ -179,25 +294,38 @@ class RangeFetcher:
             raise ShortReadError(loc.original, f"asked for bytes {start}-{end - 1}, the file has {size} bytes")
         return data, size
 
-    def _check_local_root(self, loc: Location) -> None:
-        roots = self.options.local_roots
-        if roots is None:
-            return
-        path = os.path.realpath(loc.path)
-        if not any(os.path.commonpath([path, os.path.realpath(r)]) == os.path.realpath(r) for r in roots):
-            raise FetchError(loc.original, "local path is outside the allowed folders")
+    async def _target_url(self, loc: Location) -> str:
+        """The URL to request: the location's own, or what the read-time signer makes of it."""
+        url = loc.http_url
+        signer = self.options.signer
+        if signer is not None:
+            signed = signer(url)
+            if inspect.isawaitable(signed):
+                signed = await signed
+            if not isinstance(signed, str) or not urls.same_origin(signed, url):
+                raise LocationError(loc.display, "the signer returned a URL on another host; refused")
+            return signed
+        if urls.is_redacted(url):
+            raise LocationError(loc.display, "this stored URL had its signature or token removed: it needs "
+                                             "re-signing at read time (ReaderOptions.signer) or a fresh href")
+        return url
 
-    def _headers(self, loc: Location, start: int, end: int) -> dict[str, str]:
+    def _headers(self, loc: Location, url: str, start: int, end: int) -> dict[str, str]:
         headers = {"Range": f"bytes={start}-{end - 1}"}
+        if loc.azure_account is not None:
+            # Blob Storage answers ranges as 206 + Content-Range for service versions >= 2011-08-18
+            headers["x-ms-version"] = azure.BLOB_API_VERSION
         if loc.s3_bucket is None:
             return headers
         if self.options.requester_pays:
             headers["x-amz-request-payer"] = "requester"
         if self.options.signs_s3:
-            headers = self._sign(loc, headers)
+            if not urls.may_sign(loc, url):  # never true for URLs resolve() built; checked anyway
+                raise LocationError(loc.display, "refusing to sign a request to a host other than the bucket's")
+            headers = self._sign(url, loc, headers)
         return headers
 
-    def _sign(self, loc: Location, headers: dict[str, str]) -> dict[str, str]:
+    def _sign(self, url: str, loc: Location, headers: dict[str, str]) -> dict[str, str]:
         from botocore.auth import S3SigV4Auth
         from botocore.awsrequest import AWSRequest
 
@@ -206,7 +334,7 @@ class RangeFetcher:
             signing_log.addFilter(_SIGNING_LOG_FILTER)
 
         creds = self._resolve_credentials(loc)
-        request = AWSRequest(method="GET", url=loc.http_url, headers=dict(headers))
+        request = AWSRequest(method="GET", url=url, headers=dict(headers))
         S3SigV4Auth(creds, "s3", loc.s3_region).add_auth(request)
         return dict(request.headers.items())
 
@@ -233,59 +361,82 @@ class RangeFetcher:
         self, loc: Location, start: int, end: int, stats: ReadStats, allow_short: bool
     ) -> tuple[bytes, int | None]:
         assert self._session is not None and self._semaphore is not None, "use 'async with'"
-        url = loc.display
-        headers = self._headers(loc, start, end)
+        shown = loc.display
+        url = await self._target_url(loc)
         async with self._semaphore:
-            stats.requests += 1
-            try:
-                # a signed request is never redirected: its signature must not travel to another host
+            for _hop in range(self.options.max_redirects + 1):
+                headers = self._headers(loc, url, start, end)
                 signed = "Authorization" in headers
-                async with self._session.get(
-                    loc.http_url, headers=headers, allow_redirects=not signed,
-                    max_redirects=self.options.max_redirects,
-                ) as resp:
-                    return await self._read_response(resp, loc, start, end, stats, allow_short)
-            except asyncio.TimeoutError:
-                raise _Retry(FetchError(url, f"timed out after {self.options.timeout:g} s")) from None
-            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-                raise _Retry(FetchError(url, f"connection dropped mid-response ({type(exc).__name__})")) from None
-            except aiohttp.ClientConnectionError as exc:
-                raise _Retry(FetchError(url, f"connection failed ({type(exc).__name__})")) from None
-            except (aiohttp.TooManyRedirects, aiohttp.RedirectClientError, aiohttp.InvalidURL) as exc:
-                raise FetchError(url, f"redirect refused ({type(exc).__name__}: only http(s) redirects, at most "
-                                      f"{self.options.max_redirects})") from None
-            except aiohttp.ClientError as exc:
-                raise FetchError(url, f"request failed ({type(exc).__name__})") from None
+                stats.requests += 1
+                try:
+                    # redirects are handled here, not by aiohttp: each hop is checked first
+                    async with self._session.get(url, headers=headers, allow_redirects=False) as resp:
+                        if resp.status not in _REDIRECTS:
+                            return await self._read_response(resp, loc, start, end, stats, allow_short)
+                        target = resp.headers.get("Location", "")
+                        resp.release()
+                except asyncio.TimeoutError:
+                    raise _Retry(FetchError(shown, f"timed out after {self.options.timeout:g} s")) from None
+                except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+                    raise _Retry(FetchError(shown, f"connection dropped mid-response ({type(exc).__name__})")) from None
+                except aiohttp.ClientConnectionError as exc:
+                    raise _Retry(FetchError(shown, f"connection failed ({type(exc).__name__})")) from None
+                except aiohttp.ClientError as exc:
+                    raise FetchError(shown, f"request failed ({type(exc).__name__})") from None
+                if signed:
+                    raise LocationError(shown, f"redirect refused: HTTP {resp.status} to a signed request, which "
+                                               "is never redirected (its credentials must not travel)")
+                try:
+                    next_url = urljoin(url, target)
+                except ValueError:
+                    next_url = ""
+                if not target or not urls.same_origin(next_url, url):
+                    raise LocationError(shown, f"redirect refused: HTTP {resp.status} to another host "
+                                               f"({urls.redact_url(next_url) or 'no Location'})")
+                stats.redirects += 1
+                url = next_url
+            raise LocationError(shown, f"more than {self.options.max_redirects} redirects")
 
     async def _read_response(
         self, resp: aiohttp.ClientResponse, loc: Location, start: int, end: int, stats: ReadStats, allow_short: bool
     ) -> tuple[bytes, int | None]:
         url = loc.display
         status = resp.status
+        asked = f"bytes {start}-{end - 1}"
         if status == 206:
-            match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
-            body = await resp.read()
-            stats.bytes_fetched += len(body)
-            total = int(match.group(3)) if match and match.group(3) != "*" else None
+            content_range = resp.headers.get("Content-Range", "")
+            match = _CONTENT_RANGE.fullmatch(content_range.strip())
             if match is None or int(match.group(1)) != start:
-                raise _Retry(ShortReadError(url, f"asked for bytes {start}-{end - 1}, got Content-Range "
-                                                 f"{resp.headers.get('Content-Range')!r}"))
+                # a shifted or missing range: possibly a confused cache or proxy, worth a retry
+                raise _Retry(ShortReadError(url, f"asked for {asked}, got Content-Range {content_range[:80]!r}"))
+            total = int(match.group(3)) if match.group(3) != "*" else None
             got_end = int(match.group(2)) + 1
-            expected = min(end, total) if (allow_short and total is not None) else end
-            if got_end != expected or len(body) != expected - start:
-                raise _Retry(ShortReadError(url, f"asked for bytes {start}-{end - 1}, got {len(body)} bytes "
-                                                 f"({resp.headers.get('Content-Range')})"))
+            if got_end > end or (total is not None and got_end > total):
+                raise ShortReadError(url, f"asked for {asked}, got Content-Range {content_range[:80]!r}: "
+                                          "refused (malformed, not retried)")
+            if allow_short:
+                # the prefetch may pass the end of the file: the server says where it ends
+                expected_end = min(end, total) if total is not None else got_end
+            else:
+                expected_end = end
+            if got_end != expected_end:
+                raise _Retry(ShortReadError(url, f"asked for {asked}, got Content-Range {content_range[:80]!r}"))
+            body = await _read_capped(resp, expected_end - start, url, asked, stats)
+            if len(body) != expected_end - start:
+                raise _Retry(ShortReadError(url, f"asked for {asked}, got {len(body)} bytes ({content_range[:80]})"))
             return body, total
         if status == 200:
-            # Range ignored (or a multi-range answer): take what we need from the whole object
-            body = await _read_at_most(resp, end)
-            stats.bytes_fetched += len(body)
+            # the server ignored Range. From the start of the file, the prefix asked for is
+            # streamed (and the rest never read); anywhere else it is refused rather than
+            # reading the object up to the range
+            if start != 0:
+                raise HttpStatusError(url, f"HTTP 200 to a range request: the server ignored Range for {asked} "
+                                           "(rasteret needs a server with range requests)", 200)
             total = resp.content_length
-            if len(body) < end and not (allow_short and total is not None and len(body) == total):
-                if total is None or len(body) < min(end, total):
-                    raise _Retry(ShortReadError(url, f"whole-object answer ended at byte {len(body)}"))
-            stats.bytes_wasted += max(0, (resp.content_length or len(body)) - (end - start))
-            return body[start:end], total if total is not None else None
+            body = await _read_capped(resp, end, url, asked, stats, allow_longer=True)
+            if len(body) < end and not (allow_short and (total is None or len(body) == total)):
+                raise _Retry(ShortReadError(url, f"whole-object answer ended at byte {len(body)}"))
+            return body, total if total is not None else (len(body) if len(body) < end else None)
         if status == 416:
             total = None
             match = re.match(r"bytes \*/(\d+)", resp.headers.get("Content-Range", ""))
@@ -293,45 +444,86 @@ class RangeFetcher:
                 total = int(match.group(1))
             if allow_short and start == 0:
                 raise TruncatedHeaderError(url, "the file is empty")
-            raise HttpStatusError(url, f"HTTP 416: bytes {start}-{end - 1} lie outside the file"
+            raise HttpStatusError(url, f"HTTP 416: {asked} lie outside the file"
                                        + (f" ({total} bytes)" if total is not None else ""), 416)
         text = (await _read_at_most(resp, 4096)).decode("utf-8", "replace")
-        code = re.search(r"<Code>([^<]{1,64})</Code>", text)
-        reason = f"HTTP {status} {resp.reason or ''}".strip() + (f" ({code.group(1)})" if code else "")
+        code = re.search(r"<Code>([A-Za-z0-9.]{1,64})</Code>", text)
+        reason = f"HTTP {status} {_printable(resp.reason or '')}".strip() + (f" ({code.group(1)})" if code else "")
         if status in RETRY_STATUSES:
             raise _Retry(HttpStatusError(url, reason, status), _retry_after(resp.headers.get("Retry-After")))
-        if 300 <= status < 400:
-            reason += " (redirects are not followed for signed requests)"
+        invalidate = getattr(self.options.signer, "invalidate", None)
+        if invalidate is not None and loc.azure_account is not None and azure.token_expired(status, text):
+            # the SAS token expired mid-read: drop it (once per token) and retry with a fresh one
+            invalidate(loc.http_url, str(resp.url))
+            raise _Retry(HttpStatusError(url, reason + " (SAS token expired)", status), 0.0)
         if status == 403 and loc.s3_bucket and not self.options.signs_s3:
             reason += ("; the request was unsigned: for a private bucket pass sign=True, for a requester-pays "
                        "bucket requester_pays=True, with AWS credentials")
         raise HttpStatusError(url, reason, status)
 
 
+async def _read_capped(
+    resp: aiohttp.ClientResponse, size: int, url: str, asked: str, stats: ReadStats, *, allow_longer: bool = False
+) -> bytes:
+    """The body of ``resp``, never more than ``size`` bytes held or read.
+
+    A body announced (``Content-Length``) or sent longer than ``size`` is malformed: refused
+    without reading it, not retried, and the connection is dropped rather than drained. With
+    ``allow_longer`` (a whole-object answer) only the first ``size`` bytes are read.
+    """
+    announced = resp.content_length
+    if announced is not None and announced > size and not allow_longer:
+        resp.close()
+        raise ShortReadError(url, f"asked for {asked} ({size} bytes), the answer announces {announced} bytes: "
+                                  "refused (malformed, not retried)")
+    body = await _read_at_most(resp, size if allow_longer else size + 1)
+    stats.bytes_fetched += len(body)
+    if len(body) > size:
+        resp.close()
+        raise ShortReadError(url, f"asked for {asked} ({size} bytes), the answer is longer: refused "
+                                  "(malformed, not retried)")
+    if allow_longer and (announced is None or announced > len(body)):
+        resp.close()  # the rest of the object is never read: drop the connection
+    return body
+
+
 async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await resp.content.read(min(1 << 20, limit - size))
+    """At most ``limit`` bytes of the body (fewer when it ends first)."""
+    buf = bytearray()
+    while len(buf) < limit:
+        chunk = await resp.content.read(min(1 << 20, limit - len(buf)))
         if not chunk:
             break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
+        buf += chunk
+    return bytes(buf)
+
+
+def _printable(text: str) -> str:
+    return re.sub(r"[^\x20-\x7e]", "?", text)[:64]
 
 
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return float(value)
+        seconds = float(value)
+        return seconds if seconds == seconds else None  # NaN: ignore
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def split_merged(m: MergedRange, data: bytes, stats: ReadStats) -> dict[tuple[int, int], bytes]:
-    """Cut a merged response back into the wanted ranges, counting the bridged bytes."""
+    """Cut a merged response back into the wanted ranges, counting the bridged bytes.
+
+    A response holding exactly one range is returned as is, not copied.
+    """
+    if len(m.parts) == 1 and m.parts[0] == (m.start, m.end):
+        return {m.parts[0]: data}
     view = memoryview(data)
     useful = 0
     last = m.start

@@ -6,6 +6,9 @@ Transforms follow rasterio's ``Affine(a, b, c, d, e, f)`` order:
 
 from __future__ import annotations
 
+import struct
+from functools import lru_cache
+
 import numpy as np
 
 from rasteret_core.cog import tiff
@@ -57,6 +60,91 @@ def crs_epsg(keys: dict) -> int | None:
         if keys.get(KEY_GEOG_ANGULAR_UNITS, 9102) == 9102:
             return 4326
     return None
+
+
+# Keys that only describe a CRS already named by its EPSG code (citations, the units EPSG
+# codes imply): a file with nothing else needs no CRS engine.
+MAX_GEOKEY_VALUES = 8192
+_PLAIN_KEYS = frozenset({1024, 1025, 1026, 2049, 3073})
+
+
+def crs_of(ifd: tiff.Ifd, keys: dict) -> tuple[int | None, str | None]:
+    """``(epsg, wkt)`` of the image's CRS, as GDAL reads it.
+
+    A file that names an EPSG code and nothing more gets ``(code, None)`` without further work.
+    Any other GeoKeys (user-defined projections, datums, units, overrides) go through GDAL's
+    own GeoTIFF CRS reader (libgeotiff, via rasterio) on a 1 x 1 image carrying the same three
+    GeoKey tags: the WKT GDAL builds, and the EPSG code rasterio identifies for it (``None``
+    when it identifies none), so the CRS is kept even without a code.
+    """
+    epsg = crs_epsg(keys)
+    if not keys or (epsg is not None and set(keys) <= _PLAIN_KEYS | {KEY_GEOGRAPHIC_TYPE, KEY_PROJECTED_TYPE}):
+        return epsg, None
+    directory = ifd.array(tiff.TAG_GEO_KEY_DIRECTORY)
+    doubles = ifd.array(tiff.TAG_GEO_DOUBLE_PARAMS)
+    ascii_raw = ifd.tags.get(tiff.TAG_GEO_ASCII_PARAMS)
+    ascii_raw = ascii_raw if isinstance(ascii_raw, bytes) else b""
+    if directory.size > MAX_GEOKEY_VALUES or (doubles is not None and doubles.size > MAX_GEOKEY_VALUES) \
+            or len(ascii_raw) > MAX_GEOKEY_VALUES * 8:
+        return epsg, None  # no real CRS needs this much; not worth handing to GDAL
+    try:
+        return _gdal_crs(
+            tuple(int(v) for v in directory),
+            tuple(float(v) for v in doubles) if doubles is not None else (),
+            ascii_raw,
+        )
+    except Exception:  # GDAL could not make a CRS of these keys: as if it had none
+        return None, None
+
+
+@lru_cache(maxsize=256)
+def _gdal_crs(directory: tuple[int, ...], doubles: tuple[float, ...], ascii_params: bytes) -> tuple[int | None, str | None]:
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with MemoryFile(_geokey_tiff(directory, doubles, ascii_params)) as mem, mem.open() as src:
+            crs = src.crs
+    if crs is None or not crs.to_wkt():
+        return None, None
+    return crs.to_epsg(), crs.to_wkt()
+
+
+def _geokey_tiff(directory: tuple[int, ...], doubles: tuple[float, ...], ascii_params: bytes) -> bytes:
+    """A little-endian 1 x 1 uint8 TIFF holding only the given GeoKey tags."""
+    ascii_params = ascii_params if ascii_params.endswith(b"\x00") else ascii_params + b"\x00"
+    entries = [
+        (256, 3, 1, 1), (257, 3, 1, 1), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+        (273, 4, 1, None), (277, 3, 1, 1), (278, 3, 1, 1), (279, 4, 1, 1),
+        (tiff.TAG_GEO_KEY_DIRECTORY, 3, len(directory), struct.pack(f"<{len(directory)}H", *directory)),
+    ]
+    if doubles:
+        entries.append((tiff.TAG_GEO_DOUBLE_PARAMS, 12, len(doubles), struct.pack(f"<{len(doubles)}d", *doubles)))
+    if len(ascii_params) > 1:
+        entries.append((tiff.TAG_GEO_ASCII_PARAMS, 2, len(ascii_params), ascii_params))
+    ifd_size = 2 + 12 * len(entries) + 4
+    data_at = 8 + ifd_size
+    blobs = b""
+    body = struct.pack("<H", len(entries))
+    pixel_at = None
+    for tag, ftype, count, value in entries:
+        if isinstance(value, bytes) and len(value) > 4:
+            body += struct.pack("<HHII", tag, ftype, count, data_at + len(blobs))
+            blobs += value + b"\x00" * (len(value) % 2)
+        elif isinstance(value, bytes):
+            body += struct.pack("<HHI", tag, ftype, count) + value.ljust(4, b"\x00")
+        elif value is None:  # the strip offset: the pixel byte after every blob
+            pixel_at = len(body)
+            body += struct.pack("<HHII", tag, ftype, count, 0)
+        else:
+            body += struct.pack("<HHI", tag, ftype, count) + struct.pack("<H", value).ljust(4, b"\x00")
+    body += struct.pack("<I", 0)
+    pixel = data_at + len(blobs)
+    body = body[: pixel_at + 8] + struct.pack("<I", pixel) + body[pixel_at + 12 :]
+    return b"II*\x00" + struct.pack("<I", 8) + body + blobs + b"\x00"
 
 
 def affine_transform(ifd: tiff.Ifd, keys: dict) -> tuple[float, float, float, float, float, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -19,11 +20,17 @@ SUBFILE_REDUCED = 1
 SUBFILE_MASK = 4
 
 _DTYPES = {
-    (1, 1): "uint8",  # bilevel, e.g. GDAL's internal masks: unpacked to 0/1 bytes
     (1, 8): "uint8", (1, 16): "uint16", (1, 32): "uint32", (1, 64): "uint64",
     (2, 8): "int8", (2, 16): "int16", (2, 32): "int32", (2, 64): "int64",
-    (3, 16): "float16", (3, 32): "float32", (3, 64): "float64",
+    # half floats are returned as float32, as GDAL (before 3.11) and rasterio return them
+    (3, 16): "float32", (3, 32): "float32", (3, 64): "float64",
 }
+# NBITS (unsigned samples of 1..31 bits, as GDAL writes with NBITS=n): the next byte-sized type;
+# 1-bit (bilevel, e.g. GDAL's internal masks) unpacks to 0/1 bytes
+_DTYPES.update({(1, bits): "uint8" if bits < 8 else "uint16" if bits < 16 else "uint32"
+                for bits in range(1, 32) if bits not in (8, 16)})
+
+CMYK_MODES = ("rgba", "raw")
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +72,8 @@ class CogHeader:
     overviews: tuple["CogHeader", ...] = ()
     mask: "CogHeader | None" = None
     ifd_offset: int = 0
+    color_conversion: str | None = None
+    """``"cmyk_to_rgba"`` for 8-bit CMYK read as GDAL does (4 RGBA bands); ``None``: samples as stored."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", np.dtype(self.dtype))
@@ -90,8 +99,15 @@ class CogHeader:
 
     @property
     def count(self) -> int:
-        """Number of bands, as rasterio's ``dataset.count``."""
-        return self.samples_per_pixel
+        """Number of bands, as rasterio's ``dataset.count`` (4 for CMYK read as RGBA)."""
+        return 4 if self.color_conversion == "cmyk_to_rgba" else self.samples_per_pixel
+
+    @property
+    def crs(self) -> str | None:
+        """The CRS as rasterio/pyproj user input: ``"EPSG:32633"``, else the WKT, else ``None``."""
+        if self.crs_epsg is not None:
+            return f"EPSG:{self.crs_epsg}"
+        return self.crs_wkt or None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -188,6 +204,7 @@ class CogHeader:
         file_level = [
             ("url", pa.string()), ("nodata", pa.float64()), ("crs_epsg", pa.int32()), ("crs_wkt", pa.string()),
             ("byte_order", pa.string()), ("bigtiff", pa.bool_()), ("file_size", pa.int64()),
+            ("color_conversion", pa.string()),
         ]
         mask = pa.struct(image)
         overview = pa.struct(image + [("mask", mask)])
@@ -208,6 +225,7 @@ class CogHeader:
         top.update(
             url=self.url, nodata=self.nodata, crs_epsg=self.crs_epsg, crs_wkt=self.crs_wkt,
             byte_order=self.byte_order, bigtiff=self.bigtiff, file_size=self.file_size,
+            color_conversion=self.color_conversion,
             overviews=[
                 {**image(o), "mask": image(o.mask) if o.mask is not None else None} for o in self.overviews
             ],
@@ -218,17 +236,21 @@ class CogHeader:
     @classmethod
     def from_arrow_dict(cls, row: dict[str, Any]) -> "CogHeader":
         """Rebuild from a row of the Arrow struct (overviews inherit file-level fields)."""
-        shared = {k: row.get(k) for k in ("url", "nodata", "crs_epsg", "crs_wkt", "byte_order", "bigtiff", "file_size")}
-        def inherit(image: dict | None) -> dict | None:
+        shared = {k: row.get(k) for k in _FILE_FIELDS}
+        def inherit(image: dict | None, is_mask: bool = False) -> dict | None:
             if not image:
                 return None
-            return {**image, **shared, "mask": inherit(image.get("mask"))}
+            out = {**image, **shared, "mask": inherit(image.get("mask"), True)}
+            if is_mask:
+                out["color_conversion"] = None  # a mask is one band of 0/255, never CMYK
+            return out
 
         overviews = [inherit(o) for o in (row.get("overviews") or [])]
-        return cls.from_dict({**row, "overviews": overviews, "mask": inherit(row.get("mask"))})
+        return cls.from_dict({**row, "overviews": overviews, "mask": inherit(row.get("mask"), True)})
 
 
-_NULLABLE = {"jpeg_tables", "lerc_parameters", "nodata", "crs_epsg", "crs_wkt", "file_size", "mask"}
+_NULLABLE = {"jpeg_tables", "lerc_parameters", "nodata", "crs_epsg", "crs_wkt", "file_size", "mask", "color_conversion"}
+_FILE_FIELDS = ("url", "nodata", "crs_epsg", "crs_wkt", "byte_order", "bigtiff", "file_size", "color_conversion")
 _IMAGE_FIELDS = (
     "width", "height", "tile_width", "tile_height", "samples_per_pixel", "planar_configuration",
     "dtype", "bits_per_sample", "sample_format", "compression", "predictor", "photometric",
@@ -252,33 +274,74 @@ def _nodata_from_json(value: Any) -> float | None:
     return float(value)
 
 
-def parse_nodata(text: str | None) -> float | None:
+def parse_nodata(text: str | None, dtype: np.dtype | str | None = None) -> float | None:
+    """The GDAL_NODATA tag's text as GDAL (3.10) and rasterio report it for a band of ``dtype``.
+
+    float32 bands round the value to float32 (values within 1e-10 of FLT_MAX snap to it, larger
+    ones overflow to infinity); 64-bit integer bands read the leading integer of the text, as
+    ``strtoll`` does; a value outside an integer dtype's range (-10000 on uint8) means no nodata.
+    """
     if text is None:
         return None
     text = text.strip()
     if not text:
         return None
+    dtype = np.dtype(dtype) if dtype is not None else None
+    if dtype is not None and dtype.kind in "iu" and dtype.itemsize == 8:
+        match = re.match(r"[+-]?\d+", text)
+        if match is None:
+            return None
+        value: float = int(match.group())
+        info = np.iinfo(dtype)
+        return float(value) if info.min <= value <= info.max else None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         return None
+    if dtype is None or dtype.kind == "f" and dtype.itemsize == 8:
+        return value
+    if dtype == np.float32:
+        fmax = float(np.finfo(np.float32).max)
+        if abs(abs(value) - fmax) < 1e-10 * fmax:
+            return math.copysign(fmax, value)
+        with np.errstate(over="ignore"):
+            return float(np.float32(value))
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return value if info.min <= value <= info.max else None
+    return value
 
 
 # --- building headers from parsed IFDs ---------------------------------------------------
-def build_header(structure: tiff.TiffStructure, url: str, file_size: int | None) -> CogHeader:
-    """Turn the parsed IFDs of a file into a :class:`CogHeader` with overviews and mask."""
+def build_header(structure: tiff.TiffStructure, url: str, file_size: int | None, *, cmyk: str = "rgba") -> CogHeader:
+    """Turn the parsed IFDs of a file into a :class:`CogHeader` with overviews and mask.
+
+    Overviews keep the file's IFD order (SubIFD overviews included), as GDAL numbers them, so
+    ``overview=i`` is rasterio's ``overview_level=i``. ``cmyk="rgba"`` reads 8-bit CMYK as
+    GDAL does (RGBA); ``"raw"`` returns the ink samples as stored.
+    """
+    if cmyk not in CMYK_MODES:
+        raise ValueError(f"cmyk must be one of {CMYK_MODES}, not {cmyk!r}")
     main_ifd = structure.ifds[0]
     keys = geokeys.read_geokeys(main_ifd)
     transform = geokeys.affine_transform(main_ifd, keys)
+    epsg, wkt = geokeys.crs_of(main_ifd, keys)
     common = dict(
         url=url,
-        nodata=parse_nodata(main_ifd.text(tiff.TAG_GDAL_NODATA)),
-        crs_epsg=geokeys.crs_epsg(keys),
+        crs_epsg=epsg,
+        crs_wkt=wkt,
         byte_order=structure.byte_order,
         bigtiff=structure.bigtiff,
         file_size=file_size,
     )
     main = _image(main_ifd, url, file_size, common, transform)
+    conversion = None
+    if cmyk == "rgba" and main.photometric == 5 and main.bits_per_sample == 8 and main.samples_per_pixel >= 4 \
+            and (main_ifd.scalar(tiff.TAG_INK_SET, 1) or 1) == 1:
+        conversion = "cmyk_to_rgba"
+    out_dtype = np.dtype("uint8") if conversion else main.dtype
+    common.update(nodata=parse_nodata(main_ifd.text(tiff.TAG_GDAL_NODATA), out_dtype), color_conversion=conversion)
+    main = replace(main, nodata=common["nodata"], color_conversion=conversion)
     overviews: list[CogHeader] = []
     mask: CogHeader | None = None
     for ifd in structure.ifds[1:]:
@@ -290,14 +353,13 @@ def build_header(structure: tiff.TiffStructure, url: str, file_size: int | None)
         scaled = _scale_transform(transform, main.width / width, main.height / height)
         if kind & SUBFILE_MASK:
             if mask is None and width == main.width and height == main.height:
-                mask = _image(ifd, url, file_size, common, transform)
+                mask = replace(_image(ifd, url, file_size, common, transform), color_conversion=None)
             else:
                 for i, ov in enumerate(overviews):
                     if ov.width == width and ov.height == height and ov.mask is None:
-                        overviews[i] = replace(ov, mask=_image(ifd, url, file_size, common, scaled))
+                        overviews[i] = replace(ov, mask=replace(_image(ifd, url, file_size, common, scaled), color_conversion=None))
         elif kind & SUBFILE_REDUCED:
             overviews.append(_image(ifd, url, file_size, common, scaled))
-    overviews.sort(key=lambda h: -h.width)
     return replace(main, overviews=tuple(overviews), mask=mask)
 
 
@@ -324,7 +386,9 @@ def _image(ifd: tiff.Ifd, url: str, file_size: int | None, common: dict, transfo
         sample_format = 1
     dtype = _DTYPES.get((sample_format, bps))
     if dtype is None:
-        raise UnsupportedTiffError(url, f"unsupported sample type (format {sample_format}, {bps} bits)")
+        kind = {1: "unsigned integer", 2: "signed integer", 3: "floating-point", 5: "complex integer",
+                6: "complex floating-point"}.get(sample_format, f"sample format {sample_format}")
+        raise UnsupportedTiffError(url, f"{bps}-bit {kind} samples are not supported")
     planar = ifd.scalar(tiff.TAG_PLANAR_CONFIGURATION, 1) or 1
     if planar not in (1, 2):
         raise InvalidTiffError(url, f"invalid planar configuration {planar}")
@@ -347,7 +411,7 @@ def _image(ifd: tiff.Ifd, url: str, file_size: int | None, common: dict, transfo
     if not tile_w or not tile_h or tile_w > MAX_DIMENSION or tile_h > MAX_DIMENSION:
         raise InvalidTiffError(url, f"IFD at {ifd.offset} has invalid tile size {tile_w}x{tile_h}")
     chunk_samples = 1 if planar == 2 else spp
-    if tile_w * tile_h * chunk_samples * max(bps // 8, 1) > MAX_TILE_BYTES:
+    if tile_w * tile_h * chunk_samples * np.dtype(dtype).itemsize > MAX_TILE_BYTES:
         raise UnsupportedTiffError(
             url, f"tiles of {tile_w}x{tile_h}x{chunk_samples} {dtype} exceed {MAX_TILE_BYTES} bytes decoded"
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from rasteret_core.cog.urls import ALL_SCHEMES, Signer
+
 
 @dataclass(frozen=True)
 class ReaderOptions:
@@ -16,6 +18,13 @@ class ReaderOptions:
     """Bytes read by the single header request; GDAL COG headers fit in it."""
     max_concurrency: int = 64
     """Requests in flight at once, over all files (one shared connection pool)."""
+    connect_burst: int = 2
+    """New connections opened at once before pacing starts (kept below small accept queues)."""
+    connect_interval: float = 0.003
+    """Seconds between further new connections. A burst of dozens of connects overflows a
+    server's accept queue (Python's default backlog is 5) and each overflowed connect waits
+    for TCP's 1 s / 3 s SYN retransmit; pacing fills the pool within ~0.1 s instead. Open
+    connections are reused (keep-alive); 0 disables pacing."""
     coalesce_gap: int = 64 * 1024
     """Merge two ranges of a file when at most this many bytes lie between them."""
     max_coalesced_bytes: int = 4 * 1024 * 1024
@@ -44,18 +53,51 @@ class ReaderOptions:
     max_header_requests: int = 8
     local_roots: tuple[str, ...] | None = None
     """Folders local paths must lie in (``None``: any path; ``()``: no local files at all)."""
+    cmyk: str = "rgba"
+    """8-bit CMYK (Photometric=Separated) files: ``"rgba"`` converts to 4 RGBA bands as GDAL
+    does, ``"raw"`` returns the ink samples as stored (GDAL's ``GTIFF_RAW:`` prefix)."""
+    allowed_schemes: tuple[str, ...] | None = None
+    """Schemes that may be read, among ``http``, ``https``, ``s3`` and ``file`` (``None``: all).
+    Hrefs from a remote STAC API are read with ``("http", "https", "s3")``."""
     max_redirects: int = 5
-    """Redirects followed for unsigned HTTP(S) reads; signed requests never follow one."""
+    """Redirects followed for unsigned HTTP(S) reads, to the same scheme, host and port only;
+    signed requests never follow one."""
+    max_tile_bytes: int = 16 * 1024 * 1024
+    """Largest tile (or strip) read, both as stored (its byte count) and decoded (its declared
+    size): a larger one is a ``LimitError`` before anything is fetched or allocated. A 2048 x
+    2048 float32 tile is 16 MiB."""
+    max_window_pixels: int = 2**27
+    """Largest window read, in pixels (width x height): a 10980 x 10980 Sentinel-2 band fits.
+    A larger one is a ``LimitError`` before its array (or AOI mask) is allocated."""
+    azure_endpoint_url: str | None = None
+    """Path-style Blob endpoint (an emulator, a mirror) for ``https://*.blob.core.windows.net`` URLs."""
+    signer: Signer | None = field(default=None, repr=False, compare=False)
+    """Read-time signing hook for http(s) assets (see :data:`rasteret_core.cog.urls.Signer`):
+    called with the stored URL before each request, returns the URL to fetch (same origin),
+    e.g. with a fresh SAS token. Without one, a stored URL whose signature was redacted fails
+    with a ``LocationError`` saying it needs re-signing."""
     aws_access_key_id: str | None = field(default=None, repr=False)
     aws_secret_access_key: str | None = field(default=None, repr=False)
     aws_session_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("prefetch", "max_concurrency", "max_header_requests", "max_inflight_bytes"):
+        for name in ("prefetch", "max_concurrency", "max_header_requests", "max_inflight_bytes", "max_tile_bytes",
+                     "max_window_pixels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.cmyk not in ("rgba", "raw"):
+            raise ValueError(f"cmyk must be 'rgba' or 'raw', not {self.cmyk!r}")
+        if self.connect_burst < 1 or self.connect_interval < 0:
+            raise ValueError("connect_burst must be >= 1 and connect_interval >= 0")
         if self.retries < 0 or self.coalesce_gap < 0 or self.timeout <= 0:
             raise ValueError("retries and coalesce_gap must be >= 0 and timeout > 0")
+        if self.allowed_schemes is not None:
+            object.__setattr__(self, "allowed_schemes", tuple(s.lower() for s in self.allowed_schemes))
+            unknown = set(self.allowed_schemes) - set(ALL_SCHEMES)
+            if unknown:
+                raise ValueError(f"allowed_schemes: unknown scheme(s) {sorted(unknown)}; use {ALL_SCHEMES}")
+        if self.local_roots is not None and not isinstance(self.local_roots, tuple):
+            object.__setattr__(self, "local_roots", tuple(str(r) for r in self.local_roots))
 
     @property
     def signs_s3(self) -> bool:
@@ -81,6 +123,7 @@ class ReadStats:
     """Bytes fetched but not needed (gaps bridged by coalescing, whole-object answers)."""
     retries: int = 0
     tiles_read: int = 0
+    redirects: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

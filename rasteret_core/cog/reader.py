@@ -17,9 +17,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from rasteret_core.cog import tiff
-from rasteret_core.cog.codecs import check_supported, decode_tile
-from rasteret_core.cog.errors import CogError, DecodeError, InvalidTiffError, WindowError
-from rasteret_core.cog.fetch import RangeFetcher, coalesce, split_merged
+from rasteret_core.cog.codecs import check_supported, cmyk_to_rgba, decode_tile
+from rasteret_core.cog.errors import CogError, DecodeError, InvalidTiffError, LimitError, WindowError
+from rasteret_core.cog.fetch import MergedRange, RangeFetcher, coalesce, split_merged
 from rasteret_core.cog.header import CogHeader, build_header
 from rasteret_core.cog.options import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import redact_url, resolve
@@ -49,6 +49,10 @@ class CogClient:
             raise TypeError("pass either options= or keyword options, not both")
         self.options = options or ReaderOptions.from_kwargs(kwargs)
         self._fetcher = RangeFetcher(self.options)
+        # shared by every read_windows call of this client, so concurrent calls (e.g. AOI
+        # batches) stay within one in-flight byte budget and one queue of decode jobs
+        self._budget: ByteBudget | None = None
+        self._inflight: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> "CogClient":
         await self._fetcher.__aenter__()
@@ -56,6 +60,11 @@ class CogClient:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self._fetcher.__aexit__(*exc)
+
+    @property
+    def connections(self) -> dict[str, float]:
+        """Connections this client opened (``opened``) and its slowest connect in seconds."""
+        return self._fetcher.connections
 
     async def header(self, url: str | os.PathLike[str], *, stats: ReadStats | None = None) -> CogHeader:
         """Read and parse the header of ``url``: one request for a GDAL COG."""
@@ -71,7 +80,7 @@ class CogClient:
 
     async def _header(self, url: str | os.PathLike[str], stats: ReadStats) -> CogHeader:
         o = self.options
-        loc = resolve(url, endpoint_url=o.endpoint_url, region=o.region)
+        loc = resolve(url, endpoint_url=o.endpoint_url, region=o.region, azure_endpoint_url=o.azure_endpoint_url)
         shown = loc.display
         data, size = await self._fetcher.fetch(loc, 0, o.prefetch, stats, allow_short=True)
         buf = tiff.SparseBuffer(size)
@@ -93,7 +102,7 @@ class CogClient:
         else:
             raise InvalidTiffError(shown, f"header needs more than {o.max_header_requests} requests")
         stats.header_requests += stats.requests
-        header = build_header(structure, redact_url(os.fspath(url)), size)
+        header = build_header(structure, redact_url(os.fspath(url)), size, cmyk=o.cmyk)
         check_supported(header)
         return header
 
@@ -107,33 +116,51 @@ class CogClient:
     ) -> list[np.ndarray | CogError]:
         """Read many windows at once; see :func:`aread_windows`."""
         stats = stats if stats is not None else ReadStats()
-        plans = [_plan(header, window, overview) for header, window in requests]
+        o = self.options
+        plans: list[_Plan | None] = []
         errors: dict[int, CogError] = {}
+        for i, (header, window) in enumerate(requests):
+            try:
+                plans.append(_plan(header, window, overview, o))
+            except CogError as exc:
+                if not return_exceptions:
+                    raise
+                plans.append(None)
+                errors[i] = exc
         # one fetch per distinct tile, pasted into every window that needs it
         wanted: dict[tuple[str, int, int], list[tuple[int, _Plan]]] = {}
-        by_file: dict[tuple[str, int], tuple[CogHeader, set[int]]] = {}
         for i, plan in enumerate(plans):
+            if plan is None:
+                continue
             for tile in plan.tiles:
-                key = (plan.header.url, plan.header.ifd_offset, tile)
-                wanted.setdefault(key, []).append((i, plan))
-                by_file.setdefault((plan.header.url, plan.header.ifd_offset), (plan.header, set()))[1].add(tile)
+                wanted.setdefault((plan.header.url, plan.header.ifd_offset, tile), []).append((i, plan))
+        by_file = _tiles_by_file((p.header, p.tiles) for p in plans if p is not None)
 
         pool = _decode_pool(self.options.decode_threads)
         loop = asyncio.get_running_loop()
-        inflight = asyncio.Semaphore(self.options.max_concurrency * 2)
-        budget = ByteBudget(self.options.max_inflight_bytes)
-        o = self.options
+        if self._budget is None or self._inflight is None:
+            self._budget = ByteBudget(self.options.max_inflight_bytes)
+            self._inflight = asyncio.Semaphore(self.options.max_concurrency * 2)
+        budget, inflight = self._budget, self._inflight
+
+        def fail(header: CogHeader, tiles: Iterable[int], exc: CogError) -> None:
+            for t in tiles:
+                for i, _plan in wanted[(header.url, header.ifd_offset, t)]:
+                    errors.setdefault(i, exc)
+            if not return_exceptions:
+                raise exc
 
         async def run_file(header: CogHeader, tiles: set[int]) -> None:
-            loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region)
-            ranges: dict[tuple[int, int], list[int]] = {}
-            for t in sorted(tiles):
-                off, cnt = int(header.tile_offsets[t]), int(header.tile_byte_counts[t])
-                if cnt == 0 or off == 0:
-                    await loop.run_in_executor(pool, _paste_sparse, header, t, wanted[(header.url, header.ifd_offset, t)])
-                    continue
-                ranges.setdefault((off, off + cnt), []).append(t)
-            merged = coalesce(list(ranges), o.coalesce_gap, o.max_coalesced_bytes)
+            try:
+                loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region, azure_endpoint_url=o.azure_endpoint_url)
+            except CogError as exc:
+                return fail(header, tiles, exc)
+            requests = file_requests(header, tiles, o)
+            for t, problem in requests.refused:
+                fail(header, [t], problem)
+            for t in requests.sparse:
+                await loop.run_in_executor(pool, _paste_sparse, header, t, wanted[(header.url, header.ifd_offset, t)])
+            ranges, merged = requests.ranges, requests.merged
 
             async def run_range(m) -> None:
                 async with budget.reserve(m.end - m.start), inflight:
@@ -148,20 +175,27 @@ class CogClient:
                             for t, data in tiles
                         ))
                     except CogError as exc:
-                        for r in m.parts:
-                            for t in ranges[r]:
-                                for i, _plan in wanted[(header.url, header.ifd_offset, t)]:
-                                    errors.setdefault(i, exc)
-                        if not return_exceptions:
-                            raise
+                        fail(header, [t for r in m.parts for t in ranges[r]], exc)
 
             await asyncio.gather(*(run_range(m) for m in merged))
 
         await asyncio.gather(*(run_file(h, t) for h, t in by_file.values()))
         out: list[np.ndarray | CogError] = []
         for i, plan in enumerate(plans):
-            out.append(errors[i] if i in errors else plan.out)
+            out.append(errors[i] if i in errors else _finish(plan))
         return out
+
+
+def _tile_range_problem(header: CogHeader, tile: int, offset: int, count: int, o: ReaderOptions) -> CogError | None:
+    """Why tile ``tile``'s stored bytes may not be fetched, or ``None``: a byte count above
+    ``max_tile_bytes``, or bytes past the end of the file when its size is known."""
+    if count > o.max_tile_bytes:
+        return LimitError(header.url, f"tile {tile} claims {count} bytes, more than max_tile_bytes="
+                                      f"{o.max_tile_bytes}")
+    if header.file_size is not None and offset + count > header.file_size:
+        return InvalidTiffError(header.url, f"tile {tile} (bytes {offset}-{offset + count - 1}) lies past the "
+                                            f"end of the {header.file_size}-byte file")
+    return None
 
 
 class ByteBudget:
@@ -185,6 +219,64 @@ class ByteBudget:
                 self._changed.notify_all()
 
 
+@dataclass(frozen=True)
+class FileRequests:
+    """The requests one read makes to one image: the plan and the read share this.
+
+    ``ranges`` maps each tile byte range to the tiles stored there, ``sparse`` lists tiles
+    with no bytes (filled with nodata, no request), ``merged`` the coalesced HTTP requests,
+    ``refused`` the tiles whose stored range breaks the reader's limits, with the reason.
+    """
+
+    header: CogHeader
+    ranges: dict[tuple[int, int], list[int]]
+    sparse: list[int]
+    merged: list[MergedRange]
+    refused: list[tuple[int, CogError]] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(m.end - m.start for m in self.merged)
+
+
+def file_requests(header: CogHeader, tiles: Iterable[int], options: ReaderOptions) -> FileRequests:
+    """The coalesced range requests that read ``tiles`` of ``header``'s image."""
+    ranges: dict[tuple[int, int], list[int]] = {}
+    sparse: list[int] = []
+    refused: list[tuple[int, CogError]] = []
+    for t in sorted(tiles):
+        off, cnt = int(header.tile_offsets[t]), int(header.tile_byte_counts[t])
+        if cnt == 0 or off == 0:
+            sparse.append(t)
+            continue
+        problem = _tile_range_problem(header, t, off, cnt, options)
+        if problem is not None:
+            refused.append((t, problem))
+            continue
+        ranges.setdefault((off, off + cnt), []).append(t)
+    merged = coalesce(list(ranges), options.coalesce_gap, options.max_coalesced_bytes)
+    return FileRequests(header, ranges, sparse, merged, refused)
+
+
+def _tiles_by_file(pairs: Iterable[tuple[CogHeader, list[int]]]) -> dict[tuple[str, int], tuple[CogHeader, set[int]]]:
+    by_file: dict[tuple[str, int], tuple[CogHeader, set[int]]] = {}
+    for header, tiles in pairs:
+        by_file.setdefault((header.url, header.ifd_offset), (header, set()))[1].update(tiles)
+    return by_file
+
+
+def plan_requests(
+    requests: Iterable[tuple[CogHeader, Any]], options: ReaderOptions, *, overview: int | None = None
+) -> list[FileRequests]:
+    """What :meth:`CogClient.read_windows` would request for ``requests``, without reading.
+
+    Same tile selection, deduplication and coalescing as the read itself (no output arrays).
+    """
+    tiles = (_window_tiles(h, w, overview) for h, w in requests)
+    by_file = _tiles_by_file((t[0], t[5]) for t in tiles)
+    return [file_requests(header, tiles, options) for header, tiles in by_file.values()]
+
+
 @dataclass
 class _Plan:
     header: CogHeader
@@ -205,7 +297,33 @@ def _window_ints(window: Any) -> tuple[int, int, int, int]:
     return int(round(col)), int(round(row)), int(round(width)), int(round(height))
 
 
-def _plan(header: CogHeader, window: Any, overview: int | None) -> _Plan:
+def tile_nbytes(header: CogHeader) -> int:
+    """Bytes of one decoded tile (or strip) of ``header``'s image."""
+    samples = 1 if header.planar_configuration == 2 else header.samples_per_pixel
+    return header.tile_width * header.tile_height * samples * header.dtype.itemsize
+
+
+def check_window_limits(header: CogHeader, width: int, height: int, options: ReaderOptions) -> None:
+    """Raise :class:`LimitError` when a ``width`` x ``height`` window of ``header``, or one of
+    its tiles, is larger than ``options`` allows (checked before anything is allocated)."""
+    if width * height > options.max_window_pixels:
+        raise LimitError(header.url, f"a {width} x {height} window is {width * height} pixels, more than "
+                                     f"max_window_pixels={options.max_window_pixels}")
+    if tile_nbytes(header) > options.max_tile_bytes:
+        raise LimitError(header.url, f"{header.tile_width} x {header.tile_height} x {header.samples_per_pixel} "
+                                     f"{header.dtype.name} tiles decode to {tile_nbytes(header)} bytes, more than "
+                                     f"max_tile_bytes={options.max_tile_bytes}")
+
+
+def _plan(header: CogHeader, window: Any, overview: int | None, options: ReaderOptions) -> _Plan:
+    header, row, col, height, width, tiles = _window_tiles(header, window, overview)
+    check_window_limits(header, width, height, options)
+    out = np.empty((header.samples_per_pixel, height, width), dtype=header.dtype)
+    return _Plan(header, row, col, height, width, tiles, out)
+
+
+def _window_tiles(header: CogHeader, window: Any, overview: int | None):
+    """(image header, row, col, height, width, tiles) of a checked window."""
     if overview is not None:
         if not 0 <= overview < len(header.overviews):
             raise WindowError(header.url, f"overview level {overview} does not exist ({len(header.overviews)} overviews)")
@@ -213,7 +331,10 @@ def _plan(header: CogHeader, window: Any, overview: int | None) -> _Plan:
     if window is None:
         col, row, width, height = 0, 0, header.width, header.height
     else:
-        col, row, width, height = _window_ints(window)
+        try:
+            col, row, width, height = _window_ints(window)
+        except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+            raise WindowError(header.url, f"not a window: {window!r:.100} ({type(exc).__name__})") from None
     if width <= 0 or height <= 0 or col < 0 or row < 0 or col + width > header.width or row + height > header.height:
         raise WindowError(
             header.url,
@@ -228,18 +349,24 @@ def _plan(header: CogHeader, window: Any, overview: int | None) -> _Plan:
         for r in range(row // th, (row + height - 1) // th + 1)
         for c in range(col // tw, (col + width - 1) // tw + 1)
     ]
-    out = np.empty((header.samples_per_pixel, height, width), dtype=header.dtype)
-    return _Plan(header, row, col, height, width, tiles, out)
+    return header, row, col, height, width, tiles
 
 
-def _targets(header: CogHeader, tile: int, plan: _Plan, rows: int):
-    """Slices pasting ``tile`` (``rows`` rows decoded) into ``plan.out``."""
+def _finish(plan: _Plan) -> np.ndarray:
+    """The window as GDAL returns it: colour conversions need every band, so they run here."""
+    if plan.header.color_conversion == "cmyk_to_rgba":
+        return cmyk_to_rgba(plan.out)
+    return plan.out
+
+
+def _targets(header: CogHeader, tile: int, plan: _Plan, rows: int, cols: int | None = None):
+    """Slices pasting ``tile`` (``rows`` x ``cols`` decoded) into ``plan.out``."""
     per_plane = header.tiles_across * header.tiles_down
     plane, idx = divmod(tile, per_plane)
     tr, tc = divmod(idx, header.tiles_across)
     y0, x0 = tr * header.tile_height, tc * header.tile_width
     r0, r1 = max(plan.row0, y0), min(plan.row0 + plan.height, y0 + rows)
-    c0, c1 = max(plan.col0, x0), min(plan.col0 + plan.width, x0 + header.tile_width)
+    c0, c1 = max(plan.col0, x0), min(plan.col0 + plan.width, x0 + (header.tile_width if cols is None else cols))
     if r0 >= r1 or c0 >= c1:
         return None
     bands = slice(plane, plane + 1) if header.planar_configuration == 2 else slice(None)
@@ -250,12 +377,15 @@ def _targets(header: CogHeader, tile: int, plan: _Plan, rows: int):
 
 def _decode_and_paste(header: CogHeader, tile: int, data: bytes, targets) -> None:
     arr = decode_tile(header, data)
-    tile_row = (tile % (header.tiles_across * header.tiles_down)) // header.tiles_across
+    tile_row, tile_col = divmod(tile % (header.tiles_across * header.tiles_down), header.tiles_across)
     expected_rows = min(header.tile_height, header.height - tile_row * header.tile_height)
-    if arr.shape[0] < expected_rows:
-        raise DecodeError(header.url, f"tile {tile} decoded to {arr.shape[0]} rows, expected {expected_rows}")
+    expected_cols = min(header.tile_width, header.width - tile_col * header.tile_width)
+    if arr.shape[0] < expected_rows or arr.shape[1] < expected_cols:
+        raise DecodeError(
+            header.url, f"tile {tile} decoded to {arr.shape[0]}x{arr.shape[1]} pixels, expected {expected_rows}x{expected_cols}"
+        )
     for _i, plan in targets:
-        target = _targets(header, tile, plan, arr.shape[0])
+        target = _targets(header, tile, plan, arr.shape[0], arr.shape[1])
         if target is not None:
             dst, src = target
             plan.out[dst] = np.moveaxis(arr[src], -1, 0)

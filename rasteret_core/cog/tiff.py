@@ -41,6 +41,8 @@ TAG_TILE_WIDTH = 322
 TAG_TILE_LENGTH = 323
 TAG_TILE_OFFSETS = 324
 TAG_TILE_BYTE_COUNTS = 325
+TAG_SUB_IFDS = 330
+TAG_INK_SET = 332
 TAG_EXTRA_SAMPLES = 338
 TAG_SAMPLE_FORMAT = 339
 TAG_JPEG_TABLES = 347
@@ -63,7 +65,8 @@ INTEGER_TAGS = frozenset({
     TAG_NEW_SUBFILE_TYPE, TAG_IMAGE_WIDTH, TAG_IMAGE_LENGTH, TAG_BITS_PER_SAMPLE, TAG_COMPRESSION,
     TAG_PHOTOMETRIC, TAG_STRIP_OFFSETS, TAG_SAMPLES_PER_PIXEL, TAG_ROWS_PER_STRIP, TAG_STRIP_BYTE_COUNTS,
     TAG_PLANAR_CONFIGURATION, TAG_PREDICTOR, TAG_TILE_WIDTH, TAG_TILE_LENGTH, TAG_TILE_OFFSETS,
-    TAG_TILE_BYTE_COUNTS, TAG_EXTRA_SAMPLES, TAG_SAMPLE_FORMAT, TAG_GEO_KEY_DIRECTORY,
+    TAG_TILE_BYTE_COUNTS, TAG_EXTRA_SAMPLES, TAG_SAMPLE_FORMAT, TAG_GEO_KEY_DIRECTORY, TAG_SUB_IFDS,
+    TAG_INK_SET,
 })
 INTEGER_FIELD_TYPES = frozenset({1, 3, 4, 6, 8, 9, 13, 16, 17, 18})
 
@@ -128,6 +131,7 @@ class Ifd:
 
     offset: int
     tags: dict[int, np.ndarray | bytes] = field(default_factory=dict)
+    sub: bool = False  # reached through a SubIFDs tag, not the main IFD chain
 
     def scalar(self, tag: int, default: int | None = None) -> int | None:
         value = self.tags.get(tag)
@@ -187,17 +191,29 @@ def parse_tiff(buf: SparseBuffer, url: str) -> TiffStructure:
     ghost = _parse_ghost(buf, header_end)
     ifds: list[Ifd] = []
     seen: set[int] = set()
-    offset = first
-    while offset:
-        if offset in seen:
-            raise InvalidTiffError(url, f"IFD chain loops back to offset {offset}")
-        if len(ifds) >= MAX_IFDS:
-            raise InvalidTiffError(url, f"more than {MAX_IFDS} IFDs")
-        if offset < header_end:
-            raise InvalidTiffError(url, f"IFD offset {offset} points into the file header")
-        seen.add(offset)
-        ifd, offset = _parse_ifd(buf, offset, bo, bigtiff, url)
-        ifds.append(ifd)
+
+    def chain(offset: int, sub: bool) -> None:
+        while offset:
+            if offset in seen:
+                if sub:  # SubIFDs listed in the tag and also chained to each other
+                    return
+                raise InvalidTiffError(url, f"IFD chain loops back to offset {offset}")
+            if len(ifds) >= MAX_IFDS:
+                raise InvalidTiffError(url, f"more than {MAX_IFDS} IFDs")
+            if offset < header_end:
+                raise InvalidTiffError(url, f"IFD offset {offset} points into the file header")
+            seen.add(offset)
+            ifd, offset = _parse_ifd(buf, offset, bo, bigtiff, url)
+            ifd.sub = sub
+            ifds.append(ifd)
+            # SubIFDs (e.g. overviews written by tifffile or DNG tools) follow their parent,
+            # one level deep, the order GDAL lists them in
+            children = ifd.array(TAG_SUB_IFDS)
+            if children is not None and not sub:
+                for child in children:
+                    chain(int(child), True)
+
+    chain(first, False)
     if not ifds:
         raise InvalidTiffError(url, "the file has no image (first IFD offset is 0)")
     return TiffStructure(bo, bigtiff, ifds, ghost)

@@ -3,10 +3,10 @@
 from rasteret_core.collection.scene import BandAsset, Scene
 from rasteret_core.collection.store import Collection, CollectionError, WriteResult
 from rasteret_core.collection.harvest import AssetFailure, HarvestResult, aharvest, harvest
-from rasteret_core.collection.build import BuildReport, build_collection, build_date
+from rasteret_core.collection.build import BuildError, BuildReport, CollectionExistsError, build_collection, build_date
 
 __all__ = [
     "BandAsset", "Scene", "Collection", "CollectionError", "WriteResult",
     "AssetFailure", "HarvestResult", "aharvest", "harvest",
-    "BuildReport", "build_collection", "build_date",
+    "BuildError", "BuildReport", "CollectionExistsError", "build_collection", "build_date",
 ]

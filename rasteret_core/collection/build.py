@@ -11,11 +11,31 @@ from typing import Any, Iterable, Mapping
 from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.collection.harvest import AssetFailure, harvest
 from rasteret_core.collection.scene import Scene
-from rasteret_core.collection.store import Collection, WriteResult, parse_date
+from rasteret_core.collection.store import METADATA_FILE, Collection, WriteResult, parse_date
+from rasteret_core.errors import RasteretError
+from rasteret_core.storage import resolve_root
 from rasteret_core.sources import DataSource
 from rasteret_core.stac.search import SearchResult, search
 
 log = logging.getLogger(__name__)
+
+IF_EXISTS = ("error", "overwrite", "refresh")
+"""What :func:`build_collection` does when a collection already exists at ``root``."""
+
+
+class CollectionExistsError(RasteretError, FileExistsError):
+    """A collection is already stored there and neither overwrite nor refresh was asked."""
+
+
+class BuildError(RasteretError):
+    """A build found items but could read none of their COG headers; nothing was written.
+
+    ``report`` holds the search, every failed asset and the I/O counts.
+    """
+
+    def __init__(self, message: str, report: "BuildReport") -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -23,9 +43,10 @@ class BuildReport:
     """What a build did: scenes written per date, failed assets, warnings, I/O counts.
 
     ``message`` says in words what happened, including why nothing was written.
+    ``collection`` is ``None`` when nothing was written and none existed (an empty search).
     """
 
-    collection: Collection
+    collection: Collection | None
     search: SearchResult
     writes: list[WriteResult] = field(default_factory=list)
     failures: list[AssetFailure] = field(default_factory=list)
@@ -51,11 +72,24 @@ class BuildReport:
     def requests_per_scene(self) -> float:
         return self.stats.requests / self.scenes if self.scenes else 0.0
 
+    def first_causes(self, limit: int = 3) -> list[str]:
+        """The most frequent distinct header failures, with one example asset each."""
+        counts: dict[str, list[AssetFailure]] = {}
+        for f in self.failures:
+            counts.setdefault(_cause(f.error), []).append(f)
+        ranked = sorted(counts.items(), key=lambda kv: -len(kv[1]))[:limit]
+        return [f"{cause} ({len(fs)} asset(s), e.g. {fs[0].item_id} {fs[0].band} at {fs[0].href})" for cause, fs in ranked]
+
+    def __repr__(self) -> str:
+        name = self.collection.name if self.collection else None
+        return (f"BuildReport(collection={name!r}, scenes={self.scenes}, dates={len(self.dates)},"
+                f" failures={len(self.failures)}, requests={self.stats.requests})")
+
     def as_dict(self) -> dict[str, Any]:
         """Plain values for logs and Dagster metadata."""
         return {
-            "collection": self.collection.name,
-            "root": self.collection.root,
+            "collection": self.collection.name if self.collection else None,
+            "root": self.collection.root if self.collection else None,
             "scenes": self.scenes,
             "dates": [d.isoformat() for d in self.dates],
             "failures": len(self.failures),
@@ -83,17 +117,48 @@ def build_collection(
     name: str | None = None,
     storage_options: dict[str, Any] | None = None,
     filter_mode: str = "auto",
+    if_exists: str = "error",
 ) -> BuildReport:
     """Search ``data_source``, read every requested band's header, store one partition per date.
 
-    Dates with results are (re)written atomically; other stored dates are left alone.
-    An empty search still creates the (empty) collection and says so in ``message``.
+    Args:
+        data_source: where the items come from.
+        root: the collection's folder or ``s3://`` prefix.
+        date_range: inclusive ``(start, end)`` dates of the search.
+        bbox, intersects, cloud_cover_lt, platform, max_items, filter_mode: search filters.
+        bands: band codes to harvest (default: all of the source's).
+        reader_options, progress, name, storage_options: how to read headers, report
+            progress, name the collection and reach its storage.
+        if_exists: when a collection is already stored at ``root``: ``"error"`` (default)
+            refuses; ``"refresh"`` (re)writes the dates this search finds and keeps the
+            others; ``"overwrite"`` replaces it (dates this search does not find are removed,
+            only once the new dates are written).
+
+    Returns:
+        A :class:`BuildReport`. An empty search writes nothing (no empty collection is left
+        behind; ``report.collection`` is the existing one, or ``None``) and says so in
+        ``message``.
+
+    Raises:
+        CollectionExistsError: a collection exists at ``root`` and ``if_exists="error"``.
+        BuildError: items were found but none of their headers could be read (the message
+            names the first causes); nothing was written.
+        ValueError: unknown bands or ``if_exists`` value.
     """
+    if if_exists not in IF_EXISTS:
+        raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS)}, not {if_exists!r}")
+    existing = _existing(root, storage_options)
+    if existing is not None and if_exists == "error":
+        raise CollectionExistsError(
+            f"a collection already exists at {existing.root} ({len(existing.dates())} dates);"
+            " pass overwrite=True (if_exists='overwrite') to replace it, refresh=True (if_exists='refresh')"
+            " to add or refresh dates, or open it with Rasteret.load_collection"
+        )
     return _build(
         data_source, root=root, date_range=date_range, bbox=bbox, intersects=intersects,
         cloud_cover_lt=cloud_cover_lt, platform=platform, bands=bands, max_items=max_items,
         reader_options=reader_options, progress=progress, name=name, storage_options=storage_options,
-        filter_mode=filter_mode, only_date=None,
+        filter_mode=filter_mode, only_date=None, existing=existing, overwrite=if_exists == "overwrite",
     )
 
 
@@ -122,13 +187,17 @@ def build_date(
     the same STAC ``updated`` time and asset hrefs, and whose requested bands all have a
     header, is kept as stored: a refresh of an unchanged date costs the search and zero
     header requests. Items without ``updated`` are always re-read.
+
+    Raises:
+        BuildError: items were found but none of their headers could be read; the date's
+            previous partition is left as it was.
     """
     day = parse_date(date)
     return _build(
         data_source, root=root, date_range=(day, day), bbox=bbox, intersects=intersects,
         cloud_cover_lt=cloud_cover_lt, platform=platform, bands=bands, max_items=max_items,
         reader_options=reader_options, progress=progress, name=name, storage_options=storage_options,
-        filter_mode=filter_mode, only_date=day, reuse_unchanged=reuse_unchanged,
+        filter_mode=filter_mode, only_date=day, existing=None, overwrite=False, reuse_unchanged=reuse_unchanged,
     )
 
 
@@ -136,7 +205,8 @@ def _build(
     source: DataSource, *, root: str | Path, date_range: tuple[Any, Any], bbox: Any, intersects: Any,
     cloud_cover_lt: float | None, platform: Any, bands: list[str] | None, max_items: int | None,
     reader_options: Any, progress: bool, name: str | None, storage_options: dict[str, Any] | None,
-    filter_mode: str, only_date: dt.date | None, reuse_unchanged: bool = False,
+    filter_mode: str, only_date: dt.date | None, existing: Collection | None, overwrite: bool,
+    reuse_unchanged: bool = False,
 ) -> BuildReport:
     bands = source.check_bands(bands)
     found = search(
@@ -149,20 +219,32 @@ def _build(
         "cloud_cover_lt": cloud_cover_lt,
         "platform": platform,
     }
-    collection = Collection.create(
-        root, name=name, data_source=source, bands=bands, storage_options=storage_options,
-        extra={"search": parameters} if only_date is None else None,
-    )
-    report = BuildReport(collection=collection, search=found)
+    report = BuildReport(collection=existing, search=found)
+    if found.empty and only_date is None:
+        report.message = found.message + (f"; the collection at {existing.root} is unchanged" if existing else
+                                          "; no collection was written")
+        log.info("%s", report.message)
+        return report
     kept: dict[str, Scene] = {}
-    if only_date is not None and reuse_unchanged and only_date in collection.dates():
-        stored = {s.id: s for s in collection.scenes(date_range=(only_date, only_date))}
+    stored_collection = _existing(root, storage_options) if only_date is not None and reuse_unchanged else None
+    if stored_collection is not None and only_date in stored_collection.dates():
+        stored = {s.id: s for s in stored_collection.scenes(date_range=(only_date, only_date))}
         kept = {item["id"]: stored[item["id"]] for item in found.items
                 if item.get("id") in stored and _unchanged(stored[item["id"]], item, source, bands)}
     to_read = [item for item in found.items if item.get("id") not in kept]
     harvested = harvest(to_read, source, bands=bands, reader_options=reader_options, progress=progress)
     report.failures, report.warnings, report.stats = harvested.failures, harvested.warnings, harvested.stats
     report.reused = len(kept)
+    if harvested.scenes and not any(a.header is not None for sc in harvested.scenes for a in sc.bands.values()):
+        report.message = (f"none of the {len(harvested.failures)} COG headers of {len(harvested.scenes)} items could be"
+                          " read, nothing was written; first causes: " + "; ".join(report.first_causes()))
+        raise BuildError(report.message, report)
+
+    collection = Collection.create(
+        root, name=name, data_source=source, bands=bands, storage_options=storage_options,
+        extra={"search": parameters} if only_date is None else None,
+    )
+    report.collection = collection
 
     by_date: dict[dt.date, dict[str, Scene]] = {}
     for scene in [*kept.values(), *harvested.scenes]:
@@ -173,6 +255,13 @@ def _build(
         by_date = {only_date: by_date[only_date]}
     for day in sorted(by_date):
         report.writes.append(collection.write_date(day, list(by_date[day].values())))
+    if overwrite:  # only now that the new dates are stored: the old ones go
+        for day in collection.dates():
+            if day not in by_date:
+                collection.delete_date(day)
+        if collection.bands != bands:
+            collection.bands = list(bands)
+            collection._save_metadata()
 
     if found.empty:
         report.message = found.message
@@ -182,10 +271,10 @@ def _build(
             f" {len(report.failures)} asset headers failed, {len(report.warnings)} STAC/header warnings,"
             f" {report.stats.requests} requests, {report.stats.bytes_fetched} bytes"
         )
-        if report.reused:
-            report.message += f"; {report.reused} unchanged scenes kept without reading their headers"
         if found.truncated:
             report.message += f"; {found.message}"
+        if report.reused:
+            report.message += f"; {report.reused} unchanged scenes kept without reading their headers"
     log.info("%s", report.message)
     return report
 
@@ -205,3 +294,18 @@ def _unchanged(stored: Scene, item: Mapping[str, Any], source: DataSource, bands
         if source.asset_href(asset) != have.href:
             return False
     return True
+
+
+def _existing(root: str | Path, storage_options: dict[str, Any] | None) -> Collection | None:
+    """The collection stored at ``root``, if any."""
+    import pyarrow.fs as pafs
+
+    _, fs, path = resolve_root(root, storage_options)
+    if fs.get_file_info(f"{path}/{METADATA_FILE}").type != pafs.FileType.File:
+        return None
+    return Collection.open(root, storage_options=storage_options)
+
+
+def _cause(error: str) -> str:
+    head, sep, rest = error.partition(": ")
+    return rest if sep and ("://" in head or head.startswith("/")) else error

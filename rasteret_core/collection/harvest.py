@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
+from rasteret_core import radiometry
 from rasteret_core.cog import CogClient, CogHeader, ReaderOptions, ReadStats
 from rasteret_core.cog.reader import run_sync
 from rasteret_core.collection.scene import BandAsset, Scene
@@ -60,14 +61,25 @@ class HarvestResult:
 
 
 def reader_options_for(source: DataSource, reader_options: ReaderOptions | Mapping[str, Any] | None) -> ReaderOptions:
-    """``reader_options`` with requester-pays on when ``source`` needs it or the caller asked."""
+    """``reader_options`` with what ``source`` needs: requester-pays when it or the caller asks,
+    and its read-time signer (Planetary Computer SAS tokens) unless the caller gave one."""
     if reader_options is None:
         base = ReaderOptions()
     elif isinstance(reader_options, ReaderOptions):
         base = reader_options
     else:
         base = ReaderOptions.from_kwargs(dict(reader_options))
-    return replace(base, requester_pays=base.requester_pays or source.requester_pays)
+    base = replace(base, requester_pays=base.requester_pays or source.requester_pays)
+    return with_source_signer(source, base)
+
+
+def with_source_signer(source: DataSource, options: ReaderOptions) -> ReaderOptions:
+    """``options`` with ``source``'s read-time signer, unless they already carry one."""
+    if source.signing == "planetary-computer" and options.signer is None:
+        from rasteret_core.cog.azure import planetary_computer_signer
+
+        return replace(options, signer=planetary_computer_signer())
+    return options
 
 
 async def aharvest(
@@ -110,7 +122,8 @@ async def _harvest(
         for band in bands:
             asset = (item.get("assets") or {}).get(source.band_map[band])
             href = source.asset_href(asset) if isinstance(asset, Mapping) else None
-            jobs.append((i, band, href, asset))
+            refused = source.band_problem(item, band)
+            jobs.append((i, band, href, refused or asset))
 
     limit = asyncio.Semaphore(client.options.max_concurrency)
     headers: dict[tuple[int, str], CogHeader | str] = {}
@@ -119,7 +132,9 @@ async def _harvest(
 
         async def one(i: int, band: str, href: str | None, asset: Any) -> None:
             nonlocal failed
-            if href is None:
+            if isinstance(asset, str):  # the band code is refused for this item
+                headers[(i, band)] = asset
+            elif href is None:
                 key = source.band_map[band]
                 reason = "has no asset" if asset is None else "asset has no href"
                 headers[(i, band)] = f"MissingAssetError: item {items[i].get('id')!r} {reason} {key!r} (band {band})"
@@ -144,12 +159,13 @@ async def _harvest(
             asset = asset if isinstance(asset, Mapping) else {}
             href = source.asset_href(asset) or ""
             got = headers[(i, band)]
-            scale, offset = _scale_offset(asset)
+            rad = radiometry.decide(item, source.band_map[band], asset, override=source.radiometry.get(band))
+            extra = (rad.scale, rad.offset, rad.rule, rad.reason)
             if isinstance(got, CogHeader):
-                scene_bands[band] = BandAsset(band, href, got, None, scale, offset)
+                scene_bands[band] = BandAsset(band, href, got, None, *extra)
                 result.warnings.extend(compare_proj(item, asset, band, got))
             else:
-                scene_bands[band] = BandAsset(band, href, None, got, scale, offset)
+                scene_bands[band] = BandAsset(band, href, None, got, *extra)
                 result.failures.append(AssetFailure(str(item.get("id")), band, href, got))
         result.scenes.append(item_to_scene(item, source, scene_bands))
 
@@ -214,14 +230,6 @@ def compare_proj(item: Mapping[str, Any], asset: Mapping[str, Any], band: str, h
         except (TypeError, ValueError):
             out.append(f"{where}: STAC proj:epsg {epsg!r} is not an EPSG code")
     return out
-
-
-def _scale_offset(asset: Mapping[str, Any]) -> tuple[float | None, float | None]:
-    bands = asset.get("raster:bands")
-    if isinstance(bands, list) and bands and isinstance(bands[0], Mapping):
-        scale, offset = bands[0].get("scale"), bands[0].get("offset")
-        return (float(scale) if scale is not None else None, float(offset) if offset is not None else None)
-    return None, None
 
 
 def _as_dict(item: Any) -> dict[str, Any]:

@@ -16,7 +16,9 @@ class BandAsset:
     """One band of a scene: where its COG is, its parsed header, and how to scale it.
 
     ``header`` is ``None`` when the harvest failed; ``error`` then says why.
-    Physical value = ``raw * scale + offset`` (STAC ``raster:bands``), when they are set.
+    Physical value = ``DN * scale + offset``; ``scale is None`` means raw values. The rule
+    was decided once at harvest by :func:`rasteret_core.radiometry.decide`: ``rule`` names
+    it, ``reason`` says which item metadata it rests on.
     """
 
     band: str
@@ -25,6 +27,8 @@ class BandAsset:
     error: str | None = None
     scale: float | None = None
     offset: float | None = None
+    rule: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

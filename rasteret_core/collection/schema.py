@@ -13,8 +13,10 @@ One row per scene (STAC item). Columns follow stac-geoparquet where they overlap
   keep one stable schema across partitions whatever the provider puts in its items.
 - ``rasteret:requester_pays`` (bool)
 - one struct column per band, named by band code (``B04``): ``href``, ``error``, ``scale``,
-  ``offset`` followed by the fields of :meth:`CogHeader.arrow_type`. A failed harvest has
-  ``error`` set ("<ErrorType>: message") and null header fields.
+  ``offset``, ``rule``, ``reason`` (the radiometry decided at harvest, see
+  :mod:`rasteret_core.radiometry`: physical = DN * scale + offset) followed by the fields of
+  :meth:`CogHeader.arrow_type`. A failed harvest has ``error`` set ("<ErrorType>: message")
+  and null header fields.
 
 The partition date is not a column: it is the hive directory name (``date=2024-01-15``).
 File key-value metadata carries ``geo`` and ``rasteret_schema_version``.
@@ -41,7 +43,10 @@ ASSETS_PROPERTY = "assets"
 """Key of ``Scene.properties`` carrying the item's full STAC assets (stored in ``assets``)."""
 
 BBOX_TYPE = pa.struct([("xmin", pa.float64()), ("ymin", pa.float64()), ("xmax", pa.float64()), ("ymax", pa.float64())])
-_EXTRA_BAND_FIELDS = [("href", pa.string()), ("error", pa.string()), ("scale", pa.float64()), ("offset", pa.float64())]
+_EXTRA_BAND_FIELDS = [
+    ("href", pa.string()), ("error", pa.string()), ("scale", pa.float64()), ("offset", pa.float64()),
+    ("rule", pa.string()), ("reason", pa.string()),
+]
 
 # Typed copies of common STAC properties: (column, arrow type, python converter)
 _PROPERTY_COLUMNS: list[tuple[str, pa.DataType]] = [
@@ -53,7 +58,7 @@ _PROPERTY_COLUMNS: list[tuple[str, pa.DataType]] = [
 
 
 def band_type() -> pa.StructType:
-    """Struct type of a band column: ``href, error, scale, offset`` + the COG header fields."""
+    """Struct type of a band column: ``href, error, scale, offset, rule, reason`` + the COG header fields."""
     header = CogHeader.arrow_type()
     return pa.struct(_EXTRA_BAND_FIELDS + [header.field(i) for i in range(header.num_fields)])
 
@@ -166,7 +171,8 @@ def _scene_row(scene: Scene, bands: list[str]) -> dict[str, Any]:
 
 def _band_row(asset: BandAsset) -> dict[str, Any]:
     out: dict[str, Any] = asset.header.to_arrow_dict() if asset.header is not None else {}
-    out.update(href=asset.href, error=asset.error, scale=_float(asset.scale), offset=_float(asset.offset))
+    out.update(href=asset.href, error=asset.error, scale=_float(asset.scale), offset=_float(asset.offset),
+               rule=asset.rule, reason=asset.reason)
     return out
 
 
@@ -223,7 +229,7 @@ def _row_scene(row: dict[str, Any], bands: list[str], successful_only: bool) -> 
             continue
         assets[band] = BandAsset(
             band=band, href=data["href"], header=header, error=data.get("error"),
-            scale=data.get("scale"), offset=data.get("offset"),
+            scale=data.get("scale"), offset=data.get("offset"), rule=data.get("rule"), reason=data.get("reason"),
         )
     when: datetime = row["datetime"]
     if when.tzinfo is None:

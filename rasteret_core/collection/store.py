@@ -18,15 +18,17 @@ stored.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import shapely
@@ -249,19 +251,64 @@ class Collection:
         ``bands`` restricts ``Scene.bands`` (``ValueError`` for codes the collection does
         not store); scenes with none of the requested bands harvested are left out.
         """
+        out = list(self.iter_scenes(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands))
+        out.sort(key=lambda s: (s.datetime, s.id))
+        return out
+
+    def iter_scenes(
+        self,
+        *,
+        date_range: tuple[str | dt.date, str | dt.date] | None = None,
+        cloud_cover_lt: float | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        bands: list[str] | None = None,
+    ) -> Iterator[Scene]:
+        """The scenes of :meth:`scenes`, yielded as they are read, date by date.
+
+        All partitions of the date range are read in one Arrow dataset scan (only the wanted
+        columns, filters pushed down, several files read ahead in parallel), so a caller can
+        start reading pixels of the first dates while later ones are still being decoded.
+        Raises ``ValueError`` for unknown band codes before anything is read.
+        """
         wanted = self._check_bands(bands)
         query_box = shapely.box(*_check_bbox(bbox)) if bbox is not None else None
-        out: list[Scene] = []
-        for date in self._dates_in(date_range):
-            table = _filter_table(self._read_partition(date, wanted), cloud_cover_lt, bbox)
+        dates = self._dates_in(date_range)
+        if not dates:
+            return iter(())
+        return self._scan(dates, wanted, cloud_cover_lt, bbox, query_box)
+
+    def _scan(self, dates: list[dt.date], wanted: list[str] | None, cloud_cover_lt: float | None, bbox: Any,
+              query_box: Any) -> Iterator[Scene]:
+        bands = self.bands if wanted is None else wanted
+        schema = collection_schema(bands)
+        expr = _filter_expression(cloud_cover_lt, bbox)
+        files = [self._partition_file(d) for d in dates]
+        try:
+            # the collection's schema, not the first file's: a partition written before a band
+            # or a header field was added reads those as null instead of dropping them elsewhere
+            dataset = pads.dataset(files, schema=schema, format="parquet", filesystem=self._fs)
+            batches = dataset.to_batches(filter=expr, batch_readahead=4, fragment_readahead=8)
+            tables = (pa.Table.from_batches([batch]) for batch in batches)
+            first = next(tables, None)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            # a partition whose types cannot be cast to today's schema: read file by file
+            log.debug("one-scan read failed (%s); reading partitions one by one", exc)
+            first, tables = None, (_filter_table(self._read_partition(d, wanted), cloud_cover_lt, bbox) for d in dates)
+        if first is not None:
+            tables = itertools.chain([first], tables)
+        for table in tables:
             for scene in table_to_scenes(table, wanted, successful_only=True):
                 if not scene.bands:
                     continue
                 if query_box is not None and not scene.geometry.intersects(query_box):
                     continue
-                out.append(scene)
-        out.sort(key=lambda s: (s.datetime, s.id))
-        return out
+                yield scene
+
+    def load(self, bands: list[str] | str | None = None, **kwargs: Any):
+        """A lazy, dask-backed ``Dataset(time, y, x)`` on one grid: see :func:`rasteret_core.load.load`."""
+        from rasteret_core.load import load
+
+        return load(self, bands, **kwargs)
 
     def read_table(self, *, date_range: tuple[str | dt.date, str | dt.date] | None = None) -> pa.Table:
         """The stored rows as one Arrow table with a ``date`` column (hive partition value)."""
@@ -272,7 +319,7 @@ class Collection:
         if not tables:
             empty = collection_schema(self.bands).empty_table()
             return empty.append_column("date", pa.array([], pa.date32()))
-        return pa.concat_tables(tables, promote_options="default")
+        return pa.concat_tables(tables, promote_options="permissive")  # older partitions lack newer band fields
 
     def to_geopandas(self, *, date_range: tuple[str | dt.date, str | dt.date] | None = None):
         """All stored rows as a ``geopandas.GeoDataFrame`` (EPSG:4326 footprints).
@@ -420,6 +467,19 @@ def _filter_table(table: pa.Table, cloud_cover_lt: float | None, bbox: Any) -> p
     if mask is None:
         return table
     return table.filter(pc.fill_null(mask, False))
+
+
+def _filter_expression(cloud_cover_lt: float | None, bbox: Any) -> pads.Expression | None:
+    """:func:`_filter_table`'s filters as a dataset expression (nulls never match)."""
+    expr = None
+    if cloud_cover_lt is not None:
+        expr = pc.field("eo:cloud_cover") < float(cloud_cover_lt)
+    if bbox is not None:
+        xmin, ymin, xmax, ymax = _check_bbox(bbox)
+        box = lambda name: pc.field(COVERING_COLUMN, name)  # noqa: E731
+        overlap = (box("xmin") <= xmax) & (box("xmax") >= xmin) & (box("ymin") <= ymax) & (box("ymax") >= ymin)
+        expr = overlap if expr is None else expr & overlap
+    return expr
 
 
 def _read_json(fs: pafs.FileSystem, path: str) -> dict[str, Any] | None:

@@ -2,10 +2,12 @@
 
 from rasteret_core.read.aoi import AoiRaster, AoiReadResult, ReadFailure, aread_aois, read_aois
 from rasteret_core.read.geometry import GeometryError, named_geometries
+from rasteret_core.read.points import PointSamples, asample_points, sample_points
 from rasteret_core.read.windows import aoi_window
 from rasteret_core.read.xarray import per_geometry_datasets, stack_datasets
 
 __all__ = [
     "AoiRaster", "AoiReadResult", "GeometryError", "ReadFailure", "aoi_window", "aread_aois",
     "named_geometries", "per_geometry_datasets", "read_aois", "stack_datasets",
+    "PointSamples", "asample_points", "sample_points",
 ]

@@ -17,6 +17,8 @@ class GeometryError(RasteretError, ValueError):
 
 def as_geometry(value: Any) -> BaseGeometry:
     """A shapely geometry from a shapely object, a GeoJSON-like mapping or WKT."""
+    if value is None:
+        raise GeometryError("a geometry is missing (None)")
     if isinstance(value, BaseGeometry):
         return value
     if isinstance(value, Mapping) or hasattr(value, "__geo_interface__"):
@@ -39,33 +41,110 @@ def check_polygon(geom: BaseGeometry, name: str = "geometry") -> BaseGeometry:
     return geom
 
 
+ID_COLUMNS = ("name", "id")
+"""Columns (or GeoJSON properties) that name geometries, in order of preference."""
+
+
+def id_column(columns: Iterable[str]) -> str | None:
+    """The column that names geometries: ``name``, else ``id``, else ``None`` (use the index)."""
+    present = set(columns)
+    return next((c for c in ID_COLUMNS if c in present), None)
+
+
+def _feature_id(feature: Mapping[str, Any], position: int) -> Any:
+    props = feature.get("properties") or {}
+    for key in ID_COLUMNS:
+        if props.get(key) not in (None, ""):
+            return props[key]
+    return feature.get("id") if feature.get("id") not in (None, "") else position
+
+
+def _is_geojson_geometry(value: Any) -> bool:
+    return isinstance(value, Mapping) and "type" in value and ("coordinates" in value or "geometries" in value)
+
+
 def named_geometries(geometries: Any) -> dict[str, BaseGeometry]:
-    """``{id: polygon}`` from a mapping, a GeoDataFrame/GeoSeries, one geometry, or a list (ids 1..n)."""
-    if isinstance(geometries, Mapping) and not ("type" in geometries and "coordinates" in geometries):
+    """``{id: polygon}`` from any of the accepted AOI inputs, one id rule for all of them.
+
+    The id of each geometry is, in this order: the mapping key (``{"farm_a": polygon}``); the
+    ``name`` then ``id`` column of a GeoDataFrame (its index when it has neither); the
+    ``name`` then ``id`` property of a GeoJSON Feature (its ``id`` member, else its
+    position); ``"1"``, ``"2"``, ... for a list of geometries; ``"1"`` for a single one. Ids
+    are strings and may contain spaces (they are not file names).
+
+    Args:
+        geometries: a mapping, a GeoDataFrame/GeoSeries (reprojected to EPSG:4326 when it has
+            a CRS), a GeoJSON Feature/FeatureCollection, one geometry (shapely, GeoJSON or
+            WKT) or a list of them.
+
+    Returns:
+        ``{id: polygon}`` in input order.
+
+    Raises:
+        GeometryError: no geometries, a duplicate id, or a geometry that is not a valid polygon.
+    """
+    if isinstance(geometries, Mapping) and geometries.get("type") == "FeatureCollection":
+        items = [(_feature_id(f, i), f.get("geometry")) for i, f in enumerate(geometries.get("features") or [], start=1)]
+    elif isinstance(geometries, Mapping) and geometries.get("type") == "Feature":
+        items = [(_feature_id(geometries, 1), geometries.get("geometry"))]
+    elif isinstance(geometries, Mapping) and not _is_geojson_geometry(geometries):
         items = list(geometries.items())
-    elif hasattr(geometries, "geometry") and hasattr(geometries, "index"):  # GeoDataFrame
+    elif hasattr(geometries, "geometry") and hasattr(geometries, "index"):  # GeoDataFrame / GeoSeries
         frame = geometries.to_crs(4326) if getattr(geometries, "crs", None) else geometries
-        items = list(zip(frame.index, frame.geometry))
+        column = id_column(getattr(frame, "columns", ()))
+        keys = frame[column] if column else frame.index
+        shapes = frame.geometry if hasattr(frame, "columns") else frame
+        items = list(zip(keys, shapes))
     elif isinstance(geometries, (BaseGeometry, Mapping, str)):
         items = [(1, geometries)]
     else:
-        items = list(enumerate(geometries, start=1))
+        items = []
+        for i, value in enumerate(geometries, start=1):
+            is_feature = isinstance(value, Mapping) and value.get("type") == "Feature"
+            items.append((_feature_id(value, i), value.get("geometry")) if is_feature else (i, value))
     if not items:
         raise GeometryError("no geometries given")
-    out = {}
+    out: dict[str, BaseGeometry] = {}
     for key, value in items:
-        out[str(key)] = check_polygon(as_geometry(value), f"geometry {key!r}")
+        gid = str(key)
+        if gid in out:
+            raise GeometryError(f"geometry id {gid!r} appears twice; ids must be unique")
+        out[gid] = check_polygon(as_geometry(value), f"geometry {gid!r}")
     return out
 
 
-def to_crs(geom: BaseGeometry, dst_epsg: int, src_crs: str = "EPSG:4326") -> BaseGeometry:
-    """Reproject ``geom`` (densifying edges as GDAL does) to ``EPSG:dst_epsg``."""
+def check_lonlat(geometries: Mapping[str, BaseGeometry]) -> None:
+    """Refuse coordinates that cannot be longitude/latitude, naming the geometry and ``crs=``.
+
+    Raises:
+        GeometryError: a geometry's bounds leave [-180, 180] x [-90, 90].
+    """
+    for gid, geom in geometries.items():
+        x0, y0, x1, y1 = geom.bounds
+        if x0 < -180 or x1 > 180 or y0 < -90 or y1 > 90:
+            raise GeometryError(
+                f"geometry {gid!r} has coordinates ({x0:.6g}, {y0:.6g}, {x1:.6g}, {y1:.6g}) outside the"
+                " longitude/latitude range; geometries are read as EPSG:4326 (lon, lat) unless you pass"
+                " their CRS, e.g. crs='EPSG:32643' for UTM 43N"
+            )
+
+
+def swap_axes(geom: BaseGeometry) -> BaseGeometry:
+    """``geom`` with x and y exchanged (to diagnose (lat, lon) given for (lon, lat))."""
+    return shapely.transform(geom, lambda coords: coords[:, ::-1])
+
+
+def to_crs(geom: BaseGeometry, dst_epsg: int | str, src_crs: str = "EPSG:4326") -> BaseGeometry:
+    """Reproject ``geom`` (densifying edges as GDAL does) to ``EPSG:dst_epsg``, or to the CRS
+    ``dst_epsg`` names when it is a string (``"EPSG:n"`` or WKT, e.g. ``CogHeader.crs``)."""
     from rasterio.warp import transform_geom
 
-    if src_crs.upper() == f"EPSG:{dst_epsg}":
+    dst = f"EPSG:{dst_epsg}" if isinstance(dst_epsg, int) else dst_epsg
+    if src_crs.upper() == dst.upper():
         return geom
-    return shape(transform_geom(src_crs, f"EPSG:{dst_epsg}", geom.__geo_interface__))
+    return shape(transform_geom(src_crs, dst, geom.__geo_interface__))
 
 
 def union_bounds(geoms: Iterable[BaseGeometry]) -> tuple[float, float, float, float]:
+    """The (minx, miny, maxx, maxy) of the union of ``geoms``."""
     return tuple(shapely.union_all(list(geoms)).bounds)

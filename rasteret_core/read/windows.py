@@ -12,7 +12,10 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 from shapely.geometry.base import BaseGeometry
 
-from rasteret_core.cog import CogHeader
+from rasteret_core.cog import CogHeader, LimitError, ReaderOptions
+from rasteret_core.cog.errors import WindowError as CogWindowError
+
+DEFAULT_MAX_WINDOW_PIXELS = ReaderOptions.max_window_pixels
 
 
 @dataclass(frozen=True)
@@ -37,21 +40,34 @@ class AoiWindow:
         return self.outside.shape
 
 
-def aoi_window(header: CogHeader, geom: BaseGeometry) -> AoiWindow | None:
+def aoi_window(header: CogHeader, geom: BaseGeometry, *, max_pixels: int = DEFAULT_MAX_WINDOW_PIXELS) -> AoiWindow | None:
     """Crop window and mask of ``geom`` (in the image CRS) over ``header``'s image.
 
     Same semantics as ``rasterio.mask.mask(src, [geom], crop=True, all_touched=False)``:
     rasterio's own window and mask functions run on the stored transform and size.
     ``None`` when the geometry does not overlap the image.
+
+    Raises:
+        LimitError: the window is larger than ``max_pixels`` (width x height), e.g. a header
+            with absurdly small pixels; checked before the mask is allocated.
+        WindowError: the stored transform cannot place the geometry (zero, NaN or infinite).
     """
-    grid = _Grid(Affine(*header.transform), header.width, header.height)
+    transform = Affine(*header.transform)
+    if not all(np.isfinite(v) for v in header.transform) or transform.is_degenerate:
+        raise CogWindowError(header.url, f"the image transform {tuple(header.transform)} is not usable")
+    grid = _Grid(transform, header.width, header.height)
     try:
         window = geometry_window(grid, [geom])
     except WindowError:
         return None
+    except (ValueError, OverflowError, ArithmeticError) as exc:
+        raise CogWindowError(header.url, f"cannot place the AOI on the image grid ({exc})") from None
     window = Window(int(window.col_off), int(window.row_off), int(window.width), int(window.height))
     if window.width <= 0 or window.height <= 0:
         return None
+    if window.width * window.height > max_pixels:
+        raise LimitError(header.url, f"the AOI covers a {window.width} x {window.height} window "
+                                     f"({window.width * window.height} pixels), more than max_window_pixels={max_pixels}")
     transform = window_transform(window, grid.transform)
     outside = geometry_mask([geom], transform=transform, out_shape=(window.height, window.width), all_touched=False)
     return AoiWindow(window, transform, outside)

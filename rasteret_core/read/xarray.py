@@ -31,16 +31,20 @@ def _crs_wkt(epsg: int) -> str:
     return CRS.from_epsg(epsg).to_wkt()
 
 
-def spatial_ref(epsg: int, transform: Affine) -> xr.DataArray:
-    """A CF ``grid_mapping`` variable that rioxarray reads (``ds.rio.crs``)."""
-    wkt = _crs_wkt(epsg)
+def spatial_ref(epsg: int | None, transform: Affine, wkt: str | None = None) -> xr.DataArray:
+    """A CF ``grid_mapping`` variable that rioxarray reads (``ds.rio.crs``); a CRS without an
+    EPSG code is given by its ``wkt`` (and has no ``epsg`` attribute)."""
+    wkt = _crs_wkt(epsg) if epsg is not None else wkt
     gdal = " ".join(str(v) for v in (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e))
-    return xr.DataArray(0, attrs={"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gdal, "epsg": epsg})
+    attrs = {"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gdal}
+    if epsg is not None:
+        attrs["epsg"] = epsg
+    return xr.DataArray(0, attrs=attrs)
 
 
 def geometry_dataset(rasters: list[AoiRaster], bands: list[str]) -> xr.Dataset:
     """One geometry's rasters (one CRS) as a Dataset with dims (time, y, x)."""
-    epsg = rasters[0].crs_epsg
+    epsg, wkt = rasters[0].crs_epsg, rasters[0].crs_wkt
     finest = min(rasters, key=lambda r: abs(r.transform.a))
     a, e = finest.transform.a, finest.transform.e
     ref = [r for r in rasters if abs(r.transform.a - a) < 1e-9 and abs(r.transform.e - e) < 1e-9]
@@ -77,9 +81,9 @@ def geometry_dataset(rasters: list[AoiRaster], bands: list[str]) -> xr.Dataset:
         "y": y0 + (np.arange(height) + 0.5) * e,
         "x": x0 + (np.arange(width) + 0.5) * a,
         "scene_id": ("time", [",".join(scene_ids[i]) for i in range(len(times))]),
-        "spatial_ref": spatial_ref(epsg, grid),
+        "spatial_ref": spatial_ref(epsg, grid, wkt),
     }
-    return xr.Dataset(variables, coords=coords, attrs={"crs": f"EPSG:{epsg}"})
+    return xr.Dataset(variables, coords=coords, attrs={"crs": rasters[0].crs})
 
 
 def _paste(target: np.ndarray, covered: np.ndarray, raster: AoiRaster, grid: Affine) -> None:
@@ -108,13 +112,13 @@ def _paste(target: np.ndarray, covered: np.ndarray, raster: AoiRaster, grid: Aff
 
 def per_geometry_datasets(rasters: list[AoiRaster], bands: list[str]) -> dict[str, xr.Dataset]:
     """``{geometry id: Dataset}``; a geometry seen in several CRSs gets ``id@EPSG:code`` keys."""
-    groups: dict[str, dict[int, list[AoiRaster]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[str, dict[str, list[AoiRaster]]] = defaultdict(lambda: defaultdict(list))
     for r in rasters:
-        groups[r.geometry_id][r.crs_epsg].append(r)
+        groups[r.geometry_id][r.crs].append(r)
     out = {}
     for gid, by_crs in groups.items():
-        for epsg, items in by_crs.items():
-            key = gid if len(by_crs) == 1 else f"{gid}@EPSG:{epsg}"
+        for crs, items in by_crs.items():
+            key = gid if len(by_crs) == 1 else f"{gid}@{crs}"
             out[key] = geometry_dataset(items, bands)
     return out
 
@@ -150,7 +154,9 @@ def stack_datasets(datasets: dict[str, xr.Dataset]) -> xr.Dataset:
                        .assign_coords(x=xs, y=ys).expand_dims(geometry=[gid]))
     stacked = xr.concat(aligned, dim="geometry", join="outer", coords="different", compat="equals", fill_value={n: v.attrs.get("nodata", 0) for n, v in first.data_vars.items()})
     grid = Affine(a, 0.0, float(xs[0]) - a / 2, 0.0, e, float(ys[0]) - e / 2)
-    stacked = stacked.assign_coords(spatial_ref=spatial_ref(int(first.spatial_ref.attrs["epsg"]), grid))
+    ref = first.spatial_ref.attrs
+    epsg = int(ref["epsg"]) if "epsg" in ref else None
+    stacked = stacked.assign_coords(spatial_ref=spatial_ref(epsg, grid, ref.get("crs_wkt")))
     stacked.attrs = dict(first.attrs)
     return stacked
 

@@ -37,7 +37,10 @@ class FaultRule:
     ``reset`` (send headers and ``after_bytes`` of the body, then drop the connection),
     ``truncate`` (announce the full length, send less, close), ``stall`` (wait ``seconds``
     before answering normally), ``wrong_range`` (206 with bytes shifted by ``shift``),
-    ``redirect`` (302 to ``location``).
+    ``redirect`` (302 to ``location``); hostile answers: ``overlong`` (206 with the range
+    asked plus ``after_bytes`` more bytes, announced in Content-Length unless ``chunked``),
+    ``unknown_total`` (``Content-Range: bytes a-b/*``), ``ignore_range`` (200 with the whole
+    object, as a server without range support answers).
     """
 
     kind: str
@@ -49,6 +52,7 @@ class FaultRule:
     seconds: float = 0.0
     shift: int = 1
     location: str = ""
+    chunked: bool = False
 
     def matches(self, path: str) -> bool:
         return fnmatch.fnmatchcase(path, self.path_glob)
@@ -338,14 +342,22 @@ class ObjectStoreServer:
             "ETag": '"' + hashlib.md5(f"{stat.st_mtime_ns}-{size}".encode()).hexdigest() + '"',
             "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
         }
+        if fault is not None and fault.kind == "ignore_range":
+            start, end, status = 0, size, 200
         length = end - start
+        extra = fault.after_bytes if fault is not None and fault.kind == "overlong" else 0
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+            if fault is not None and fault.kind == "unknown_total":
+                headers["Content-Range"] = f"bytes {start}-{end - 1}/*"
             if fault is not None and fault.kind == "wrong_range":
                 start = min(start + fault.shift, max(0, size - length))
                 headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
         response = web.StreamResponse(status=status, headers=headers)
-        response.content_length = length
+        if fault is not None and fault.chunked:
+            response.enable_chunked_encoding()
+        else:
+            response.content_length = length + extra
         await response.prepare(request)
         if request.method == "HEAD":
             self._record(request, status, 0)
@@ -354,8 +366,13 @@ class ObjectStoreServer:
         if fault is not None and fault.kind in ("reset", "truncate"):
             limit = min(length, fault.after_bytes) if fault.kind == "reset" else max(0, length // 2)
         # recorded before the body goes out, so a client that has its bytes sees the record
-        self._record(request, status, limit, fault.kind if fault else None)
-        await self._send(response, path, start, limit)
+        self._record(request, status, limit + extra, fault.kind if fault else None)
+        try:
+            await self._send(response, path, start, limit)
+            for sent in range(0, extra, _CHUNK):  # an overlong answer: zeros after the range
+                await response.write(bytes(min(_CHUNK, extra - sent)))
+        except (ConnectionError, RuntimeError):
+            return response  # the client hung up: what a careful client does
         if limit < length:
             # drop the connection without finishing the body: the client sees a short read
             if request.transport is not None:

@@ -124,3 +124,51 @@ def ndvi_check_spec(asset: str) -> dg.AssetCheckSpec:
 def stats_check_spec(asset: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(STATS_CHECK, asset=asset, blocking=True,
                              description="per-AOI, per-date statistics within their ranges")
+
+
+def _where_s3_goes(endpoint_url: str | None) -> str:
+    from rasteret_core.cog.urls import s3_endpoint_from_env
+    from rasteret_core.read.diagnosis import s3_target
+
+    return s3_target(endpoint_url or s3_endpoint_from_env())
+
+
+def all_reads_failed(what: str, failures: list[Any], endpoint_url: str | None) -> dg.Failure:
+    """The step failure for a partition whose every read failed, naming the first causes.
+
+    Not retried: the reader already retried each request with backoff, and a wrong endpoint
+    or missing credentials do not heal by waiting.
+    """
+    from rasteret_core.read.diagnosis import first_causes
+
+    causes = "; ".join(first_causes(failures))
+    return dg.Failure(
+        description=f"{what}: all {len(failures)} reads failed, first causes: {causes}; {_where_s3_goes(endpoint_url)}",
+        metadata={"failed_reads": len(failures), "failures": dg.MetadataValue.md(_failure_table(failures))},
+        allow_retries=False,
+    )
+
+
+def failed_reads_check(check_name: str, failures: list[str], rows: int) -> dg.AssetCheckResult:
+    """A failed check for outputs written while some reads failed (rows of ``| scene | band | error |``)."""
+    table = "| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures[:50])
+    return dg.AssetCheckResult(
+        check_name=check_name, passed=False,
+        description=f"{len(failures)} reads failed, so {rows} outputs lack those scenes; the failures table says why",
+        metadata={"failed_reads": len(failures), "rows_checked": rows, "failures": dg.MetadataValue.md(table)},
+    )
+
+
+def _failure_table(failures: list[Any]) -> str:
+    rows = [f"| {getattr(f, 'scene_id', getattr(f, 'item_id', ''))} | {f.band} | {f.error[:160]} |" for f in failures[:50]]
+    return "| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(rows)
+
+
+def build_failed(day: str, error: Any, endpoint_url: str | None) -> dg.Failure:
+    """The step failure for a date whose items were found but none of whose headers could be read."""
+    report = error.report
+    return dg.Failure(
+        description=f"{day}: {error}; {_where_s3_goes(endpoint_url)}",
+        metadata={"failed_assets": len(report.failures), "failures": dg.MetadataValue.md(_failure_table(report.failures))},
+        allow_retries=False,
+    )

@@ -2,9 +2,15 @@
 
 import dagster as dg
 
-from rasteret_core.collection import Collection, build_date
+from rasteret_core.collection import BuildError, Collection, build_date
 from rasteret_pipelines.defs.automation import COLLECTION_AUTOMATION
-from rasteret_pipelines.defs.checks import COLLECTION_CHECK, collection_check_spec, collection_schema, run_check
+from rasteret_pipelines.defs.checks import (
+    COLLECTION_CHECK,
+    build_failed,
+    collection_check_spec,
+    collection_schema,
+    run_check,
+)
 from rasteret_pipelines.defs.partitions import DATES
 from rasteret_pipelines.defs.policies import DAILY_BACKFILL, RETRY, S3_POOL
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
@@ -32,24 +38,45 @@ def scene_collection(
     failures: list[str] = []
     messages: list[str] = []
     requests = bytes_fetched = reused = 0
+    per_date: list[dict[str, object]] = []
     for day in context.partition_keys:
-        report = build_date(
-            source, day, root=storage.collection_root, bbox=bbox, bands=bands,
-            reader_options=reader.options(source), progress=False, name="scene_collection",
-            storage_options=storage.storage_options(),
-        )
+        try:
+            report = build_date(
+                source, day, root=storage.collection_root, bbox=bbox, bands=bands,
+                reader_options=reader.options(source), progress=False, name="scene_collection",
+                storage_options=storage.storage_options(),
+            )
+        except BuildError as err:  # items found, no header readable: nothing written for this date
+            raise build_failed(day, err, reader.endpoint_url) from err
         context.log.info("%s: %s", day, report.message)
         messages.append(f"{day}: {report.message}")
-        failures += [f"| {f.item_id} | {f.band} | {f.error[:160]} |" for f in report.failures]
+        day_failures = [f"| {f.item_id} | {f.band} | {f.error[:160]} |" for f in report.failures]
+        failures += day_failures
         requests += report.stats.requests
         bytes_fetched += report.stats.bytes_fetched
         reused += report.reused
-        scenes += [w for w in _scene_ids(report.collection, day)]
+        day_scenes = _scene_ids(report.collection, day)
+        scenes += day_scenes
+        per_date.append({"date": day, "scenes": len(day_scenes), "scene_ids": day_scenes,
+                         "failed_assets": len(day_failures), "requests": report.stats.requests,
+                         "summary": report.message})
+    if len(per_date) > 1:
+        # Dagster gives every partition of a multi-partition run the same materialization
+        # metadata (dagster-io/dagster#18123); each date's own figures go in an observation of
+        # that partition, and a per-date table in the run's metadata.
+        for entry in per_date:
+            context.log_event(dg.AssetObservation(
+                asset_key=context.asset_key, partition=str(entry["date"]),
+                metadata={"scenes": entry["scenes"], "scene_ids": dg.MetadataValue.json(entry["scene_ids"]),
+                          "failed_assets": entry["failed_assets"], "requests": entry["requests"],
+                          "summary": entry["summary"]},
+            ))
 
     collection = Collection.open(storage.collection_root, storage_options=storage.storage_options())
     table = collection.read_table(date_range=(min(context.partition_keys), max(context.partition_keys)))
     check = run_check(COLLECTION_CHECK, collection_schema(bands), table.drop_columns(["date"]).to_pandas())
     metadata: dict[str, object] = {
+        "dates": len(per_date),
         "scenes": len(scenes),
         "scene_ids": dg.MetadataValue.json(scenes),
         "failed_assets": len(failures),
@@ -61,6 +88,12 @@ def scene_collection(
         "summary": "\n".join(messages),
         "dagster/row_count": len(scenes),
     }
+    if len(per_date) > 1:
+        metadata["per_date"] = dg.MetadataValue.md(
+            "figures of the whole run above; per date (also in each partition's observation):\n\n"
+            "| date | scenes | scene ids | failed assets | requests |\n| --- | --- | --- | --- | --- |\n"
+            + "\n".join(f"| {e['date']} | {e['scenes']} | {', '.join(e['scene_ids']) or '-'} | {e['failed_assets']}"
+                        f" | {e['requests']} |" for e in per_date))
     if failures:
         metadata["failures"] = dg.MetadataValue.md("| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])

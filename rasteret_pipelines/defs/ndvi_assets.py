@@ -1,8 +1,8 @@
 """``ndvi``: one partition = one date x one AOI; an NDVI COG per scene, read with zero header requests.
 
-A run holds many partitions (a backfill is one run): each date's scenes are read once for all
-the run's AOIs on that date, so AOIs on the same scene share tiles, and every partition still
-gets its own materialisation metadata (what was read for it, what failed).
+A run holds many partitions (a backfill is a few runs): each date's scenes are read once for
+all the run's AOIs on that date, so AOIs on the same scene share tiles, and every partition
+still gets its own materialisation metadata (what was read for it, what failed).
 """
 
 import base64
@@ -15,9 +15,12 @@ from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
 from rasteret_core.ndvi import aoi_ndvi, preview_png
 from rasteret_core.outputs import read_output, write_cog
+from rasteret_core.plan import ReadPlan, plan_aoi_read
 from rasteret_core.storage import delete_missing
 from rasteret_pipelines.defs.checks import (
     COLLECTION_CHECK,
+    all_reads_failed,
+    failed_reads_check,
     NDVI_CHECK,
     NDVI_OUTPUT_SCHEMA,
     collection_schema,
@@ -52,27 +55,37 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     collection = Collection.open(storage.collection_root, storage_options=storage.storage_options())
     stats = ReadStats()
     rows, failures, previews = [], [], []
+    tile_failures: list[str] = []  # tile reads that failed now (harvest failures were reported by scene_collection)
+    plan = ReadPlan("ndvi")
     for day, names in by_date(context.partition_keys).items():
         _require_valid_collection(collection, day, list(bands.values()))
         scenes = collection.scenes(date_range=(day, day), bands=list(bands.values()))
-        day_stats = ReadStats()
         unknown = [a for a in names if a not in shapes]  # removed from the AOI source since requested
         known = {a: shapes[a] for a in names if a in shapes}
+        # what this read will request and cost, from the stored headers, next to what it did
+        if known:
+            plan.add(plan_aoi_read(scenes, known, [bands["red"], bands["nir"], bands["mask"]],
+                                   reader_options=reader.options(source)))
+        day_stats = ReadStats()
         result = aoi_ndvi(
             scenes if known else [], known, red=bands["red"], nir=bands["nir"], mask=bands["mask"],
             mask_kind="scl" if bands["mask"] == "SCL" else "qa_pixel", reader_options=reader.options(source), stats=day_stats,
         )
         _add_stats(stats, day_stats)
         failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures]
+        tile_failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures if f.geometry_id]
         for aoi in names:
-            aoi_failures = [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures
-                            if f.geometry_id in (aoi, None)]
+            mine = [f for f in result.failures if f.geometry_id in (aoi, None)]
+            aoi_rasters = [r for r in result.rasters if r.geometry_id == aoi]
+            if mine and not aoi_rasters:
+                raise all_reads_failed(f"{day} {aoi}", mine, reader.endpoint_url)
+            aoi_failures = [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in mine]
             if aoi in unknown:
                 aoi_failures.append(f"| - | - | AOI {aoi!r} is not in the AOI source any more |")
                 failures.append(aoi_failures[-1])
             folder = storage.path("ndvi", aoi, day)
             written, aoi_rows = [], []
-            for raster in (r for r in result.rasters if r.geometry_id == aoi):
+            for raster in aoi_rasters:
                 path = write_cog(raster.data, f"{folder}/{raster.scene_id}.tif", transform=raster.transform,
                                  crs_epsg=raster.crs_epsg, nodata=float("nan"), storage_options=storage.storage_options())
                 written.append(path)
@@ -86,11 +99,12 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
             context.add_asset_metadata(_partition_metadata(aoi_rows, aoi_failures, day_stats, len(names)),
                                        partition_key=partition_key(day, aoi))
         context.log.info("%s: %d scenes read once for %d AOIs, %d NDVI rasters, %d failures, %d requests",
-                         day, len(scenes), len(names), sum(r.geometry_id in names for r in result.rasters),
-                         len(result.failures), day_stats.requests)
+                         day, len(scenes), len(names), len(result.rasters), len(result.failures), day_stats.requests)
 
     frame = pd.DataFrame(rows, columns=list(NDVI_OUTPUT_SCHEMA.columns))
     check = run_check(NDVI_CHECK, NDVI_OUTPUT_SCHEMA, frame)
+    if tile_failures and check.passed:  # outputs missing for some scenes: block ndvi_stats, say why
+        check = failed_reads_check(NDVI_CHECK, tile_failures, len(rows))
     metadata = {  # the whole run's figures; each partition's own are added above
         "run_partitions": len(context.partition_keys),
         "run_rasters": len(rows),
@@ -98,6 +112,10 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         "run_header_requests": stats.header_requests,
         "run_bytes_fetched": stats.bytes_fetched,
         "run_failed_reads": len(failures),
+        "planned_requests": plan.requests,
+        "planned_bytes": plan.bytes,
+        "planned_price_usd": dg.MetadataValue.float(plan.price_usd),
+        "plan": dg.MetadataValue.md(_plan_table(plan, stats)),
     }
     if previews:
         metadata["preview"] = dg.MetadataValue.md("\n\n".join(previews))
@@ -121,7 +139,7 @@ def _partition_metadata(rows: list[dict], failures: list[str], day_stats: ReadSt
         "dagster/row_count": len(rows),
     }
     if not rows:
-        meta["note"] = "no scene with valid pixels for this date and AOI: explicit empty result"
+        meta["note"] = "no scene with pixels in this AOI on this date: explicit empty result"
     if failures:
         meta["failures"] = dg.MetadataValue.md("| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures))
     return meta
@@ -130,6 +148,13 @@ def _partition_metadata(rows: list[dict], failures: list[str], day_stats: ReadSt
 def _add_stats(total: ReadStats, part: ReadStats) -> None:
     for name, value in part.as_dict().items():
         setattr(total, name, getattr(total, name) + value)
+
+
+def _plan_table(plan: ReadPlan, stats: ReadStats) -> str:
+    """The plan next to the read's own counts, as a markdown table."""
+    rows = [f"| {name} | {planned:g} | {actual:g} |" for name, (planned, actual) in plan.compare(stats).items()]
+    note = f"\n\nprices: AWS list prices of {plan.prices.as_of}, reader outside AWS"
+    return "| figure | planned | read |\n| --- | --- | --- |\n" + "\n".join(rows) + note
 
 
 def _require_valid_collection(collection: Collection, day: str, bands: list[str]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import dagster as dg
 from pydantic import Field
@@ -10,6 +11,7 @@ from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.aois import load_aois
 from rasteret_core.cog import ReaderOptions
+from rasteret_core.collection.harvest import with_source_signer
 from rasteret_core.sources import DataSource, DataSources
 from rasteret_pipelines import settings
 
@@ -30,8 +32,8 @@ class StacSource(dg.ConfigurableResource):
         codes = set(self.data_source().bands)
         if {"B04", "B08", "SCL"} <= codes:
             return {"red": "B04", "nir": "B08", "mask": "SCL"}
-        if {"B4", "B5", "QA_PIXEL"} <= codes:
-            return {"red": "B4", "nir": "B5", "mask": "QA_PIXEL"}
+        if {"red", "nir08", "QA_PIXEL"} <= codes:
+            return {"red": "red", "nir": "nir08", "mask": "QA_PIXEL"}  # common names: right on TM/ETM+ and OLI
         raise dg.DagsterInvariantViolationError(f"source {self.source!r} has no red/NIR/mask bands: {sorted(codes)}")
 
     def harvest_bands(self) -> list[str]:
@@ -54,12 +56,13 @@ class CogReader(dg.ConfigurableResource):
 
     def options(self, source: DataSource | None = None) -> ReaderOptions:
         payer = self.requester_pays if self.requester_pays is not None else bool(source and source.requester_pays)
-        return ReaderOptions(
+        options = ReaderOptions(
             max_concurrency=self.max_concurrency, retries=self.retries, timeout=self.timeout,
             endpoint_url=self.endpoint_url, requester_pays=payer, sign=self.sign,
             aws_access_key_id=self.aws_access_key_id, aws_secret_access_key=self.aws_secret_access_key,
             aws_session_token=self.aws_session_token,
         )
+        return with_source_signer(source, options) if source is not None else options
 
 
 class Storage(dg.ConfigurableResource):
@@ -105,8 +108,43 @@ class Aois(dg.ConfigurableResource):
         return tuple(shapely.union_all(list(self.load().values())).bounds)
 
 
+class DaskCluster(dg.ConfigurableResource):
+    """Where lazy ``load`` results are computed: in-process by default, or a Dask cluster.
+
+    ``address`` empty (the default): dask's threaded scheduler in the run's own process.
+    ``"local"``: a ``dask.distributed.LocalCluster`` started for the run (``n_workers``
+    processes, ``memory_limit`` each) and closed after it. Any other value is a scheduler
+    address (``tcp://scheduler:8786``) to connect to. Workers sign with their own AWS chain;
+    no credential is put into the graph.
+    """
+
+    address: str = Field(default="", description="'' in-process, 'local' for a LocalCluster, or a scheduler address")
+    n_workers: int = 2
+    threads_per_worker: int = 2
+    memory_limit: str = "2GiB"
+
+    @contextlib.contextmanager
+    def scheduler(self) -> Iterator[dict[str, Any]]:
+        """Keyword arguments for ``dask.compute(..., **kw)`` / ``ds.compute(**kw)`` / ``to_zarr(compute_kwargs=kw)``
+        for the duration of the block (a cluster started here is closed at its end)."""
+        if not self.address:
+            yield {"scheduler": "threads"}
+            return
+        from distributed import Client, LocalCluster
+
+        if self.address == "local":
+            with LocalCluster(n_workers=self.n_workers, threads_per_worker=self.threads_per_worker,
+                              memory_limit=self.memory_limit, dashboard_address=None, processes=True) as cluster:
+                with Client(cluster, set_as_default=False) as client:
+                    yield {"scheduler": client}
+            return
+        with Client(self.address, set_as_default=False) as client:
+            yield {"scheduler": client}
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
-        resources={"stac": StacSource(), "reader": CogReader(), "storage": Storage(), "aois": Aois()}
+        resources={"stac": StacSource(), "reader": CogReader(), "storage": Storage(), "aois": Aois(),
+                   "dask": DaskCluster()}
     )

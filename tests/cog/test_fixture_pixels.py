@@ -23,14 +23,21 @@ def _open(path):
         return rasterio.open(path)
 
 
-def assert_pixels_match(ours: np.ndarray, theirs: np.ndarray, compression: int) -> None:
+def assert_pixels_match(ours: np.ndarray, theirs: np.ndarray, compression: int, photometric: int = 6) -> None:
+    """Equal values, except YCbCr JPEG: libjpeg-turbo (imagecodecs) and GDAL's libjpeg upsample
+    subsampled chroma differently, so RGB values differ a little (see docs: reader fidelity)."""
     assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
-    if compression == 7:
-        # JPEG is lossy and libjpeg builds differ in chroma upsampling: near, not exact
+    if compression == 7 and photometric == 6:
         diff = np.abs(ours.astype(np.int16) - theirs.astype(np.int16))
-        assert diff.max() <= 32 and diff.mean() < 1.0
+        assert diff.max() <= JPEG_MAX_DIFF and diff.mean() < JPEG_MEAN_DIFF
     else:
         np.testing.assert_array_equal(ours, theirs)
+
+
+# Measured on the generated and fixture YCbCr JPEGs and their overviews: max 18, mean up to
+# 0.69 on images of 75+ pixels (docs/reader-fidelity.md)
+JPEG_MAX_DIFF = 24
+JPEG_MEAN_DIFF = 1.0
 
 
 def windows_for(height: int, width: int, tile_h: int, tile_w: int) -> dict[str, Window]:
@@ -69,7 +76,7 @@ def test_windows_match_rasterio(path):
     with _open(path) as src:
         for name, window in windows_for(header.height, header.width, header.tile_height, header.tile_width).items():
             ours = read_window(header, window)
-            assert_pixels_match(ours, src.read(window=window), header.compression)
+            assert_pixels_match(ours, src.read(window=window), header.compression, header.photometric)
 
 
 @pytest.mark.parametrize("path", [p for p in TIFFS], ids=[fixture_id(p) for p in TIFFS])
@@ -81,7 +88,7 @@ def test_overviews_match_rasterio(path):
             with rasterio.open(path, overview_level=level) as src:
                 assert (src.height, src.width) == (overview.height, overview.width)
                 assert overview.transform == pytest.approx(tuple(src.transform)[:6])
-                assert_pixels_match(read_window(header, None, overview=level), src.read(), header.compression)
+                assert_pixels_match(read_window(header, None, overview=level), src.read(), header.compression, header.photometric)
 
 
 @pytest.mark.parametrize("path", TIFFS, ids=[fixture_id(p) for p in TIFFS])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
+from rasterio.crs import CRS
 
 from rasteret_core.cog import read_header, read_window
 from tests.helpers.cog_matrix import matrix_cases, write_case
@@ -25,6 +26,9 @@ def test_matrix_covers_every_axis():
     assert {c.predictor for c in CASES} == {1, 2, 3}
     assert any(c.bigtiff for c in CASES) and any(c.interleave == "BAND" for c in CASES)
     assert any(c.width % c.blocksize for c in CASES)  # ragged edge tiles
+    extras = {(k, v) for c in CASES for k, v in c.extra.items()}
+    assert {("PHOTOMETRIC", "CMYK"), ("NBITS", "12"), ("NBITS", "16"), ("NBITS", "2"), ("NBITS", "4")} <= extras
+    assert any(c.overview_levels for c in CASES) and any(c.crs != "EPSG:32633" for c in CASES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -36,9 +40,15 @@ def test_generated_file_matches_rasterio(case, matrix_dir):
         assert header.dtype == np.dtype(src.dtypes[0])
         assert header.transform == pytest.approx(tuple(src.transform)[:6])
         assert header.crs_epsg == src.crs.to_epsg()
+        if header.crs_epsg is None:  # the CRS travels as WKT, equal to GDAL's
+            assert CRS.from_wkt(header.crs_wkt) == src.crs
         assert header.nodata == src.nodata
+        # overviews numbered as GDAL numbers them (the file's order), each the size GDAL reports
+        assert len(header.overviews) == len(src.overviews(1))
         for name, window in windows_for(header.height, header.width, header.tile_height, header.tile_width).items():
-            assert_pixels_match(read_window(header, window), src.read(window=window), header.compression)
-    for level, overview in enumerate(header.overviews[:2]):
+            assert_pixels_match(read_window(header, window), src.read(window=window), header.compression, header.photometric)
+    levels = range(len(header.overviews)) if case.overview_levels else range(min(2, len(header.overviews)))
+    for level in levels:
         with rasterio.open(path, overview_level=level) as src:
-            assert_pixels_match(read_window(header, None, overview=level), src.read(), header.compression)
+            assert (header.overviews[level].height, header.overviews[level].width) == (src.height, src.width)
+            assert_pixels_match(read_window(header, None, overview=level), src.read(), header.compression, header.photometric)

@@ -44,11 +44,11 @@ def test_build_date_is_idempotent_and_clears_a_date_that_lost_its_items(tmp_path
     assert gone.empty and gone.writes[0].removed and Collection.open(root).dates() == []
 
 
-def test_empty_search_builds_an_empty_collection_and_says_why(tmp_path, source):
+def test_empty_search_writes_no_collection_and_says_why(tmp_path, source):
     report = build_collection(source, root=tmp_path / "c", date_range=("2020-01-01", "2020-01-31"), progress=False)
-    assert report.empty and report.writes == []
-    assert "no s2-synthetic items match" in report.message
-    assert len(Collection.open(tmp_path / "c")) == 0
+    assert report.empty and report.writes == [] and report.collection is None
+    assert "no s2-synthetic items match" in report.message and "no collection was written" in report.message
+    assert not (tmp_path / "c").exists()
 
 
 def test_unreachable_stac_api_is_a_rasteret_error_naming_the_endpoint():

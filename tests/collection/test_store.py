@@ -203,3 +203,32 @@ def test_create_refuses_another_data_source_on_an_existing_collection(built):
     other = DataSource.from_items_file("x.json", S2_BAND_MAP, name="another")
     with pytest.raises(ValueError, match="holds data source 's2-synthetic'"):
         Collection.create(built.root, data_source=other)
+
+
+def test_one_scan_reads_partitions_written_with_other_band_sets_and_older_fields(built, s2_items, source):
+    # a later date stores an extra band the earlier partitions never had
+    extra = harvest([i for i in s2_items if i["properties"]["datetime"].startswith("2024-01-15")], source,
+                    progress=False).scenes
+    renamed = [replace(s, bands={**s.bands, "B8A": replace(s.bands["B08"], band="B8A")}) for s in extra]
+    built.write_date(dt.date(2024, 1, 15), renamed)
+    # an older writer stored band structs without the "offset" field: rewrite one partition so
+    first = _partition_files(Path(built.root))[0]
+    table = pq.read_table(first)
+    for band in ("B04", "B08", "SCL"):
+        col = table.column(band).combine_chunks()
+        keep = [i for i in range(col.type.num_fields) if col.type.field(i).name != "offset"]
+        older = pa.StructArray.from_arrays([col.field(i) for i in keep], fields=[col.type.field(i) for i in keep],
+                                           mask=col.is_null())
+        table = table.set_column(table.schema.get_field_index(band), band, older)
+    pq.write_table(table, first)
+
+    scenes = built.scenes()
+    assert [s.datetime.day for s in scenes] == [5, 5, 10, 10, 15, 15]
+    assert [set(s.bands) for s in scenes] == [{"B04", "B08", "SCL"}] * 4 + [{"B04", "B08", "SCL", "B8A"}] * 2
+    assert all(s.bands["B04"].offset is None for s in scenes[:2])
+    assert all(s.bands["B04"].offset == want.bands["B04"].offset for s, want in zip(scenes[4:], renamed))
+    assert [s.id for s in built.scenes(bands=["B8A"])] == [s.id for s in renamed]
+    # the streamed form yields the same scenes, in the same order, with the same filters
+    assert [s.id for s in built.iter_scenes(cloud_cover_lt=20)] == [s.id for s in built.scenes(cloud_cover_lt=20)]
+    with pytest.raises(ValueError, match="'B12'"):
+        built.iter_scenes(bands=["B12"])  # refused when called, not when first iterated

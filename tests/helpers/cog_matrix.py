@@ -1,8 +1,10 @@
 """A deterministic matrix of GeoTIFFs written by GDAL (through rasterio) for pixel-exact tests.
 
 Each case varies dtype, codec, predictor, tile size, BigTIFF, band count/interleave and a
-ragged image size (edge tiles partly outside the image). Cases are plain values, known at
-collection time; ``write_case`` creates the file.
+ragged image size (edge tiles partly outside the image); fidelity cases add GDAL creation
+options (NBITS, PHOTOMETRIC=CMYK, short last strips), a user-defined CRS, overviews built in a
+chosen order and an opaque alpha band. Cases are plain values, known at collection time;
+``write_case`` creates the file.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ class MatrixCase:
     nodata: float | None = None
     driver: str = "COG"
     extra: dict = field(default_factory=dict, hash=False, compare=False)
+    crs: str = "EPSG:32633"
+    overview_levels: tuple[tuple[int, ...], ...] = ()
+    """GTiff only: overview factors built in successive calls (IFD order = call order)."""
+    content: str = "gradient"
+    """``"gradient"``, or ``"opaque_alpha"`` (last band 255 everywhere)."""
+    label: str = ""
+    """Names what the case checks, in its id."""
 
     @property
     def id(self) -> str:
@@ -42,6 +51,8 @@ class MatrixCase:
             parts.append("bigtiff")
         if self.driver != "COG":
             parts.append(self.driver.lower() + "-" + "-".join(f"{k}={v}".lower() for k, v in self.extra.items()))
+        if self.label:
+            parts.append(self.label)
         return "_".join(parts)
 
 
@@ -82,7 +93,50 @@ def matrix_cases() -> list[MatrixCase]:
         MatrixCase("uint16", "DEFLATE", predictor=2, driver="GTiff", extra={"TILED": "NO", "BLOCKYSIZE": "16"}),
         MatrixCase("float64", "NONE", driver="GTiff", extra={"TILED": "NO"}),
     ]
+    cases += fidelity_cases()
     return cases
+
+
+# A projection with no EPSG code, and a proj string GDAL identifies as EPSG:32633
+LCC_NAD83 = "+proj=lcc +lat_1=33 +lat_2=45 +lat_0=39 +lon_0=-96 +x_0=0 +y_0=0 +datum=NAD83 +units=m +no_defs"
+UTM33_PROJ4 = "+proj=utm +zone=33 +datum=WGS84 +units=m +no_defs"
+
+
+def fidelity_cases() -> list[MatrixCase]:
+    """Files GDAL reads with a conversion or a layout the plain cases do not have."""
+    return [
+        # libwebp returns 3 channels for an RGBA tile whose alpha is all opaque
+        MatrixCase("uint8", "WEBP", bands=4, blocksize=64, content="opaque_alpha", label="webp-rgba-opaque"),
+        MatrixCase("uint8", "WEBP", bands=4, driver="GTiff", extra={"TILED": "YES", "WEBP_LOSSLESS": "YES"},
+                   label="webp-rgba"),
+        # stripped JPEG: 217 rows in strips of 16, the last one 9 rows high
+        MatrixCase("uint8", "JPEG", bands=3, driver="GTiff", extra={"TILED": "NO", "BLOCKYSIZE": "16"}, label="jpeg-short-strip"),
+        MatrixCase("uint8", "JPEG", bands=1, driver="GTiff", extra={"TILED": "NO", "BLOCKYSIZE": "24"}, label="jpeg-grey-short-strip"),
+        # 4-band JPEG, as GDAL writes RGBA (4 components, no colour transform)
+        MatrixCase("uint8", "JPEG", bands=4, blocksize=64, label="jpeg-rgba"),
+        MatrixCase("uint8", "JPEG", bands=4, driver="GTiff", extra={"TILED": "NO", "BLOCKYSIZE": "32"}, label="jpeg-rgba-strips"),
+        # 8-bit CMYK: GDAL returns RGBA
+        MatrixCase("uint8", "DEFLATE", bands=4, driver="GTiff", extra={"TILED": "YES", "PHOTOMETRIC": "CMYK"}, label="cmyk"),
+        MatrixCase("uint8", "NONE", bands=4, interleave="BAND", driver="GTiff", extra={"TILED": "NO", "PHOTOMETRIC": "CMYK"},
+                   label="cmyk-planar"),
+        MatrixCase("uint8", "JPEG", bands=4, driver="GTiff", extra={"TILED": "YES", "PHOTOMETRIC": "CMYK"}, label="cmyk-jpeg"),
+        # half floats (returned as float32) and NBITS
+        MatrixCase("float32", "DEFLATE", driver="GTiff", extra={"TILED": "YES", "NBITS": "16"}, label="float16"),
+        MatrixCase("float32", "NONE", bands=2, driver="GTiff", extra={"TILED": "NO", "NBITS": "16"}, label="float16-strips"),
+        MatrixCase("uint16", "DEFLATE", bands=2, driver="GTiff", extra={"TILED": "YES", "NBITS": "12"}, label="nbits12"),
+        MatrixCase("uint16", "LZW", width=97, height=131, driver="GTiff", extra={"TILED": "NO", "NBITS": "10"}, label="nbits10"),
+        MatrixCase("uint8", "NONE", bands=3, interleave="BAND", driver="GTiff", extra={"TILED": "YES", "NBITS": "4"}, label="nbits4"),
+        MatrixCase("uint8", "ZSTD", width=97, height=131, driver="GTiff", extra={"TILED": "NO", "NBITS": "2"}, label="nbits2"),
+        MatrixCase("uint32", "DEFLATE", driver="GTiff", extra={"TILED": "YES", "NBITS": "20"}, label="nbits20"),
+        # CRSs without an EPSG code in the file
+        MatrixCase("uint16", "DEFLATE", crs=LCC_NAD83, label="crs-lcc-no-epsg"),
+        MatrixCase("uint16", "DEFLATE", crs=UTM33_PROJ4, label="crs-utm-proj4"),
+        # overviews stored in the order 4, 2, 8 (GDAL numbers them in that order), nodata rounding
+        MatrixCase("uint16", "DEFLATE", width=513, height=260, driver="GTiff", extra={"TILED": "YES"},
+                   overview_levels=((4,), (2, 8)), label="overviews-4-2-8"),
+        MatrixCase("float32", "DEFLATE", nodata=-3.4e38, label="float32-nodata-rounded"),
+        MatrixCase("uint8", "DEFLATE", driver="GTiff", extra={"TILED": "YES"}, nodata=-10000, label="nodata-outside-dtype"),
+    ]
 
 
 def _content(case: MatrixCase, seed: int) -> np.ndarray:
@@ -96,8 +150,20 @@ def _content(case: MatrixCase, seed: int) -> np.ndarray:
         return (base * 1000.5).astype(dtype)
     info = np.iinfo(dtype)
     lo, hi = max(info.min, -(2**40)), min(info.max, 2**40)
+    if "NBITS" in case.extra:
+        hi = 2 ** int(case.extra["NBITS"]) - 1
     scaled = (base + 2.2) / 4.4 * (hi - lo) + lo
-    return np.clip(scaled, lo, hi).astype(dtype)
+    out = np.clip(scaled, lo, hi).astype(dtype)
+    if case.content == "opaque_alpha":
+        out[-1] = info.max
+    return out
+
+
+def _outside_dtype(value: float | None, dtype: str) -> bool:
+    if value is None or np.dtype(dtype).kind == "f":
+        return False
+    info = np.iinfo(dtype)
+    return not info.min <= value <= info.max
 
 
 def write_case(case: MatrixCase, folder: Path, seed: int = 0) -> Path:
@@ -109,7 +175,7 @@ def write_case(case: MatrixCase, folder: Path, seed: int = 0) -> Path:
         return path
     profile = dict(
         driver=case.driver, width=case.width, height=case.height, count=case.bands, dtype=case.dtype,
-        crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10), compress=case.compress,
+        crs=case.crs, transform=from_origin(500000, 4000000, 10, 10), compress=case.compress,
         nodata=case.nodata,
     )
     if case.driver == "COG":
@@ -122,8 +188,19 @@ def write_case(case: MatrixCase, folder: Path, seed: int = 0) -> Path:
         profile.update(interleave=case.interleave, predictor=case.predictor, **case.extra)
         if case.extra.get("TILED") == "YES":
             profile.update(blockxsize=case.blocksize, blockysize=case.blocksize)
+    late_nodata = _outside_dtype(case.nodata, case.dtype)
+    if late_nodata:  # rasterio refuses it at creation; GDAL writes it when set afterwards
+        profile["nodata"] = None
     tmp = path.with_suffix(".tmp")
     with rasterio.open(tmp, "w", **profile) as dst:
         dst.write(_content(case, seed))
+    if late_nodata:
+        with rasterio.open(tmp, "r+") as dst:
+            dst.nodata = case.nodata
+    for levels in case.overview_levels:
+        from rasterio.enums import Resampling
+
+        with rasterio.open(tmp, "r+") as dst:
+            dst.build_overviews(list(levels), Resampling.nearest)
     tmp.rename(path)
     return path

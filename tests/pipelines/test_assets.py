@@ -69,6 +69,11 @@ def test_one_partition_end_to_end(pipeline, instance, demo_scenes, scene_server)
     result = materialize(NDVI, ndvi_key("2024-01-05"), pipeline, instance)
     meta = result.asset_materializations_for_node("ndvi")[0].metadata
     assert meta["header_requests"].value == 0 and meta["rasters"].value == 1
+    # the plan made before the read, from the stored headers, equals what the server then counted
+    scene_server.wait_idle()
+    assert meta["planned_requests"].value == meta["requests"].value == scene_server.stats.requests
+    assert meta["planned_bytes"].value == meta["bytes_fetched"].value == scene_server.stats.bytes_sent
+    assert "| requests |" in meta["plan"].value
     assert all(r.range and not r.range.startswith("bytes=0-") for r in scene_server.requests_for())
     assert "data:image/png;base64," in meta["preview"].value
     assert all(c.passed for c in result.get_asset_check_evaluations())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rasterio.windows import Window
 
@@ -191,6 +191,9 @@ def test_broken_jpeg_tables_fail_the_read_not_the_process(hostile, record_proper
     edits=st.lists(st.tuples(st.integers(0, 8191), st.integers(0, 255)), min_size=1, max_size=32),
     cut=st.one_of(st.none(), st.integers(0, 1 << 20)),
 )
+# found by this test: SamplesPerPixel 1 -> 64 made every 512 x 512 uint16 tile declare 32 MiB
+# and a 2 x 2-tile window 128 MiB (271,870,273 bytes allocated); now a LimitError up front
+@example(seed=S2_B04, edits=[(78, 64)], cut=None)
 def test_mutated_real_files_over_http_give_only_cog_errors(hostile, record_property, seed, edits, cut):
     data = bytearray(seed.read_bytes())
     for pos, value in edits:

@@ -1,0 +1,204 @@
+"""Output grids: the one place that decides a read's target CRS, pixel grid and extent.
+
+Grids are ``odc.geo.geobox.GeoBox`` values (CRS, affine, shape), the convention odc-stac,
+odc-geo and rioxarray users know. Everything here works on stored headers and footprints:
+no I/O.
+
+- :func:`header_geobox`: the grid of one stored COG image (or one of its overviews).
+- :func:`crs_of_largest_overlap`: the CRS to use when several scenes' CRSs meet a region.
+- :func:`output_geobox`: the grid of a ``load`` from its odc-stac style arguments.
+- :func:`pick_overview`: the overview to read for a given shrink factor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any, Iterable, Sequence
+
+from affine import Affine
+from odc.geo import CRS, xy_
+from odc.geo.geobox import GeoBox
+from odc.geo.geom import Geometry, box as geo_box
+from shapely.geometry.base import BaseGeometry
+
+from rasteret_core.cog import CogHeader
+from rasteret_core.collection.scene import Scene
+from rasteret_core.errors import RasteretError
+
+__all__ = [
+    "GridError", "header_geobox", "crs_of_largest_overlap", "output_geobox", "pick_overview", "native_anchor",
+]
+
+
+class GridError(RasteretError):
+    """The arguments do not describe one output grid (or describe several)."""
+
+
+def header_geobox(header: CogHeader) -> GeoBox:
+    """The pixel grid of a stored image: its shape, affine and CRS (EPSG code or WKT).
+
+    Raises :class:`GridError` when the header has no CRS.
+    """
+    crs = _header_crs(header)
+    return GeoBox((header.height, header.width), Affine(*header.transform), crs)
+
+
+def _header_crs(header: CogHeader) -> CRS:
+    if header.crs_epsg is not None:
+        return CRS(f"EPSG:{header.crs_epsg}")
+    if header.crs_wkt:
+        return CRS(header.crs_wkt)
+    raise GridError(f"{header.url}: the image has no CRS")
+
+
+def _lonlat(geom: Geometry | BaseGeometry) -> Geometry:
+    """An odc ``Geometry`` in EPSG:4326 (shapely geometries are taken as lon/lat)."""
+    if isinstance(geom, Geometry):
+        return geom.to_crs("EPSG:4326") if geom.crs is not None and geom.crs != "EPSG:4326" else geom
+    return Geometry(geom, "EPSG:4326")
+
+
+def crs_of_largest_overlap(scenes: Iterable[Scene], band: str, region: Geometry | BaseGeometry | None = None) -> CRS:
+    """The CRS whose scenes cover most of ``region`` (lon/lat), or of all footprints when ``None``.
+
+    Ties go to the CRS met first (scenes in time order), so the choice is deterministic.
+    Raises :class:`GridError` when no scene has ``band`` with a CRS.
+    """
+    area: dict[str, float] = defaultdict(float)
+    crss: dict[str, CRS] = {}
+    clip = _lonlat(region).geom if region is not None else None
+    for scene in scenes:
+        asset = scene.bands.get(band)
+        if asset is None or asset.header is None:
+            continue
+        try:
+            crs = _header_crs(asset.header)
+        except GridError:
+            continue
+        key = crs.to_wkt()
+        crss.setdefault(key, crs)
+        footprint = scene.geometry if clip is None else scene.geometry.intersection(clip)
+        area[key] += footprint.area
+    if not crss:
+        raise GridError(f"no scene has band {band!r} with a CRS: cannot choose an output CRS")
+    best = max(crss, key=lambda k: area[k])  # max keeps the first of equal areas
+    return crss[best]
+
+
+def native_anchor(header: CogHeader, resolution: float) -> Any:
+    """The odc-geo anchor that puts output pixel edges on ``header``'s pixel edges.
+
+    Used when the output resolution is the native one (or a multiple of it), so a load on
+    the native grid reads pixels exactly as stored. Falls back to ``"edge"`` otherwise.
+    """
+    a, _, c, _, e, f = header.transform
+    native = abs(a)
+    ratio = resolution / native
+    if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+        return "edge"
+    fx = (c / resolution) % 1.0
+    fy = (f / resolution) % 1.0
+    fx = 0.0 if math.isclose(fx, 1.0, abs_tol=1e-9) else fx
+    fy = 0.0 if math.isclose(fy, 1.0, abs_tol=1e-9) else fy
+    return xy_(fx, fy)
+
+
+def output_geobox(
+    scenes: Sequence[Scene],
+    bands: Sequence[str],
+    *,
+    geobox: GeoBox | None = None,
+    like: Any = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    geometry: Geometry | BaseGeometry | None = None,
+    crs: Any = None,
+    resolution: float | tuple[float, float] | None = None,
+    anchor: Any = "native",
+) -> GeoBox:
+    """The output grid of a load, from odc-stac's arguments.
+
+    Precedence: ``geobox``, then ``like`` (anything with ``.odc.geobox``, or a GeoBox), else a
+    grid built from ``crs`` (default: the CRS of largest overlap with the region), ``resolution``
+    (default: the finest native resolution among ``bands`` in that CRS) and the region:
+    ``geometry`` or ``bbox`` (lon/lat), default the union of the scene footprints.
+    ``anchor="native"`` aligns pixel edges with the finest band's stored grid when the
+    resolution allows it; any odc-geo anchor (``"edge"``, ``"center"``, an ``XY``) is accepted.
+
+    Raises :class:`GridError` for conflicting or incomplete arguments.
+    """
+    given = [name for name, v in (("geobox", geobox), ("like", like)) if v is not None]
+    if len(given) > 1:
+        raise GridError("give at most one of geobox= and like=")
+    if given and any(v is not None for v in (crs, resolution, bbox, geometry)):
+        raise GridError(f"{given[0]}= fixes the grid: do not also give crs, resolution, bbox or geometry")
+    if geobox is not None:
+        return geobox
+    if like is not None:
+        if isinstance(like, GeoBox):
+            return like
+        gbox = getattr(getattr(like, "odc", None), "geobox", None)
+        if not isinstance(gbox, GeoBox):
+            raise GridError("like= must be a GeoBox or an xarray object with a CRS and a regular grid")
+        return gbox
+    if bbox is not None and geometry is not None:
+        raise GridError("give bbox= or geometry=, not both")
+    if bbox is not None:
+        x0, y0, x1, y1 = (float(v) for v in bbox)
+        if not (x0 < x1 and y0 < y1):
+            raise GridError(f"bbox {bbox} must be (min lon, min lat, max lon, max lat)")
+        region: Geometry | None = geo_box(x0, y0, x1, y1, "EPSG:4326")
+    elif geometry is not None:
+        region = _lonlat(geometry)
+    else:
+        region = None
+    headers = [(s, b, s.bands[b].header) for s in scenes for b in bands if b in s.bands and s.bands[b].header is not None]
+    if not headers:
+        raise GridError(f"no scene has a stored header for bands {list(bands)}: nothing to build a grid from")
+    if crs is None:
+        out_crs = crs_of_largest_overlap(scenes, min(bands, key=lambda b: _finest_res(headers, b)), region)
+    else:
+        out_crs = CRS(crs) if not isinstance(crs, CRS) else crs
+    if region is None:
+        import shapely
+
+        region = Geometry(shapely.union_all([s.geometry for s in scenes]), "EPSG:4326")
+    same_crs = [h for _s, _b, h in headers if _safe_crs(h) == out_crs]
+    if resolution is None:
+        if not same_crs:
+            raise GridError(f"no band is stored in {out_crs}: give resolution=")
+        resolution = min(abs(h.transform[0]) for h in same_crs)
+    res = (float(resolution), -float(resolution)) if isinstance(resolution, (int, float)) else tuple(map(float, resolution))
+    if anchor == "native":
+        ref = min(same_crs, key=lambda h: abs(h.transform[0]), default=None)
+        anchor = native_anchor(ref, abs(res[0])) if ref is not None and abs(res[0]) == abs(res[1]) else "edge"
+    from odc.geo import resxy_
+
+    return GeoBox.from_geopolygon(region.to_crs(out_crs), resolution=resxy_(res[0], res[1]), crs=out_crs, anchor=anchor)
+
+
+def _finest_res(headers, band: str) -> float:
+    return min((abs(h.transform[0]) for _s, b, h in headers if b == band), default=math.inf)
+
+
+def _safe_crs(header: CogHeader) -> CRS | None:
+    try:
+        return _header_crs(header)
+    except GridError:
+        return None
+
+
+def pick_overview(header: CogHeader, read_shrink: int) -> int | None:
+    """The overview to read when ``read_shrink`` source pixels per output pixel are allowed.
+
+    Returns the index into ``header.overviews`` of the coarsest overview whose decimation
+    (width ratio, as GDAL computes it) is at most ``read_shrink``, or ``None`` for full
+    resolution. This is GDAL's and odc-stac's rule: never read coarser than the output.
+    """
+    best: int | None = None
+    best_factor = 1.0
+    for i, ov in enumerate(header.overviews):
+        factor = header.width / ov.width
+        if factor <= read_shrink * (1 + 1e-6) and factor > best_factor:
+            best, best_factor = i, factor
+    return best

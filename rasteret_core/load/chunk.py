@@ -1,0 +1,139 @@
+"""One chunk task: what it reads (scenes, windows, tiles, byte ranges) and how it is computed.
+
+A :class:`ChunkTask` is a small picklable value: the chunk's grid, and per scene the image
+(full resolution or the chosen overview) and the window of it to read. :func:`compute_chunk`
+runs on a worker: it reads the windows through the process's runtime (no header request:
+the headers travel in the task), warps each onto the chunk grid when the grids differ and
+mosaics them, the first valid pixel winning (the order is fixed when the task is built).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from affine import Affine
+
+from rasteret_core.cog import CogHeader, ReaderOptions
+from rasteret_core.load.runtime import DEFAULT_CACHE_BYTES, runtime
+
+
+@dataclass(frozen=True)
+class SourceRead:
+    """One scene's contribution to a chunk.
+
+    ``header`` is the image read (an overview's header when one was chosen, with no nested
+    overviews, to keep the graph small); ``window`` is ``(row0, row1, col0, col1)`` in it;
+    ``dst`` the ``(row0, row1, col0, col1)`` of the chunk it covers. ``paste`` means the grids
+    coincide there, so pixels are copied; otherwise they are warped with the task's resampling.
+    """
+
+    scene_id: str
+    header: CogHeader
+    overview: int | None
+    window: tuple[int, int, int, int]
+    dst: tuple[int, int, int, int]
+    paste: bool
+    scale: float | None = None
+    offset: float | None = None
+
+    @property
+    def tiles(self) -> list[int]:
+        """Indexes of the tiles of ``header`` this read needs."""
+        from rasteret_core.load.runtime import _tiles
+
+        return _tiles(self.header, self.window)
+
+    @property
+    def byte_ranges(self) -> list[tuple[int, int]]:
+        """``[start, end)`` byte ranges of those tiles (before merging into requests)."""
+        h = self.header
+        return [(int(h.tile_offsets[t]), int(h.tile_offsets[t] + h.tile_byte_counts[t])) for t in self.tiles]
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Everything a worker needs to compute one ``(band, time step, y chunk, x chunk)`` block."""
+
+    band: str
+    shape: tuple[int, int]
+    transform: tuple[float, ...]
+    crs_wkt: str
+    dtype: str
+    fill: float
+    resampling: str
+    physical: bool
+    sources: tuple[SourceRead, ...]
+    options: ReaderOptions
+    warp_tolerance: float = 0.125
+    cache_bytes: int = DEFAULT_CACHE_BYTES
+
+
+def compute_chunk(task: ChunkTask) -> np.ndarray:
+    """The block of ``task`` with shape ``(1, height, width)``.
+
+    Raises the reader's ``CogError`` (naming the URL) when a tile cannot be read.
+    """
+    height, width = task.shape
+    dtype = np.dtype(task.dtype)
+    out = np.full((height, width), task.fill, dtype=dtype)
+    if not task.sources:
+        return out[None]
+    filled = np.zeros((height, width), dtype=bool)
+    arrays = runtime(task.options, task.cache_bytes).read([(s.header, s.window) for s in task.sources])
+    for src, data in zip(task.sources, arrays):
+        r0, r1, c0, c1 = src.dst
+        nodata = src.header.nodata
+        if src.paste:
+            values = data
+            valid = values != nodata if nodata is not None else np.ones(values.shape, dtype=bool)
+        else:
+            values, valid = _warp(task, src, data)
+        take = valid & ~filled[r0:r1, c0:c1]
+        if not take.any():
+            continue
+        values = _convert(values, src, task, dtype)
+        out[r0:r1, c0:c1][take] = values[take]
+        filled[r0:r1, c0:c1] |= take
+        if filled.all():
+            break
+    return out[None]
+
+
+def _convert(values: np.ndarray, src: SourceRead, task: ChunkTask, dtype: np.dtype) -> np.ndarray:
+    if task.physical:
+        from rasteret_core.radiometry import to_physical
+
+        return to_physical(values, src.scale, src.offset, nodata=None).astype(dtype, copy=False)
+    return values.astype(dtype, copy=False)
+
+
+def _warp(task: ChunkTask, src: SourceRead, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``data`` warped onto the chunk region ``src.dst``, and where it holds valid pixels."""
+    from rasterio.crs import CRS
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    h = src.header
+    r0, r1, c0, c1 = src.window
+    src_transform = Affine(*h.transform) * Affine.translation(c0, r0)
+    d0, d1, e0, e1 = src.dst
+    dst_transform = Affine(*task.transform) * Affine.translation(e0, d0)
+    src_crs = CRS.from_epsg(h.crs_epsg) if h.crs_epsg is not None else CRS.from_wkt(h.crs_wkt)
+    dst_crs = CRS.from_wkt(task.crs_wkt)
+    resampling = Resampling[task.resampling]
+    shape = (d1 - d0, e1 - e0)
+    if h.nodata is not None:
+        nodata = h.nodata
+        warped = np.full(shape, nodata, dtype=data.dtype)
+        reproject(data, warped, src_transform=src_transform, src_crs=src_crs, src_nodata=nodata,
+                  dst_transform=dst_transform, dst_crs=dst_crs, dst_nodata=nodata, resampling=resampling,
+                  init_dest_nodata=True, tolerance=task.warp_tolerance)
+        return warped, warped != nodata
+    # no nodata: warp a coverage mask alongside, so pixels outside the scene are known
+    warped = np.zeros(shape, dtype=data.dtype)
+    cover = np.zeros(shape, dtype=np.uint8)
+    for arr, dst, method in ((data, warped, resampling), (np.ones(data.shape, np.uint8), cover, Resampling.nearest)):
+        reproject(arr, dst, src_transform=src_transform, src_crs=src_crs, dst_transform=dst_transform,
+                  dst_crs=dst_crs, resampling=method, tolerance=task.warp_tolerance)
+    return warped, cover.astype(bool)

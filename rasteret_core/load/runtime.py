@@ -1,0 +1,190 @@
+"""What each worker process keeps for chunk reads: one client, one loop, one tile cache.
+
+Chunk tasks run on dask threads (threaded scheduler, or each ``distributed`` worker's
+threads). They all hand their tile reads to one event loop per process, so the process has
+one connection pool (``CogClient``) and one decode pool whatever the number of threads. A
+small LRU of decoded tiles, plus a table of tiles being fetched, lets neighbouring chunks
+that need the same tile (chunk edges, warps' padding) share one fetch.
+
+Nothing here is pickled into a graph: a worker builds its runtime on first use from the
+task's :class:`ReaderOptions` (which never hold credentials; signing uses the standard AWS
+chain on the worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+
+from rasteret_core.cog import CogClient, CogHeader, ReaderOptions, ReadStats
+
+DEFAULT_CACHE_BYTES = 128 * 1024 * 1024
+"""Decoded tiles kept per process: 64 Sentinel-2 10 m tiles (1024 x 1024 uint16)."""
+
+_LOCK = threading.Lock()
+_RUNTIMES: dict[tuple[int, ReaderOptions, int], "Runtime"] = {}
+
+TileKey = tuple[str, int, int]  # (url, IFD offset, tile index)
+
+
+class TileCache:
+    """Decoded tiles, least recently used dropped first, bounded in bytes (not thread-safe:
+    only the runtime's event loop touches it)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self._items: OrderedDict[TileKey, np.ndarray] = OrderedDict()
+
+    def get(self, key: TileKey) -> np.ndarray | None:
+        arr = self._items.get(key)
+        if arr is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        return arr
+
+    def put(self, key: TileKey, arr: np.ndarray) -> None:
+        if arr.nbytes > self.max_bytes or key in self._items:
+            return
+        self._items[key] = arr
+        self.bytes += arr.nbytes
+        while self.bytes > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self.bytes -= old.nbytes
+
+
+class Runtime:
+    """One process's reader: an event loop thread running one :class:`CogClient`."""
+
+    def __init__(self, options: ReaderOptions, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.options = options
+        self.stats = ReadStats()
+        self.cache = TileCache(cache_bytes)
+        self._pending: dict[TileKey, asyncio.Future] = {}
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="rasteret-load-io", daemon=True)
+        self._thread.start()
+        self.client = CogClient(options)
+        asyncio.run_coroutine_threadsafe(self.client.__aenter__(), self.loop).result()
+
+    def read(self, reads: list[tuple[CogHeader, tuple[int, int, int, int]]]) -> list[np.ndarray]:
+        """Pixels of each ``(header, (row0, row1, col0, col1))``, band 0, in the file's dtype.
+
+        Blocks the calling thread; raises the reader's :class:`CogError` on failure.
+        """
+        return asyncio.run_coroutine_threadsafe(self._read(reads), self.loop).result()
+
+    async def _read(self, reads: list[tuple[CogHeader, tuple[int, int, int, int]]]) -> list[np.ndarray]:
+        wanted: dict[TileKey, tuple[CogHeader, int]] = {}
+        for header, window in reads:
+            for t in _tiles(header, window):
+                wanted.setdefault((header.url, header.ifd_offset, t), (header, t))
+        tiles: dict[TileKey, np.ndarray] = {}
+        missing: list[TileKey] = []
+        waits: list[tuple[TileKey, asyncio.Future]] = []
+        for key in wanted:
+            arr = self.cache.get(key)
+            if arr is not None:
+                tiles[key] = arr
+            elif key in self._pending:
+                waits.append((key, self._pending[key]))
+            else:
+                missing.append(key)
+        if missing:
+            own = {k: self.loop.create_future() for k in missing}
+            self._pending.update(own)
+            try:
+                # one read_windows call: tiles of one file are merged into few requests
+                arrays = await self.client.read_windows(
+                    [(wanted[k][0], _tile_window(*wanted[k])) for k in missing], stats=self.stats)
+            except BaseException as exc:
+                for k, fut in own.items():
+                    self._pending.pop(k, None)
+                    if not fut.done():
+                        fut.set_exception(exc)
+                        fut.exception()  # mark retrieved: waiters re-raise it themselves
+                raise
+            for k, arr in zip(missing, arrays):
+                tile = arr[0]
+                tiles[k] = tile
+                self.cache.put(k, tile)
+                self._pending.pop(k, None)
+                own[k].set_result(tile)
+        for key, fut in waits:
+            tiles[key] = await fut
+        return [_assemble(header, window, tiles) for header, window in reads]
+
+
+def runtime(options: ReaderOptions, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Runtime:
+    """This process's runtime for ``options`` (created on first use, also after a fork)."""
+    key = (os.getpid(), options, cache_bytes)
+    with _LOCK:
+        rt = _RUNTIMES.get(key)
+        if rt is None:
+            rt = _RUNTIMES[key] = Runtime(options, cache_bytes)
+        return rt
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close this process's connection pools at exit (their loops run in daemon threads)."""
+    pid = os.getpid()
+    with _LOCK:
+        mine = [rt for (owner, _, _), rt in _RUNTIMES.items() if owner == pid]
+    for rt in mine:
+        try:
+            asyncio.run_coroutine_threadsafe(rt.client.__aexit__(None, None, None), rt.loop).result(5)
+            rt.loop.call_soon_threadsafe(rt.loop.stop)
+        except Exception:  # exiting anyway: a pool that cannot close is not worth an error
+            pass
+
+
+def process_stats() -> dict[str, Any]:
+    """Requests, bytes and tile-cache hits of this process's load runtimes (for reports/tests)."""
+    total = ReadStats()
+    hits = 0
+    pid = os.getpid()
+    with _LOCK:
+        for (owner, _, _), rt in _RUNTIMES.items():
+            if owner != pid:
+                continue
+            for name, value in rt.stats.as_dict().items():
+                setattr(total, name, getattr(total, name) + value)
+            hits += rt.cache.hits
+    return {**total.as_dict(), "cache_hits": hits}
+
+
+def _tiles(header: CogHeader, window: tuple[int, int, int, int]) -> list[int]:
+    r0, r1, c0, c1 = window
+    th, tw = header.tile_height, header.tile_width
+    return [r * header.tiles_across + c
+            for r in range(r0 // th, (r1 - 1) // th + 1)
+            for c in range(c0 // tw, (c1 - 1) // tw + 1)]
+
+
+def _tile_window(header: CogHeader, tile: int) -> Window:
+    r, c = divmod(tile, header.tiles_across)
+    row, col = r * header.tile_height, c * header.tile_width
+    return Window(col, row, min(header.tile_width, header.width - col), min(header.tile_height, header.height - row))
+
+
+def _assemble(header: CogHeader, window: tuple[int, int, int, int], tiles: dict[TileKey, np.ndarray]) -> np.ndarray:
+    r0, r1, c0, c1 = window
+    out = np.empty((r1 - r0, c1 - c0), dtype=header.dtype)
+    th, tw = header.tile_height, header.tile_width
+    for t in _tiles(header, window):
+        tr, tc = divmod(t, header.tiles_across)
+        y0, x0 = tr * th, tc * tw
+        tile = tiles[(header.url, header.ifd_offset, t)]
+        ya, yb = max(r0, y0), min(r1, y0 + tile.shape[0])
+        xa, xb = max(c0, x0), min(c1, x0 + tile.shape[1])
+        out[ya - r0:yb - r0, xa - c0:xb - c0] = tile[ya - y0:yb - y0, xa - x0:xb - x0]
+    return out

@@ -1,0 +1,109 @@
+"""The ``rasteret`` command as a user runs it (a child process): build, list, describe and read
+a collection of the demo scenes served by a local S3-compatible server; --help on every
+command; exit codes scripts can test."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import rasterio
+
+from rasteret_core.cli import COMMANDS
+from rasteret_core.testing.object_store import ObjectStoreServer
+from rasteret_pipelines.demo import BUCKET, prepare_data
+
+ROOT = Path(__file__).resolve().parents[2]
+FARM = "77.55 13.03 77.57 13.05"  # the README's farm_a, inside the demo scenes
+
+
+def rasteret(*args: str, env: dict[str, str], check: int | None = 0) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "rasteret_core.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    if check is not None:
+        assert done.returncode == check, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+    return done
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    items = prepare_data(root / "demo")
+    with ObjectStoreServer(buckets={BUCKET: root / "demo" / "bucket"}) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RASTERET_"))}
+        env.update(AWS_ENDPOINT_URL=server.endpoint_url, RASTERET_WORKSPACE=str(root / "ws"),
+                   PYTHONPATH=str(ROOT))
+        yield root, items, env
+
+
+@pytest.fixture(scope="module")
+def built(demo):
+    root, items, env = demo
+    done = rasteret("build", "blr", "--source", str(items), "--start", "2024-01-01", "--end", "2024-01-31",
+                    "--bbox", "77.5", "12.9", "77.7", "13.1", "--bands", "B04,B08,SCL", env=env)
+    assert done.stdout.startswith("blr_202401-01_items: 3 scenes on 3 dates written")
+    return "blr_202401-01_items"
+
+
+def test_the_console_script_is_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["rasteret"] == "rasteret_core.cli:main"
+
+
+@pytest.mark.parametrize("command", [None, *sorted(COMMANDS)])
+def test_every_command_has_help(command, demo):
+    args = ([command] if command else []) + ["--help"]
+    done = rasteret(*args, env=demo[2])
+    assert done.stdout.startswith("Usage: rasteret") and "--help" in done.stdout
+
+
+def test_collections_and_info_describe_what_was_built(built, demo):
+    env = demo[2]
+    listed = json.loads(rasteret("collections", "--json", env=env).stdout)
+    assert [(c["name"], c["size"]) for c in listed] == [(built, 3)]
+    assert rasteret("collections", env=env).stdout.startswith(f"{built}  items  2024-01-05..2024-01-15  3 scenes")
+    info = json.loads(rasteret("info", built, "--json", env=env).stdout)
+    assert info["scenes_per_date"] == {"2024-01-05": 1, "2024-01-10": 1, "2024-01-15": 1}
+    assert "2024-01-10  1" in rasteret("info", built, env=env).stdout
+
+
+def test_read_writes_one_geotiff_per_band_aoi_and_date(built, demo, tmp_path):
+    env = demo[2]
+    done = rasteret("read", built, "--bbox", *FARM.split(), "-b", "B04", "--cloud-cover-lt", "20", "-o",
+                    str(tmp_path / "out"), env=env)
+    files = sorted(Path(p).name for p in done.stdout.split())
+    assert files == ["B04_bbox_20240105.tif", "B04_bbox_20240115.tif"]  # the 10th is 38 % cloudy
+    assert "0 header requests" in done.stderr
+    with rasterio.open(tmp_path / "out" / files[0]) as src:
+        assert src.crs.to_epsg() == 32643 and src.dtypes[0] == "uint16"
+
+
+def test_exit_codes_scripts_can_test(built, demo, tmp_path):
+    env = demo[2]
+    empty = rasteret("read", built, "--bbox", *FARM.split(), "-b", "B04", "--start", "2024-02-01", "--end",
+                     "2024-02-02", "-o", str(tmp_path / "o"), env=env, check=3)
+    assert "rasteret: warning: empty result: no scene in collection" in empty.stderr
+    again = rasteret("build", "blr", "--source", str(demo[1]), "--start", "2024-01-01", "--end", "2024-01-31",
+                     env=env, check=1)
+    assert again.stderr.startswith("rasteret: error: a collection already exists") and "Traceback" not in again.stderr
+    rasteret("read", built, "--bogus", env=env, check=2)
+    nothing = rasteret("build", "none", "--source", str(demo[1]), "--start", "2023-01-01", "--end", "2023-01-31",
+                       env=env, check=3)
+    assert "no collection was written" in nothing.stdout
+    rasteret("info", "missing", env=env, check=1)
+
+
+def test_an_unreachable_endpoint_exits_1_naming_the_cause(built, demo, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
+    done = rasteret("read", built, "--bbox", *FARM.split(), "-b", "B04", "-o", str(tmp_path / "o"),
+                    "--endpoint-url", endpoint, "--retries", "0", env=demo[2], check=1)
+    assert "all 3 read(s) failed" in done.stderr and "connection failed" in done.stderr and endpoint in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,54 @@
+"""Grid maths of rasteret_core.grid: native alignment and overview choice (property tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from odc.geo.geobox import GeoBox
+
+from rasteret_core.cog import CogHeader
+from rasteret_core.grid import native_anchor, pick_overview
+
+
+def header(width, height, res, x0, y0, overviews=()):
+    tiles = -(-width // 256) * -(-height // 256)
+    return CogHeader(url="mem://x", width=width, height=height, tile_width=256, tile_height=256,
+                     samples_per_pixel=1, planar_configuration=1, dtype="uint16", bits_per_sample=16,
+                     sample_format=1, compression=1, predictor=1, photometric=1,
+                     tile_offsets=np.ones(tiles), tile_byte_counts=np.ones(tiles),
+                     transform=(res, 0.0, x0, 0.0, -res, y0), crs_epsg=32633, overviews=overviews)
+
+
+@settings(max_examples=200, deadline=None)
+@given(res=st.sampled_from([10.0, 20.0, 30.0, 60.0, 100.0]), k=st.integers(1, 8),
+       x0=st.integers(-10**6, 10**6), y0=st.integers(0, 10**7),
+       bx=st.floats(0, 5000), by=st.floats(0, 5000), w=st.floats(1, 5000), h=st.floats(1, 5000))
+def test_native_anchor_puts_output_edges_on_stored_pixel_edges(res, k, x0, y0, bx, by, w, h):
+    hdr = header(1000, 1000, res, x0 * 10 / 3, y0 * 10 / 3)  # origins not multiples of res
+    out_res = res * k
+    region = shapely.box(hdr.transform[2] + bx, hdr.transform[5] - by - h, hdr.transform[2] + bx + w, hdr.transform[5] - by)
+    from odc.geo.geom import Geometry
+
+    gbox = GeoBox.from_geopolygon(Geometry(region, "EPSG:32633"), resolution=out_res, crs="EPSG:32633",
+                                  anchor=native_anchor(hdr, out_res))
+    dx = (gbox.affine.c - hdr.transform[2]) / res
+    dy = (gbox.affine.f - hdr.transform[5]) / res
+    assert abs(dx - round(dx)) < 1e-6 and abs(dy - round(dy)) < 1e-6
+    assert gbox.extent.geom.buffer(0.011 * out_res).contains(region)  # odc-geo snaps within 1 % of a pixel
+
+
+@given(width=st.integers(64, 20000), factors=st.lists(st.sampled_from([2, 3, 4, 8, 16, 32]), unique=True, max_size=5),
+       shrink=st.integers(1, 64))
+def test_pick_overview_reads_the_coarsest_image_not_coarser_than_asked(width, factors, shrink):
+    factors = sorted(factors)
+    ovs = tuple(header(max(1, width // f), max(1, width // f), 10.0 * f, 0, 0) for f in factors)
+    hdr = header(width, width, 10.0, 0, 0, overviews=ovs)
+    pick = pick_overview(hdr, shrink)
+    ratios = [width / o.width for o in ovs]
+    allowed = [i for i, r in enumerate(ratios) if r <= shrink * (1 + 1e-6) and r > 1]
+    if not allowed:
+        assert pick is None
+    else:
+        assert pick is not None and ratios[pick] == max(ratios[i] for i in allowed)
