@@ -120,3 +120,11 @@ def test_freshness_names_what_is_missing_after_the_deadline(pipeline, instance):
     dg.materialize(COLLECTION, partition_key=DAY, resources=pipeline, instance=instance)
     dg.materialize(NDVI, resources=pipeline, instance=instance, tags=range_tags(DAY, aois[0], DAY, aois[-2]))
     assert missing_partitions(instance, DAY) == {"ndvi": [aois[-1]]}
+
+
+def test_freshness_job_runs_unpartitioned_and_fails_when_yesterday_is_missing(instance):
+    run = defs.resolve_job_def("freshness_checks").execute_in_process(instance=instance, raise_on_error=False)
+    evaluations = {e.asset_key.to_user_string(): e for e in run.get_asset_check_evaluations()}
+    assert set(evaluations) == {"scene_collection", "ndvi"}
+    for evaluation in evaluations.values():  # nothing was materialised for yesterday here
+        assert not evaluation.passed and evaluation.metadata["missing"].value

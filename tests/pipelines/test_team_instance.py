@@ -150,10 +150,12 @@ def test_daemon_follows_collection_refresh_and_aoi_source(team):
         done = instance.get_materialized_partitions(dg.AssetKey("ndvi_stats"))
         return all(partition_key(day, a) in done for a in aois)
 
-    team.wait_until(lambda: ndvi_for(FIRST), 300, what="NDVI after the collection refresh")
-    automated = [r for r in automation_runs(instance) if partition_key(day, FIRST[0]) in materialized_in(instance, r.run_id)]
-    assert automated, "NDVI was not launched by the automation sensor"
-    assert materialized_in(instance, automated[0].run_id) == {partition_key(day, a) for a in FIRST}  # one run
+    def automated_ndvi():  # a finished automation run that materialised yesterday's NDVI
+        return [r for r in automation_runs(instance) if partition_key(day, FIRST[0]) in materialized_in(instance, r.run_id)]
+
+    (run,) = team.wait_until(automated_ndvi, 300, what="NDVI after the collection refresh, by the automation")
+    assert materialized_in(instance, run.run_id) == {partition_key(day, a) for a in FIRST}  # all AOIs, one run
+    assert ndvi_for(FIRST)
 
     # an AOI added to the source becomes a partition and gets NDVI for the collection's dates
     write_aois(team.aois, [*FIRST, ADDED])
@@ -168,8 +170,9 @@ def test_daemon_follows_collection_refresh_and_aoi_source(team):
     refresh = team.launch_backfill({"scene_collection": (day, day)})
     assert team.wait_for_backfill(refresh)["status"] == "COMPLETED_SUCCESS"
 
-    def next_ndvi_run():
-        runs = [r for r in automation_runs(instance) if r.run_id not in before and materialized_in(instance, r.run_id)]
+    def next_ndvi_run():  # the run following the refresh (an earlier one may still be finishing ADDED)
+        runs = [r for r in automation_runs(instance)
+                if r.run_id not in before and partition_key(day, FIRST[0]) in materialized_in(instance, r.run_id)]
         return runs[0] if runs else None
 
     run = team.wait_until(next_ndvi_run, 300, what="NDVI after the second refresh")
