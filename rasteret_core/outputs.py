@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 from affine import Affine
 
 from rasteret_core.cog import CogHeader, read_header, read_window
+from rasteret_core.names import safe_name
 from rasteret_core.storage import atomic_write, resolve_root
 
 
@@ -60,18 +60,19 @@ def save_per_geometry(ds, output_dir: str | os.PathLike[str], file_prefix: str =
 
     ``ds`` is a stacked Dataset (dims geometry, time, y, x), a per-geometry Dataset (time,
     y, x) or a dict of them. ``data_var`` picks the variable (default: the only one).
-    Files are named ``<prefix><geometry>_<YYYYMMDD>.tif``; returns their paths.
+    Files are named ``<prefix><geometry>_<YYYYMMDD>.tif`` (the geometry id made path-safe by
+    :func:`rasteret_core.names.safe_name`); returns their paths.
     """
     import xarray as xr
 
     if isinstance(ds, dict):
         return [p for gid, part in ds.items() for p in
-                _save_one(part, output_dir, f"{file_prefix}{_safe(gid)}_", data_var, storage_options)]
+                _save_one(part, output_dir, f"{file_prefix}{safe_name(str(gid))}_", data_var, storage_options)]
     if "geometry" in ds.dims:
         paths = []
         for gid in ds.geometry.values:
             part = ds.sel(geometry=gid)
-            paths += _save_one(part, output_dir, f"{file_prefix}{_safe(str(gid))}_", data_var, storage_options)
+            paths += _save_one(part, output_dir, f"{file_prefix}{safe_name(str(gid))}_", data_var, storage_options)
         return paths
     if not isinstance(ds, (xr.Dataset, xr.DataArray)):
         raise TypeError("save_per_geometry needs an xarray Dataset or a dict of them")
@@ -97,10 +98,6 @@ def _save_one(ds, output_dir, prefix: str, data_var: str | None, storage_options
         paths.append(write_cog(var.sel(time=t).values, path, transform=transform, crs_epsg=epsg,
                                crs_wkt=ref.get("crs_wkt"), nodata=nodata, storage_options=storage_options))
     return paths
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
 def read_output(path: str, **reader_options: Any) -> tuple[CogHeader, np.ndarray]:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from rasteret_core.names import check_under, safe_name
 from rasteret_core.storage import atomic_write, resolve_root
 
 STATS_SCHEMA = pa.schema([
@@ -58,11 +59,11 @@ def write_stats(rows: list[dict[str, Any]], root: str, *, date: str, aoi: str, g
     buf = io.BytesIO()
     pq.write_table(table, buf)
     _, fs, path = resolve_root(root, storage_options)
-    folder = f"{path}/date={date}"
-    fs.create_dir(folder, recursive=True)
-    target = f"{folder}/aoi={aoi}.parquet"
-    atomic_write(fs, target, buf.getvalue())
-    return f"{root.rstrip('/')}/date={date}/aoi={aoi}.parquet"
+    relative = f"date={safe_name(date)}/aoi={safe_name(aoi)}.parquet"  # the values are stored in the rows
+    check_under(path, f"{path}/{relative}")
+    fs.create_dir(f"{path}/date={safe_name(date)}", recursive=True)
+    atomic_write(fs, f"{path}/{relative}", buf.getvalue())
+    return f"{root.rstrip('/')}/{relative}"
 
 
 def read_stats(root: str | os.PathLike[str], storage_options: dict[str, Any] | None = None):

@@ -23,6 +23,7 @@ COMMANDS = {
     "info": "rasteret_core.cli.info",
     "build": "rasteret_core.cli.build",
     "read": "rasteret_core.cli.read",
+    "plan": "rasteret_core.cli.plan",
 }
 """Subcommand name -> module defining ``command`` (imported only when that command runs)."""
 

@@ -7,6 +7,7 @@ instead of allocating.
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import imagecodecs
@@ -134,7 +135,23 @@ def chunk_bytes(header: CogHeader, rows: int) -> int:
     return rows * ((header.tile_width * samples * bits + 7) // 8)
 
 
-def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
+_SCRATCH = threading.local()
+_SCRATCH_MAX = 64 * 1024 * 1024  # larger chunks (huge strips) get a buffer of their own
+
+
+def _scratch(size: int) -> bytearray:
+    """This thread's reusable decode buffer, at least ``size`` bytes (allocated once per thread
+    and tile size instead of a fresh zeroed buffer per tile)."""
+    if size > _SCRATCH_MAX:
+        return bytearray(size)
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = _SCRATCH.buf = bytearray(size)
+    return buf
+
+
+def decode_tile(header: CogHeader, data: bytes, *, out: np.ndarray | None = None,
+                reuse_buffer: bool = False) -> np.ndarray:
     """Decode one tile (or strip) to an array ``(rows, columns, samples_in_chunk)``.
 
     ``rows`` is ``tile_height`` for tiles; the last strip of a stripped file may be shorter, and
@@ -142,7 +159,28 @@ def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
     except for such JPEG chunks. Values are in native byte order and the dtype GDAL returns
     (``header.dtype``): half floats become float32, NBITS samples (2, 4, 12 bits, ...) are
     unpacked to the next whole-byte type. The caller checks the rows and columns it needs.
+
+    Args:
+        out: where to write the decoded values (exactly the decoded shape, ``header.dtype``;
+            may be a strided view such as a whole tile's place in a window): the predictor
+            writes straight into it, with no intermediate array. Returned.
+        reuse_buffer: decompress into this thread's reusable buffer and undo the predictor in
+            place; the result is then only valid until this thread decodes its next tile.
+
+    Raises:
+        DecodeError: corrupt data, more bytes than a tile once decoded, or not ``out``'s shape.
+        UnsupportedCodecError: a compression this installation cannot decode.
     """
+    arr = _decode(header, data, out, reuse_buffer or out is not None)
+    if out is None or arr is out:
+        return arr
+    if arr.shape != out.shape:
+        raise DecodeError(header.url, f"tile decoded to shape {arr.shape}, expected {out.shape}")
+    np.copyto(out, arr, casting="same_kind")
+    return out
+
+
+def _decode(header: CogHeader, data: bytes, out: np.ndarray | None, scratch: bool) -> np.ndarray:
     samples = 1 if header.planar_configuration == 2 else header.samples_per_pixel
     width = header.tile_width
     full = chunk_bytes(header, header.tile_height)
@@ -154,7 +192,7 @@ def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
             return _decode_lerc(header, data, samples)
         if comp == 50001:
             return _decode_webp(header, data, samples)
-        raw = _decompress(comp, data, full, header)
+        raw = _decompress(comp, data, full, header, scratch)
     except (UnsupportedCodecError, DecodeError):
         raise
     except Exception as exc:  # imagecodecs raises its own error types per codec
@@ -176,12 +214,16 @@ def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
     if header.predictor == 3:
         # the float predictor works on the raw byte stream viewed with the native dtype
         arr = np.frombuffer(raw, dtype=stored.newbyteorder("=")).reshape(rows, width, samples)
-        arr = imagecodecs.floatpred_decode(arr, axis=-2)
+        arr = imagecodecs.floatpred_decode(arr, axis=-2)  # its out= needs a contiguous array
     else:
         file_dtype = stored.newbyteorder(header.byte_order)
         arr = np.frombuffer(raw, dtype=file_dtype).reshape(rows, width, samples)
         if header.predictor == 2:
-            arr = imagecodecs.delta_decode(arr, axis=-2)
+            if (file_dtype.isnative and stored == header.dtype and out is not None
+                    and out.shape == arr.shape and out.dtype == arr.dtype):
+                return imagecodecs.delta_decode(arr, axis=-2, out=out)  # straight into the caller's array
+            # in place when the bytes are ours (a decode buffer), else into a new array
+            arr = imagecodecs.delta_decode(arr, axis=-2, out=arr if arr.flags.writeable else None)
         if not file_dtype.isnative:
             arr = arr.astype(stored.newbyteorder("="))
     if arr.dtype != header.dtype:
@@ -189,9 +231,12 @@ def decode_tile(header: CogHeader, data: bytes) -> np.ndarray:
     return arr
 
 
-def _decompress(comp: int, data: bytes, size: int, header: CogHeader) -> bytes | bytearray | np.ndarray:
+def _decompress(comp: int, data: bytes, size: int, header: CogHeader,
+                scratch: bool = False) -> bytes | bytearray | memoryview | np.ndarray:
     if comp == 1:
-        return data
+        # read-only: the predictor must never run in place on the fetched bytes (the same
+        # range may be the data of several tiles)
+        return memoryview(data).toreadonly()
     decoder: Callable | None = {
         5: imagecodecs.lzw_decode,
         # libdeflate: about twice as fast as zlib on Sentinel-2 tiles; needs the output size,
@@ -205,7 +250,7 @@ def _decompress(comp: int, data: bytes, size: int, header: CogHeader) -> bytes |
     if decoder is None:
         raise UnsupportedCodecError(header.url, f"compression {codec_name(comp)} is not supported")
     # bounded output: more bytes than a tile is an error, not an allocation
-    out = decoder(data, out=bytearray(size + 1))
+    out = decoder(data, out=memoryview(_scratch(size + 1))[: size + 1] if scratch else bytearray(size + 1))
     if len(out) > size:
         raise DecodeError(header.url, f"tile decompresses to more than the {size} bytes of a tile")
     return out

@@ -299,7 +299,7 @@ class RangeFetcher:
         url = loc.http_url
         signer = self.options.signer
         if signer is not None:
-            signed = signer(url)
+            signed = signer(urls.strip_secrets(url))
             if inspect.isawaitable(signed):
                 signed = await signed
             if not isinstance(signed, str) or not urls.same_origin(signed, url):
@@ -487,15 +487,31 @@ async def _read_capped(
     return body
 
 
-async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """At most ``limit`` bytes of the body (fewer when it ends first)."""
-    buf = bytearray()
-    while len(buf) < limit:
-        chunk = await resp.content.read(min(1 << 20, limit - len(buf)))
+async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes | bytearray:
+    """At most ``limit`` bytes of the body (fewer when it ends first).
+
+    A body whose length is announced and within ``limit`` (every well-formed range answer)
+    is taken as aiohttp assembles it, joined once; otherwise the chunks are copied into one
+    buffer of ``limit`` bytes allocated up front, never grown nor copied again.
+    """
+    announced = resp.content_length
+    if announced is not None and announced <= limit:
+        try:
+            return await resp.content.readexactly(announced)
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial  # ended early: the caller's length check says so
+    buf = bytearray(limit)
+    view = memoryview(buf)
+    size = 0
+    while size < limit:
+        chunk = await resp.content.read(min(1 << 20, limit - size))
         if not chunk:
             break
-        buf += chunk
-    return bytes(buf)
+        view[size : size + len(chunk)] = chunk
+        size += len(chunk)
+    view.release()
+    del buf[size:]  # in place
+    return buf
 
 
 def _printable(text: str) -> str:
@@ -517,10 +533,11 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def split_merged(m: MergedRange, data: bytes, stats: ReadStats) -> dict[tuple[int, int], bytes]:
+def split_merged(m: MergedRange, data: bytes, stats: ReadStats) -> dict[tuple[int, int], bytes | memoryview]:
     """Cut a merged response back into the wanted ranges, counting the bridged bytes.
 
-    A response holding exactly one range is returned as is, not copied.
+    A response holding exactly one range is returned as is; several ranges are read-only
+    views of it (zero copy: the response stays alive until every part is released).
     """
     if len(m.parts) == 1 and m.parts[0] == (m.start, m.end):
         return {m.parts[0]: data}
@@ -531,4 +548,5 @@ def split_merged(m: MergedRange, data: bytes, stats: ReadStats) -> dict[tuple[in
         useful += max(0, end - max(start, last))
         last = max(last, end)
     stats.bytes_wasted += (m.end - m.start) - useful
-    return {(s, e): bytes(view[s - m.start : e - m.start]) for s, e in m.parts}
+    view = view.toreadonly()
+    return {(s, e): view[s - m.start : e - m.start] for s, e in m.parts}

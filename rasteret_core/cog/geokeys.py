@@ -62,10 +62,32 @@ def crs_epsg(keys: dict) -> int | None:
     return None
 
 
-# Keys that only describe a CRS already named by its EPSG code (citations, the units EPSG
-# codes imply): a file with nothing else needs no CRS engine.
 MAX_GEOKEY_VALUES = 8192
-_PLAIN_KEYS = frozenset({1024, 1025, 1026, 2049, 3073})
+# Keys that only describe a CRS already named by its EPSG code: model and raster type,
+# citations, and the metre / degree units GDAL writes beside a code
+_PLAIN_KEYS = frozenset({KEY_MODEL_TYPE, KEY_RASTER_TYPE, 1026, KEY_GEOGRAPHIC_TYPE, 2049, KEY_PROJECTED_TYPE, 3073})
+KEY_PROJ_LINEAR_UNITS = 3076
+UNIT_METRE = 9001
+UNIT_DEGREE = 9102
+
+
+def _only_names_a_code(keys: dict) -> bool:
+    """True when the keys name an EPSG code and nothing GDAL would apply on top of it."""
+    rest = set(keys) - _PLAIN_KEYS
+    if KEY_GEOG_ANGULAR_UNITS in rest and keys[KEY_GEOG_ANGULAR_UNITS] == UNIT_DEGREE:
+        rest.discard(KEY_GEOG_ANGULAR_UNITS)
+    if KEY_PROJ_LINEAR_UNITS in rest and keys[KEY_PROJ_LINEAR_UNITS] == UNIT_METRE \
+            and keys.get(KEY_MODEL_TYPE) == 1 and _is_metric_code(keys.get(KEY_PROJECTED_TYPE)):
+        rest.discard(KEY_PROJ_LINEAR_UNITS)
+    return not rest
+
+
+def _is_metric_code(code) -> bool:
+    """UTM zones (WGS 84, NAD83/ETRS89-style 269xx/258xx) and Web Mercator: metre by definition."""
+    if not isinstance(code, int):
+        return False
+    return 32601 <= code <= 32660 or 32701 <= code <= 32760 or code == 3857 or 26903 <= code <= 26923 \
+        or 25828 <= code <= 25838
 
 
 def crs_of(ifd: tiff.Ifd, keys: dict) -> tuple[int | None, str | None]:
@@ -78,7 +100,7 @@ def crs_of(ifd: tiff.Ifd, keys: dict) -> tuple[int | None, str | None]:
     when it identifies none), so the CRS is kept even without a code.
     """
     epsg = crs_epsg(keys)
-    if not keys or (epsg is not None and set(keys) <= _PLAIN_KEYS | {KEY_GEOGRAPHIC_TYPE, KEY_PROJECTED_TYPE}):
+    if not keys or (epsg is not None and _only_names_a_code(keys)):
         return epsg, None
     directory = ifd.array(tiff.TAG_GEO_KEY_DIRECTORY)
     doubles = ifd.array(tiff.TAG_GEO_DOUBLE_PARAMS)
@@ -110,7 +132,9 @@ def _gdal_crs(directory: tuple[int, ...], doubles: tuple[float, ...], ascii_para
             crs = src.crs
     if crs is None or not crs.to_wkt():
         return None, None
-    return crs.to_epsg(), crs.to_wkt()
+    epsg = crs.to_epsg()
+    # the code says it all downstream (and keeps stored headers small); WKT only without one
+    return epsg, crs.to_wkt() if epsg is None else None
 
 
 def _geokey_tiff(directory: tuple[int, ...], doubles: tuple[float, ...], ascii_params: bytes) -> bytes:

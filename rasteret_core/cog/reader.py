@@ -375,8 +375,29 @@ def _targets(header: CogHeader, tile: int, plan: _Plan, rows: int, cols: int | N
     return dst, src
 
 
+def _whole_tile_view(header: CogHeader, tile: int, targets) -> np.ndarray | None:
+    """The place of ``tile`` in its only window, shaped like a decoded tile, when the window
+    holds the whole tile: the decoder then writes straight into the output."""
+    if len(targets) != 1 or not header.is_tiled:
+        return None
+    plan = targets[0][1]
+    plane, idx = divmod(tile, header.tiles_across * header.tiles_down)
+    tr, tc = divmod(idx, header.tiles_across)
+    y0, x0 = tr * header.tile_height - plan.row0, tc * header.tile_width - plan.col0
+    if y0 < 0 or x0 < 0 or y0 + header.tile_height > plan.height or x0 + header.tile_width > plan.width:
+        return None
+    bands = slice(plane, plane + 1) if header.planar_configuration == 2 else slice(None)
+    view = plan.out[bands, y0 : y0 + header.tile_height, x0 : x0 + header.tile_width]
+    return np.moveaxis(view, 0, -1)
+
+
 def _decode_and_paste(header: CogHeader, tile: int, data: bytes, targets) -> None:
-    arr = decode_tile(header, data)
+    direct = _whole_tile_view(header, tile, targets)
+    if direct is not None:
+        decode_tile(header, data, out=direct)
+        return
+    # this thread's reusable buffer: consumed (pasted) before the thread decodes again
+    arr = decode_tile(header, data, reuse_buffer=True)
     tile_row, tile_col = divmod(tile % (header.tiles_across * header.tiles_down), header.tiles_across)
     expected_rows = min(header.tile_height, header.height - tile_row * header.tile_height)
     expected_cols = min(header.tile_width, header.width - tile_col * header.tile_width)

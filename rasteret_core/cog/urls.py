@@ -36,9 +36,12 @@ REMOTE_SCHEMES = ("http", "https", "s3")
 ALL_SCHEMES = ("http", "https", "s3", "file")
 
 Signer = Callable[[str], Union[str, Awaitable[str]]]
-"""A read-time signing hook: given the stored (secret-free) ``http(s)://`` URL of an asset,
-return the URL to fetch (for example the same URL with a fresh SAS token or a presigned
-query). It may be a coroutine function. The returned URL must have the same origin."""
+"""A read-time signing hook (``ReaderOptions.signer``): called before each request with the
+asset's ``http(s)://`` URL stripped of any signature, token or expiry parameter
+(:func:`strip_secrets`), it returns the URL to fetch, e.g. the same URL with a fresh SAS
+token or a presigned query. It may be a coroutine function and should cache its tokens.
+The returned URL must have the same origin (scheme, host, port), or the read fails with a
+``LocationError``. Example: ``ReaderOptions(signer=lambda url: url + "?" + sas_token)``."""
 
 # Query parameters of presigned/tokenised URLs: exact names, lower case...
 _SECRET_QUERY_KEYS = {
@@ -123,6 +126,26 @@ def is_redacted(url: str) -> bool:
     if parts is None:
         return False
     return any(is_secret_query_key(k) and v == REDACTED for k, v in parse_qsl(parts.query))
+
+
+def strip_secrets(url: str) -> str:
+    """``url`` without user info and without its signature/token/expiry parameters: what a
+    read-time :data:`Signer` is given to sign afresh."""
+    parts = _split(url) if isinstance(url, str) and "://" in url else None
+    if parts is None:
+        return redact_url(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_secret_query_key(k)]
+    return urlunsplit((parts.scheme, urlsplit(redact_url(url)).netloc, parts.path, urlencode(kept, safe=""), ""))
+
+
+def redact_hrefs(value):
+    """A copy of a STAC structure (assets, links) with every ``href`` passed through
+    :func:`redact_url`: what is stored never holds a signature or token."""
+    if isinstance(value, dict):
+        return {k: redact_url(v) if k == "href" and isinstance(v, str) else redact_hrefs(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_hrefs(v) for v in value]
+    return value
 
 
 def valid_bucket_name(name: str) -> bool:
@@ -301,6 +324,27 @@ def check_readable(loc: Location, *, schemes: Iterable[str] | None = None, local
     path = os.path.realpath(loc.path)
     if not any(os.path.commonpath([path, r]) == r for r in roots):
         raise _location_error(loc.original, "local path is outside the allowed folders")
+
+
+def source_locations(
+    items_path: str | os.PathLike[str] | None, *, schemes: Iterable[str] | None = None,
+    local_roots: Iterable[str] | None = None,
+) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """``(schemes, local_roots)`` the hrefs of a source may use, for :func:`check_readable`.
+
+    A remote STAC API (``items_path`` is ``None``): ``http``, ``https`` and ``s3`` only,
+    unless the caller lists ``file`` in ``schemes`` and gives ``local_roots``. A local items
+    file: any scheme, local paths only inside the file's own folder or the caller's
+    ``local_roots``.
+    """
+    roots = tuple(os.fspath(r) for r in local_roots) if local_roots is not None else None
+    if items_path is None:
+        allowed = tuple(schemes) if schemes is not None else REMOTE_SCHEMES
+        if "file" in allowed and not roots:
+            allowed = tuple(s for s in allowed if s != "file")  # a remote API never names local files alone
+        return allowed, roots if "file" in allowed else ()
+    folder = os.path.dirname(os.path.realpath(os.fspath(items_path)))
+    return (tuple(schemes) if schemes is not None else ALL_SCHEMES), (folder, *(roots or ()))
 
 
 def local_path_under(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:

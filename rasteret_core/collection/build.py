@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from rasteret_core.cog import ReaderOptions, ReadStats
-from rasteret_core.collection.harvest import AssetFailure, harvest
+from rasteret_core.cog.urls import redact_url
+from rasteret_core.collection.harvest import AssetFailure, harvest, source_reader_options
 from rasteret_core.collection.scene import Scene
 from rasteret_core.collection.store import METADATA_FILE, Collection, WriteResult, parse_date
 from rasteret_core.errors import RasteretError
@@ -232,7 +233,9 @@ def _build(
         kept = {item["id"]: stored[item["id"]] for item in found.items
                 if item.get("id") in stored and _unchanged(stored[item["id"]], item, source, bands)}
     to_read = [item for item in found.items if item.get("id") not in kept]
-    harvested = harvest(to_read, source, bands=bands, reader_options=reader_options, progress=progress)
+    # searched items are third-party input: only the locations the source may point at
+    harvested = harvest(to_read, source, bands=bands, reader_options=source_reader_options(source, reader_options),
+                        progress=progress)
     report.failures, report.warnings, report.stats = harvested.failures, harvested.warnings, harvested.stats
     report.reused = len(kept)
     if harvested.scenes and not any(a.header is not None for sc in harvested.scenes for a in sc.bands.values()):
@@ -291,7 +294,7 @@ def _unchanged(stored: Scene, item: Mapping[str, Any], source: DataSource, bands
         asset = assets.get(source.band_map[band])
         if have is None or have.header is None or have.error or not isinstance(asset, Mapping):
             return False
-        if source.asset_href(asset) != have.href:
+        if redact_url(source.asset_href(asset) or "") != have.href:  # stored hrefs carry no signature
             return False
     return True
 

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 from rasteret_core import radiometry
 from rasteret_core.cog import CogClient, CogHeader, ReaderOptions, ReadStats
 from rasteret_core.cog.reader import run_sync
+from rasteret_core.cog.urls import redact_hrefs, redact_url, source_locations
 from rasteret_core.collection.scene import BandAsset, Scene
 from rasteret_core.collection.schema import ASSETS_PROPERTY
 from rasteret_core.progress import Progress
@@ -80,6 +81,17 @@ def with_source_signer(source: DataSource, options: ReaderOptions) -> ReaderOpti
 
         return replace(options, signer=planetary_computer_signer())
     return options
+
+
+def source_reader_options(source: DataSource, reader_options: ReaderOptions | Mapping[str, Any] | None) -> ReaderOptions:
+    """:func:`reader_options_for`, limited to the locations ``source``'s items may point at
+    (:func:`rasteret_core.cog.urls.source_locations`): items of a remote STAC API never open
+    local files; a local items file's only inside its folder or the caller's ``local_roots``.
+    Builds and the pipelines read searched items with these; :func:`harvest` of items the
+    caller passes in uses the caller's options as they are."""
+    base = reader_options_for(source, reader_options)
+    schemes, roots = source_locations(source.items_path, schemes=base.allowed_schemes, local_roots=base.local_roots)
+    return replace(base, allowed_schemes=schemes, local_roots=roots)
 
 
 async def aharvest(
@@ -157,7 +169,7 @@ async def _harvest(
         for band in bands:
             asset = (item.get("assets") or {}).get(source.band_map[band])
             asset = asset if isinstance(asset, Mapping) else {}
-            href = source.asset_href(asset) or ""
+            href = redact_url(source.asset_href(asset) or "")  # stored: never a signature or token
             got = headers[(i, band)]
             rad = radiometry.decide(item, source.band_map[band], asset, override=source.radiometry.get(band))
             extra = (rad.scale, rad.offset, rad.rule, rad.reason)
@@ -189,7 +201,7 @@ def item_to_scene(item: Mapping[str, Any], source: DataSource, bands: dict[str, 
         raise ValueError(f"item {item.get('id')!r} has no geometry or bbox")
     props = dict(item.get("properties") or {})
     cloud = props.get(source.cloud_cover_property)
-    props[ASSETS_PROPERTY] = item.get("assets") or {}
+    props[ASSETS_PROPERTY] = redact_hrefs(item.get("assets") or {})
     return Scene(
         id=str(item["id"]),
         collection=item.get("collection") or source.collection or "",

@@ -13,6 +13,8 @@ import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 
+from rasteret_pipelines.defs.markdown import md_table
+
 COLLECTION_CHECK = "collection_schema"
 NDVI_CHECK = "ndvi_outputs_valid"
 STATS_CHECK = "stats_schema"
@@ -98,11 +100,8 @@ def run_check(check_name: str, schema: pa.DataFrameSchema, frame: pd.DataFrame, 
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases.head(20)
-        rows = [
-            f"| {r.get('column')} | {r.get('check')} | {r.get('index')} | {str(r.get('failure_case'))[:80]} |"
-            for r in cases.to_dict("records")
-        ]
-        table = "| column | check | row | value |\n| --- | --- | --- | --- |\n" + "\n".join(rows)
+        rows = [(r.get("column"), r.get("check"), r.get("index"), r.get("failure_case")) for r in cases.to_dict("records")]
+        table = md_table(["column", "check", "row", "value"], rows, max_cell=80)
         return dg.AssetCheckResult(
             check_name=check_name, passed=False, asset_key=asset_key,
             metadata={"failures": len(err.failure_cases), "rows_checked": len(frame), "failure_cases": dg.MetadataValue.md(table)},
@@ -149,9 +148,9 @@ def all_reads_failed(what: str, failures: list[Any], endpoint_url: str | None) -
     )
 
 
-def failed_reads_check(check_name: str, failures: list[str], rows: int) -> dg.AssetCheckResult:
-    """A failed check for outputs written while some reads failed (rows of ``| scene | band | error |``)."""
-    table = "| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures[:50])
+def failed_reads_check(check_name: str, failures: list[tuple[str, str, str]], rows: int) -> dg.AssetCheckResult:
+    """A failed check for outputs written while some reads failed (``(scene, band, error)`` rows)."""
+    table = md_table(["scene", "band", "error"], failures[:50])
     return dg.AssetCheckResult(
         check_name=check_name, passed=False,
         description=f"{len(failures)} reads failed, so {rows} outputs lack those scenes; the failures table says why",
@@ -160,8 +159,8 @@ def failed_reads_check(check_name: str, failures: list[str], rows: int) -> dg.As
 
 
 def _failure_table(failures: list[Any]) -> str:
-    rows = [f"| {getattr(f, 'scene_id', getattr(f, 'item_id', ''))} | {f.band} | {f.error[:160]} |" for f in failures[:50]]
-    return "| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(rows)
+    rows = [(getattr(f, "scene_id", getattr(f, "item_id", "")), f.band, f.error) for f in failures[:50]]
+    return md_table(["scene", "band", "error"], rows)
 
 
 def build_failed(day: str, error: Any, endpoint_url: str | None) -> dg.Failure:

@@ -11,6 +11,7 @@ from rasteret_pipelines.defs.checks import (
     collection_schema,
     run_check,
 )
+from rasteret_pipelines.defs.markdown import md_table
 from rasteret_pipelines.defs.partitions import DATES
 from rasteret_pipelines.defs.policies import DAILY_BACKFILL, RETRY, S3_POOL
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
@@ -50,7 +51,7 @@ def scene_collection(
             raise build_failed(day, err, reader.endpoint_url) from err
         context.log.info("%s: %s", day, report.message)
         messages.append(f"{day}: {report.message}")
-        day_failures = [f"| {f.item_id} | {f.band} | {f.error[:160]} |" for f in report.failures]
+        day_failures = [(f.item_id, f.band, f.error) for f in report.failures]
         failures += day_failures
         requests += report.stats.requests
         bytes_fetched += report.stats.bytes_fetched
@@ -91,11 +92,11 @@ def scene_collection(
     if len(per_date) > 1:
         metadata["per_date"] = dg.MetadataValue.md(
             "figures of the whole run above; per date (also in each partition's observation):\n\n"
-            "| date | scenes | scene ids | failed assets | requests |\n| --- | --- | --- | --- | --- |\n"
-            + "\n".join(f"| {e['date']} | {e['scenes']} | {', '.join(e['scene_ids']) or '-'} | {e['failed_assets']}"
-                        f" | {e['requests']} |" for e in per_date))
+            + md_table(["date", "scenes", "scene ids", "failed assets", "requests"],
+                       [(e["date"], e["scenes"], ", ".join(e["scene_ids"]) or "-", e["failed_assets"], e["requests"])
+                        for e in per_date], max_cell=2000))
     if failures:
-        metadata["failures"] = dg.MetadataValue.md("| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures))
+        metadata["failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 

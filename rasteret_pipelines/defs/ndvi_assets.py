@@ -13,6 +13,7 @@ import pandas as pd
 
 from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
+from rasteret_core.names import safe_name
 from rasteret_core.ndvi import aoi_ndvi, preview_png
 from rasteret_core.outputs import read_output, write_cog
 from rasteret_core.plan import ReadPlan, plan_aoi_read
@@ -28,6 +29,7 @@ from rasteret_pipelines.defs.checks import (
     run_check,
 )
 from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
+from rasteret_pipelines.defs.markdown import md_table, md_text
 from rasteret_pipelines.defs.partitions import DATE_AOI, by_date, date_aoi, partition_key
 from rasteret_pipelines.defs.policies import DATE_AOI_BACKFILL, RETRY, S3_POOL
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
@@ -72,27 +74,27 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
             mask_kind="scl" if bands["mask"] == "SCL" else "qa_pixel", reader_options=reader.options(source), stats=day_stats,
         )
         _add_stats(stats, day_stats)
-        failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures]
-        tile_failures += [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in result.failures if f.geometry_id]
+        failures += [(f.scene_id, f.band, f.error) for f in result.failures]
+        tile_failures += [(f.scene_id, f.band, f.error) for f in result.failures if f.geometry_id]
         for aoi in names:
             mine = [f for f in result.failures if f.geometry_id in (aoi, None)]
             aoi_rasters = [r for r in result.rasters if r.geometry_id == aoi]
             if mine and not aoi_rasters:
                 raise all_reads_failed(f"{day} {aoi}", mine, reader.endpoint_url)
-            aoi_failures = [f"| {f.scene_id} | {f.band} | {f.error[:160]} |" for f in mine]
+            aoi_failures = [(f.scene_id, f.band, f.error) for f in mine]
             if aoi in unknown:
-                aoi_failures.append(f"| - | - | AOI {aoi!r} is not in the AOI source any more |")
+                aoi_failures.append(("-", "-", f"AOI {aoi!r} is not in the AOI source any more"))
                 failures.append(aoi_failures[-1])
             folder = storage.path("ndvi", aoi, day)
             written, aoi_rows = [], []
             for raster in aoi_rasters:
-                path = write_cog(raster.data, f"{folder}/{raster.scene_id}.tif", transform=raster.transform,
+                path = write_cog(raster.data, f"{folder}/{safe_name(raster.scene_id)}.tif", transform=raster.transform,
                                  crs_epsg=raster.crs_epsg, nodata=float("nan"), storage_options=storage.storage_options())
                 written.append(path)
                 aoi_rows.append(_describe_output(path, raster.scene_id, storage))
                 if len(previews) < 3 and raster.valid_pixels:
                     png = base64.b64encode(preview_png(raster.data)).decode()
-                    previews.append(f"**{aoi} {day} {raster.scene_id}**\n\n![ndvi](data:image/png;base64,{png})")
+                    previews.append(f"**{md_text(f'{aoi} {day} {raster.scene_id}')}**\n\n![ndvi](data:image/png;base64,{png})")
             if aoi not in unknown:
                 delete_missing(folder, written, storage_options=storage.storage_options())  # a refresh replaces the date
             rows += aoi_rows
@@ -120,11 +122,12 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     if previews:
         metadata["preview"] = dg.MetadataValue.md("\n\n".join(previews))
     if failures:
-        metadata["run_failures"] = dg.MetadataValue.md("| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures))
+        metadata["run_failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
-def _partition_metadata(rows: list[dict], failures: list[str], day_stats: ReadStats, aois_on_date: int) -> dict:
+def _partition_metadata(rows: list[dict], failures: list[tuple[str, str, str]], day_stats: ReadStats,
+                        aois_on_date: int) -> dict:
     """One date x AOI partition's materialisation metadata: its outputs and failures; the
     date's reads, which it shares with the other AOIs of that date in the run."""
     meta: dict[str, object] = {
@@ -141,7 +144,7 @@ def _partition_metadata(rows: list[dict], failures: list[str], day_stats: ReadSt
     if not rows:
         meta["note"] = "no scene with pixels in this AOI on this date: explicit empty result"
     if failures:
-        meta["failures"] = dg.MetadataValue.md("| scene | band | error |\n| --- | --- | --- |\n" + "\n".join(failures))
+        meta["failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
     return meta
 
 

@@ -11,7 +11,8 @@ from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.aois import load_aois
 from rasteret_core.cog import ReaderOptions
-from rasteret_core.collection.harvest import with_source_signer
+from rasteret_core.collection.harvest import source_reader_options
+from rasteret_core.names import path_under
 from rasteret_core.sources import DataSource, DataSources
 from rasteret_pipelines import settings
 
@@ -53,16 +54,24 @@ class CogReader(dg.ConfigurableResource):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     aws_session_token: str | None = None
+    allowed_schemes: list[str] | None = Field(
+        default=None, description="schemes hrefs may use (http, https, s3, file); default: a STAC API's "
+        "items http(s) and s3 only, a local items file's also local files")
+    local_roots: list[str] | None = Field(
+        default=None, description="folders local hrefs may point into, besides a local items file's own folder")
 
     def options(self, source: DataSource | None = None) -> ReaderOptions:
+        """Reader options; with ``source``, limited to the locations its hrefs may use."""
         payer = self.requester_pays if self.requester_pays is not None else bool(source and source.requester_pays)
         options = ReaderOptions(
             max_concurrency=self.max_concurrency, retries=self.retries, timeout=self.timeout,
             endpoint_url=self.endpoint_url, requester_pays=payer, sign=self.sign,
             aws_access_key_id=self.aws_access_key_id, aws_secret_access_key=self.aws_secret_access_key,
             aws_session_token=self.aws_session_token,
+            allowed_schemes=tuple(self.allowed_schemes) if self.allowed_schemes is not None else None,
+            local_roots=tuple(self.local_roots) if self.local_roots is not None else None,
         )
-        return with_source_signer(source, options) if source is not None else options
+        return source_reader_options(source, options) if source is not None else options
 
 
 class Storage(dg.ConfigurableResource):
@@ -72,7 +81,9 @@ class Storage(dg.ConfigurableResource):
     endpoint_url: str | None = Field(default_factory=settings.s3_endpoint)
 
     def path(self, *parts: str) -> str:
-        return "/".join([self.root.rstrip("/"), *parts])
+        """``root/part/...`` with every part (AOI names, dates, ids) made path-safe by
+        :func:`rasteret_core.names.safe_name` and the result checked to stay under ``root``."""
+        return path_under(self.root, *parts)
 
     @property
     def collection_root(self) -> str:

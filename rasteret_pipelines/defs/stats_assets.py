@@ -4,11 +4,13 @@ import dagster as dg
 
 from rasteret_core.read.geometry import to_crs
 from rasteret_core.read.windows import aoi_window
+from rasteret_core.names import original_name
 from rasteret_core.outputs import read_output
 from rasteret_core.storage import list_files
 from rasteret_core.timeseries import ndvi_statistics, read_stats, write_stats
 from rasteret_pipelines.defs.checks import STATS_CHECK, STATS_SCHEMA, run_check, stats_check_spec
 from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
+from rasteret_pipelines.defs.markdown import md_table
 from rasteret_pipelines.defs.partitions import DATE_AOI, date_aoi, partition_key
 from rasteret_pipelines.defs.policies import DATE_AOI_BACKFILL, RETRY
 from rasteret_pipelines.defs.resources import Aois, Storage
@@ -39,7 +41,7 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
             header, values = read_output(path, **storage.reader_options())
             crop = aoi_window(header, to_crs(shapes[aoi], header.crs_epsg))
             inside = ~crop.outside if crop is not None and crop.shape == values.shape else values == values
-            scene_id = path.rsplit("/", 1)[-1][: -len(".tif")]
+            scene_id = _scene_id(path)
             rows.append({"scene_id": scene_id, "ndvi_path": path, **ndvi_statistics(values, inside)})
         written.append(write_stats(rows, storage.stats_root, date=day, aoi=aoi, geometry=shapes[aoi],
                                    storage_options=storage.storage_options()))
@@ -80,7 +82,15 @@ def _partition_metadata(rows: list[dict], path: str) -> dict:
 def _markdown(frame) -> str:
     if frame.empty:
         return "empty"
-    head = "| " + " | ".join(frame.columns) + " |\n|" + " --- |" * len(frame.columns)
-    body = ["| " + " | ".join("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
+    rows = [["" if v is None else f"{v:.4g}" if isinstance(v, float) else v for v in row]
             for row in frame.itertuples(index=False)]
-    return "\n".join([head, *body])
+    return md_table(frame.columns, rows)
+
+
+def _scene_id(path: str) -> str:
+    """The scene id of an NDVI file, which ``ndvi`` named ``safe_name(scene_id).tif``."""
+    stem = path.rsplit("/", 1)[-1][: -len(".tif")]
+    try:
+        return original_name(stem)
+    except ValueError:  # a shortened (hashed) name: the stem is the best id left
+        return stem

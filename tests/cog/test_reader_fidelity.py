@@ -238,3 +238,44 @@ def _with_predictor(data: bytes) -> bytes:
     out += struct.pack("<H", len(entries)) + b"".join(entries) + struct.pack("<I", next_ifd)
     struct.pack_into("<I", out, 4, new_at)
     return bytes(out)
+
+
+# --- JPEG tiles shorter than the tile -----------------------------------------------------------------
+def test_jpeg_edge_tiles_coded_only_as_large_as_the_image_read_as_gdal_reads_them(tmp_path):
+    """Some writers code the right and bottom edge tiles only as large as the image there;
+    libtiff (GDAL) decodes them (with a warning), and so does the reader."""
+    import imagecodecs
+
+    path = _write(tmp_path / "jpeg.tif", _noise((1, 70, 100)) // 4 * 4, compress="JPEG", tiled=True,
+                  blockxsize=64, blockysize=64)
+    header = read_header(path)
+    data = bytearray(open(path, "rb").read())
+    with rasterio.open(path) as src:
+        pixels = src.read(1)
+    offsets, counts = list(header.tile_offsets), list(header.tile_byte_counts)
+    for tile in range(len(offsets)):
+        row, col = divmod(tile, header.tiles_across)
+        part = pixels[row * 64 : row * 64 + 64, col * 64 : col * 64 + 64]
+        if part.shape == (64, 64):
+            continue
+        coded = imagecodecs.jpeg8_encode(np.ascontiguousarray(part), level=95)
+        offsets[tile], counts[tile] = len(data), len(coded)
+        data += coded
+    _set_array(data, 324, offsets)
+    _set_array(data, 325, counts)
+    patched = tmp_path / "jpeg-short-tiles.tif"
+    patched.write_bytes(bytes(data))
+    ours = read_window(read_header(patched), None)
+    np.testing.assert_array_equal(ours, _rasterio_read(str(patched)))
+
+
+def _set_array(data: bytearray, tag: int, values) -> None:
+    """Rewrite the SHORT/LONG array of ``tag`` in place (same count; the values must fit)."""
+    for at, (t, ftype, n) in _entries(data):
+        if t == tag:
+            code, size = {3: ("H", 2), 4: ("I", 4)}[ftype]
+            assert n == len(values) and max(values) < 2 ** (8 * size)
+            where = at + 8 if n * size <= 4 else struct.unpack_from("<I", data, at + 8)[0]
+            struct.pack_into(f"<{n}{code}", data, where, *(int(v) for v in values))
+            return
+    raise AssertionError(f"tag {tag} not in the file")

@@ -22,13 +22,21 @@ import imagecodecs
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.transform import from_origin
 
 from rasteret_core.cog import LocationError, ReadStats, read_header
-from rasteret_core.cog.urls import resolve, valid_bucket_name
+from rasteret_core.cog import ReaderOptions
+from rasteret_core.cog.urls import is_redacted, redact_url, resolve, valid_bucket_name
+from rasteret_core.collection import Collection, build_collection
+from rasteret_core.read.aoi import read_aois
+from rasteret_core.collection.harvest import harvest, source_reader_options
+from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.stac.local_items import load_items
 from rasteret_core.testing.object_store import FaultRule, ObjectStoreServer
+from rasteret_pipelines.defs.resources import CogReader
 from tests.helpers.attacker import RecordingServer, write_test_certificate
 from tests.reliability.test_hostile_files import S2_B04, first_ifd_entries, set_first_element, with_first_tile
 
@@ -137,6 +145,105 @@ def test_an_s3_url_is_either_refused_or_addressed_to_its_own_bucket(bucket, key)
     assert not parts.query and not parts.fragment and not parts.username
     prefix = f"/{bucket}/" if "." in bucket else "/"
     assert unquote(parts.path) == prefix + key
+
+
+# --- local files and internal hosts ----------------------------------------------------------
+S2_ITEM = S2_B04.parent / "S2A_29RKH_20200219_0_L2A.json"
+
+
+def _real_item(hrefs: dict[str, str]) -> dict:
+    """The real Earth Search item of the fixture scene, with some asset hrefs replaced."""
+    item = json.loads(S2_ITEM.read_text())
+    for key, href in hrefs.items():
+        item["assets"][key]["href"] = href
+    return item
+
+
+def test_items_from_a_remote_stac_api_never_open_local_files(store, tmp_path, record_property):
+    secret = tmp_path / "secret.tif"
+    secret.write_bytes(S2_B04.read_bytes())  # exists and is a readable COG: refusing must not depend on that
+    item = _real_item({"red": f"file://{secret}", "nir": "../../../secret.tif",
+                       "scl": "s3://public-bucket/B04.tif"})
+    options = source_reader_options(DataSources.SENTINEL2, {"endpoint_url": store.endpoint_url, "retries": 0})
+    result = harvest([item], DataSources.SENTINEL2, bands=["B04", "B08", "SCL"], progress=False, reader_options=options)
+    errors = {f.band: f.error for f in result.failures}
+    assert set(errors) == {"B04", "B08"}
+    for error in errors.values():
+        assert error.startswith("LocationError") and "local files may not be read here" in error
+        assert "bytes" not in error and "no such file" not in error  # neither existence nor size leaks
+    assert result.scenes[0].bands["SCL"].header is not None  # the item's other assets are read
+    record_property("reliability.attacks_refused", 2)
+
+
+def test_a_local_items_file_reads_only_its_own_folder_or_allowed_roots(store, tmp_path, record_property):
+    folder, elsewhere = tmp_path / "items", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (folder / "B04.tif").write_bytes(S2_B04.read_bytes())
+    (elsewhere / "B08.tif").write_bytes(S2_B04.read_bytes())
+    item = _real_item({"red": "B04.tif", "nir": "../elsewhere/B08.tif", "scl": "/etc/passwd"})
+    (folder / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
+    source = DataSource.from_items_file(folder / "items.json", dict(DataSources.SENTINEL2.band_map))
+    (item,) = load_items(folder / "items.json")  # relative hrefs resolved against the file's folder
+    result = harvest([item], source, bands=["B04", "B08", "SCL"], progress=False,
+                     reader_options=source_reader_options(source, None))
+    errors = {f.band: f.error for f in result.failures}
+    assert set(errors) == {"B08", "SCL"} and all("outside the allowed folders" in e for e in errors.values())
+    # the caller may allow another folder, also through the Dagster resource
+    options = CogReader(local_roots=[str(elsewhere)]).options(source)
+    result = harvest([item], source, bands=["B04", "B08", "SCL"], progress=False, reader_options=options)
+    assert [f.band for f in result.failures] == ["SCL"]
+    record_property("reliability.attacks_refused", 3)
+
+
+# --- presigned and tokenised hrefs ---------------------------------------------------------
+SIGNATURE, TOKEN = "0badc0ffee5ecret5ignature", "FwoGZXIvYXdzSESSIONTOKENleak"
+
+
+def test_presigned_hrefs_are_stored_without_secrets_and_signed_again_at_read_time(store, tmp_path, record_property):
+    query = (f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAPRESIGNED%2F20240105%2Fus-west-2%2Fs3"
+             f"&X-Amz-Signature={SIGNATURE}&X-Amz-Security-Token={TOKEN}&X-Amz-Expires=3600")
+    item = _real_item({"red": store.url("public-bucket", f"B04.tif?{query}"),
+                       "nir": f"https://example.blob.core.windows.net/c/B08.tif?sv=2021&se=2030&sig={SIGNATURE}",
+                       "scl": f"https://storage.googleapis.com/b/SCL.tif?X-Goog-Signature={SIGNATURE}"})
+    items_file = tmp_path / "items" / "items.json"
+    items_file.parent.mkdir()
+    items_file.write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
+    source = DataSource.from_items_file(items_file, dict(DataSources.SENTINEL2.band_map))
+    root = tmp_path / "collection"
+    report = build_collection(source, root=root, date_range=("2020-02-19", "2020-02-19"), bands=["B04"],
+                              progress=False)
+    assert report.scenes == 1 and not report.failures  # the presigned href was read as given
+    stored = b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
+    assert SIGNATURE.encode() not in stored and TOKEN.encode() not in stored and b"AKIAPRESIGNED" not in stored
+    scenes = Collection.open(str(root)).scenes()
+    geometry = shapely.box(*item["bbox"]).centroid.buffer(0.01)
+    # without a signer: a clear error that the stored URL needs re-signing, nothing requested
+    store.reset_stats()
+    failed = read_aois(scenes, {"aoi": geometry}, ["B04"])
+    assert failed.failures and "needs re-signing" in failed.failures[0].error and not store.requests_for()
+    # with one: signed afresh at read time, from the secret-free URL
+    seen = []
+
+    def signer(url: str) -> str:
+        seen.append(url)
+        return f"{url}&fresh-token=1" if "?" in url else f"{url}?fresh-token=1"
+
+    read = read_aois(scenes, {"aoi": geometry}, ["B04"], reader_options=ReaderOptions(signer=signer))
+    assert not read.failures and read.rasters[0].data.size
+    assert seen and all(SIGNATURE not in u and "REDACTED" not in u for u in seen)
+    record_property("reliability.attacks_refused", 1)
+
+
+def test_signature_parameters_of_every_kind_are_redacted():
+    urls_ = [f"https://b.s3.amazonaws.com/k?X-Amz-Signature={SIGNATURE}&X-Amz-Security-Token={TOKEN}",
+             f"https://storage.googleapis.com/b/k?X-Goog-Signature={SIGNATURE}&X-Goog-Credential=sa",
+             f"https://a.blob.core.windows.net/c/k?sv=2021&se=2030-01-01&sp=r&sig={SIGNATURE}",
+             f"https://user:{SIGNATURE}@host.test/k"]
+    for url in urls_:
+        assert SIGNATURE not in redact_url(url) and TOKEN not in redact_url(url) and is_redacted(redact_url(url)) \
+            or "@" in url
+    assert "2030" not in redact_url(urls_[2])  # the SAS expiry too
 
 
 # --- memory ---------------------------------------------------------------------------------
