@@ -159,13 +159,13 @@ def test_daemon_follows_collection_refresh_and_aoi_source(team):
 
     # an AOI added to the source becomes a partition and gets NDVI for the collection's dates
     write_aois(team.aois, [*FIRST, ADDED])
-    team.wait_until(lambda: ADDED in instance.get_dynamic_partitions("aois"), 120, what="the added AOI's partition")
+    team.wait_until(lambda: ADDED in instance.get_dynamic_partitions("aois"), 300, what="the added AOI's partition")
     team.wait_until(lambda: ndvi_for([ADDED]), 300, what="NDVI of the added AOI")
     assert list((team.storage / "ndvi" / ADDED / day).glob("*.tif"))
 
     # a removed AOI stops being a partition, so the next refresh's NDVI leaves it out
     write_aois(team.aois, [FIRST[0], ADDED])
-    team.wait_until(lambda: FIRST[1] not in instance.get_dynamic_partitions("aois"), 120, what="the AOI's removal")
+    team.wait_until(lambda: FIRST[1] not in instance.get_dynamic_partitions("aois"), 300, what="the AOI's removal")
     before = {r.run_id for r in instance.get_runs()}
     refresh = team.launch_backfill({"scene_collection": (day, day)})
     assert team.wait_for_backfill(refresh)["status"] == "COMPLETED_SUCCESS"
