@@ -35,19 +35,20 @@ def aoi_source(context: dg.SensorEvaluationContext, aois: Aois) -> dg.SensorResu
         return dg.SkipReason(f"{len(current)} AOIs, unchanged")
     requests: list[dg.RunRequest] = []
     dates = sorted(context.instance.get_materialized_partitions(dg.AssetKey("scene_collection")))
-    if added and dates:
-        # new keys are appended to the dynamic set in this order, so they form one contiguous
-        # range: NDVI and statistics of (new AOIs x collection dates) in one run
+    # new keys are appended to the dynamic set in this order, so they are one contiguous range;
+    # per stretch of consecutive collection dates, one run of (new AOIs x those dates)
+    for first, last in (consecutive(dates) if added else []):
         requests.append(dg.RunRequest(
-            run_key=f"aois-added:{','.join(added)}:{dates[0]}:{dates[-1]}",
+            run_key=f"aois-added:{','.join(added)}:{first}:{last}",
             asset_selection=[dg.AssetKey("ndvi"), dg.AssetKey("ndvi_stats")],
             tags={
-                ASSET_PARTITION_RANGE_START: str(dg.MultiPartitionKey({"date": dates[0], "aoi": added[0]})),
-                ASSET_PARTITION_RANGE_END: str(dg.MultiPartitionKey({"date": dates[-1], "aoi": added[-1]})),
+                ASSET_PARTITION_RANGE_START: str(dg.MultiPartitionKey({"date": first, "aoi": added[0]})),
+                ASSET_PARTITION_RANGE_END: str(dg.MultiPartitionKey({"date": last, "aoi": added[-1]})),
                 "rasteret/aois_added": ",".join(added),
             },
         ))
-    context.log.info("AOIs added: %s; removed: %s; backfilling %d dates", added, removed, len(dates) if added else 0)
+    context.log.info("AOIs added: %s; removed: %s; backfilling %d dates in %d runs", added, removed,
+                     len(dates) if added else 0, len(requests))
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[
@@ -55,3 +56,16 @@ def aoi_source(context: dg.SensorEvaluationContext, aois: Aois) -> dg.SensorResu
             *([AOIS.build_delete_request(removed)] if removed else []),
         ],
     )
+
+
+def consecutive(days: list[str]) -> list[tuple[str, str]]:
+    """Sorted ISO dates as (first, last) stretches of consecutive days."""
+    import datetime as dt
+
+    stretches: list[tuple[str, str]] = []
+    for day in days:
+        if stretches and dt.date.fromisoformat(day) - dt.date.fromisoformat(stretches[-1][1]) == dt.timedelta(days=1):
+            stretches[-1] = (stretches[-1][0], day)
+        else:
+            stretches.append((day, day))
+    return stretches

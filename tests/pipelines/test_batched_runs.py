@@ -128,3 +128,11 @@ def test_freshness_job_runs_unpartitioned_and_fails_when_yesterday_is_missing(in
     assert set(evaluations) == {"scene_collection", "ndvi"}
     for evaluation in evaluations.values():  # nothing was materialised for yesterday here
         assert not evaluation.passed and evaluation.metadata["missing"].value
+
+
+def test_new_aois_are_backfilled_per_stretch_of_consecutive_collection_dates():
+    from rasteret_pipelines.defs.sensors import consecutive
+
+    days = ["2024-01-01", "2024-01-02", "2024-01-03", "2024-03-01", "2024-12-31", "2025-01-01"]
+    assert consecutive(days) == [("2024-01-01", "2024-01-03"), ("2024-03-01", "2024-03-01"), ("2024-12-31", "2025-01-01")]
+    assert consecutive([]) == []
