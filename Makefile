@@ -2,29 +2,39 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# The demo needs only the project; the tests add their extras (servers, fuzzing, Kubernetes).
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+# `make ui PORT=3001` / `make serve-demo PORT=9001` when the default port is taken
+PORT_ARG := $(if $(PORT),--port $(PORT))
 
-.PHONY: venv test demo ui serve-demo bench bench-quick clean
+.PHONY: venv venv-test test demo ui serve-demo bench bench-quick bench-load clean
 
 venv: $(STAMP)
+
+venv-test: $(TEST_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install -e .
 	touch $(STAMP)
 
-test: venv
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $(TEST_STAMP)
+
+test: venv-test
 	$(BIN)/python -m pytest -n 2 -q
 
 demo: venv
 	$(BIN)/python -m rasteret_pipelines.demo
 
 ui: venv
-	$(BIN)/python -m rasteret_pipelines.demo ui
+	$(BIN)/python -m rasteret_pipelines.demo ui $(PORT_ARG)
 
 serve-demo: venv
-	$(BIN)/python -m rasteret_pipelines.demo serve
+	$(BIN)/python -m rasteret_pipelines.demo serve $(PORT_ARG)
 
 # Benchmark (bench/README.md): installs its own extras, generates its data once in bench/.cache
 bench: venv
@@ -34,6 +44,10 @@ bench: venv
 bench-quick: venv
 	sh bench/setup.sh $(BIN)/python
 	$(BIN)/python -m bench.run --quick
+
+bench-load: venv
+	sh bench/setup.sh $(BIN)/python
+	$(BIN)/python -m bench.load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -24,25 +24,32 @@ def markdown(results: dict) -> str:
     lines = [
         f"Benchmark `{results['name']}` ({results['mode']} mode, {results['date']}): "
         f"{results['data']['size']}x{results['data']['size']} uint16 COGs, {results['data']['tile']}px tiles, "
-        f"latency U({lat[0] * 1000:.0f}, {lat[1] * 1000:.0f}) ms, {results['server']['bandwidth_Bps'] / 1e6:.0f} MB/s "
+        + (f"latency {lat[0] * 1000:.0f} ms, " if lat[0] == lat[1] else f"latency U({lat[0] * 1000:.0f}, {lat[1] * 1000:.0f}) ms, ")
+        + f"{results['server']['bandwidth_Bps'] / 1e6:.0f} MB/s "
         f"per connection, {results['machine']['cpus']} cores. Wall = median of timed runs (warm-up excluded), "
         "each peer x workload in a fresh process; `vs ours` = peer time / rasteret time; "
-        "`x limit` = wall / physical limit.",
+        "`x limit` = wall / physical limit; `CPU x floor` = the peer's CPU time / the client-side CPU no "
+        "reader can avoid (decoding these tiles + receiving their bytes), the figure that stays meaningful "
+        "when other processes compete for the cores.",
         "",
     ]
     load = max(results.get("max_load", 0.0), results.get("load_at_start", 0.0))
+    lines += [f"1-minute load average: {results.get('load_at_start', 0.0):.1f} at the start, up to "
+              f"{results.get('max_load', 0.0):.1f} before a run.", ""]
     if load > 1.5 * results["machine"]["cpus"]:  # the benchmark itself keeps ~2 busy
         lines += [f"**Warning:** the 1-minute load average reached {load:.1f} on {results['machine']['cpus']} cores "
                   "before some runs (the benchmark itself accounts for about 2): other processes were competing "
                   "for the CPU, timings are noisy.", ""]
     lines += [
-        "| workload | peer | status | wall s | vs ours | x limit | requests | MB | CPU s | peak RSS MB |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | peer | status | wall s | vs ours | x limit | requests | MB | CPU s | CPU x floor | peak RSS MB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for wname, w in results["workloads"].items():
         lim = w["limit"]
+        cpu = lim.get("cpu_components_s", {})
+        floor = cpu.get("decode", 0.0) + cpu.get("client_transport", 0.0)  # the client's own unavoidable CPU
         lines.append(f"| **{wname}** | *physical limit* | | {lim['limit_s']:.3f} | | 1.0 | {lim['requests']} | "
-                     f"{lim['bytes'] / 1e6:.1f} | | |")
+                     f"{lim['bytes'] / 1e6:.1f} | {_fmt(floor or None, '.2f', '')} | 1.0 | |")
         for peer in PEER_ORDER:
             s = w["peers"].get(peer)
             if s is None:
@@ -50,13 +57,29 @@ def markdown(results: dict) -> str:
             if s.get("status") != "ok":
                 note = s.get("note", "").replace("|", "/")[:120]
                 lines.append(f"| {wname} | {LABEL[peer]} | {s.get('status')}: {note} | | | | "
-                             f"{s.get('requests', '')} | {_fmt(s.get('bytes') and s['bytes'] / 1e6, '.1f', '')} | | |")
+                             f"{s.get('requests', '')} | {_fmt(s.get('bytes') and s['bytes'] / 1e6, '.1f', '')} | | | |")
                 continue
             lines.append(
                 f"| {wname} | {LABEL[peer]} | ok | {s['wall_s']:.3f} | {_fmt(s.get('vs_rasteret'), '.2f')}x | "
                 f"{_fmt(s.get('x_limit'), '.1f')} | {s['requests']} | {s['bytes'] / 1e6:.1f} | {s['cpu_s']:.2f} | "
-                f"{s['peak_rss_mb']:.0f} |"
+                f"{_fmt(s['cpu_s'] / floor if floor else None, '.2f')} | {s['peak_rss_mb']:.0f} |"
             )
+    lines += ["", "Measured limit = first byte + max(latency, bandwidth, CPU / cores); CPU = decoding with the "
+              "reader's decoder on these tiles + the client's and the server's CPU to move the bytes (measured with "
+              "a lean keep-alive client; client and server share the cores):", "",
+              "| workload | limit s | first byte s | latency s | bandwidth s | CPU s | decode CPU s | ms/tile | "
+              "client transport CPU s | server CPU s |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for wname, w in results["workloads"].items():
+        lim = w["limit"]
+        if "@" in wname:
+            continue
+        cpu = lim.get("cpu_components_s", {})
+        per_tile = lim.get("decode_s_per_tile")
+        lines.append(f"| {wname} | {lim['limit_s']:.3f} | {lim.get('first_byte_s', 0):.3f} | {lim['latency_s']:.3f} | "
+                     f"{lim['bandwidth_s']:.3f} | {lim.get('cpu_s', 0):.3f} | {cpu.get('decode', 0):.3f} | "
+                     f"{_fmt(per_tile and per_tile * 1000, '.2f')} | {cpu.get('client_transport', 0):.3f} | "
+                     f"{cpu.get('server', 0):.3f} |")
     for peer, why in results.get("skipped", {}).items():
         lines.append(f"\nSkipped {LABEL.get(peer, peer)}: {why}")
     if results.get("scaling"):

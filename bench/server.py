@@ -55,10 +55,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-min", type=float, default=0.02)
     parser.add_argument("--latency-max", type=float, default=0.08)
     parser.add_argument("--bandwidth", type=float, default=100e6, help="bytes/s per connection (0: unlimited)")
+    parser.add_argument("--backlog", type=int, default=1024, help="listen backlog (accept queue length)")
     args = parser.parse_args(argv)
     buckets = dict(b.split("=", 1) for b in args.bucket)
     latency = (args.latency_min, args.latency_max) if args.latency_max > args.latency_min else args.latency_min
-    server = BenchServer(buckets=buckets, port=args.port, latency=latency, bandwidth=args.bandwidth or None)
+    server = BenchServer(buckets=buckets, port=args.port, latency=latency, bandwidth=args.bandwidth or None,
+                         backlog=args.backlog)
     server.serve_forever('{{"endpoint": "{endpoint}"}}')
 
 

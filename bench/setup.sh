@@ -17,8 +17,11 @@ if ! stamp_ok "$CACHE/.deps-stamp" "$REQ_SUM"; then
   if "$PY" -m pip install -q -r "$HERE/requirements-peers.txt"; then
     echo "$REQ_SUM" > "$CACHE/.deps-stamp"
   else
-    echo "NOTE: async-geotiff/obstore did not install; that peer will be skipped"
+    echo "NOTE: async-geotiff/obstore/odc-stac did not install; those peers will be skipped"
   fi
+  # stackstac pins pandas<3 although it runs on pandas 3: installed without its dependencies
+  # (dask, xarray, pyproj, rasterio are the project's own) so it cannot downgrade pandas
+  "$PY" -m pip install -q --no-deps "stackstac>=0.5" || echo "NOTE: stackstac did not install; that peer will be skipped"
 fi
 
 is_py312() { "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; }

@@ -11,7 +11,10 @@ from shapely.geometry.base import BaseGeometry
 from rasteret_core.errors import RasteretError
 from rasteret_core.read.geometry import id_column
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_NAME = re.compile(r"[^\x00-\x1f\x7f/\\|,\[\]]{1,100}")
+"""An AOI name: 1-100 characters, spaces and any script welcome; no control characters, no
+path separators, none of ``| , [ ]`` (they delimit Dagster's date x AOI partition keys).
+File and folder names are made from it by :func:`rasteret_core.names.safe_name`."""
 
 
 class AoiError(RasteretError):
@@ -23,8 +26,8 @@ def load_aois(path: str | os.PathLike[str], *, name_field: str | None = None) ->
 
     The name comes from ``name_field`` if given, else the ``name`` column, else ``id`` (the
     same rule as :func:`rasteret_core.read.geometry.named_geometries`). Names become
-    partition keys and file names, so they are restricted to letters, digits, ``_``, ``.``
-    and ``-``.
+    partition keys (file names are made path-safe from them), so they may hold spaces but no
+    control characters, path separators, ``| , [ ]``, a leading ``.`` or ``..``.
 
     Args:
         path: a GeoJSON (or any file GDAL reads) or GeoParquet file.
@@ -54,11 +57,11 @@ def load_aois(path: str | os.PathLike[str], *, name_field: str | None = None) ->
     aois: dict[str, BaseGeometry] = {}
     for name, geom in zip(frame[name_field], frame.geometry):
         name = str(name)
-        if not _NAME.fullmatch(name) or ".." in name:
+        if not _NAME.fullmatch(name) or ".." in name or name.startswith(".") or name != name.strip():
             raise AoiError(
-                f"{path}: AOI name {name!r} cannot be used: names become partition keys and file names,"
-                f" so they take 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit"
-                f" (for example {_suggest(name)!r})"
+                f"{path}: AOI name {name!r} cannot be used: names become partition keys, so they take"
+                " 1-100 characters (spaces are fine) without control characters, '/', '\\', '|', ',',"
+                f" '[', ']', surrounding spaces, a leading '.' or '..' (for example {_suggest(name)!r})"
             )
         if name in aois:
             raise AoiError(f"{path}: AOI name {name!r} appears twice")
@@ -75,6 +78,6 @@ def load_aois(path: str | os.PathLike[str], *, name_field: str | None = None) ->
 
 
 def _suggest(name: str) -> str:
-    """A usable spelling of ``name`` for the error message (spaces and others become ``_``)."""
-    text = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.-").replace("..", ".")
+    """A usable spelling of ``name`` for the error message (refused characters become ``_``)."""
+    text = re.sub(r"[\x00-\x1f\x7f/\\|,\[\]]+", "_", name).strip(" _.").replace("..", ".")
     return text[:100] or "aoi_1"

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from typing import Any
@@ -18,6 +19,7 @@ from rasteret_core.collection import Collection, build_collection
 from rasteret_core.collection.build import BuildReport
 from rasteret_core.collection.harvest import reader_options_for
 from rasteret_core.errors import RasteretError
+from rasteret_core.radiometry import RadiometryWarning
 from rasteret_core.plan import Prices, ReadPlan, plan_aoi_read, plan_load, plan_point_samples
 from rasteret_core.read.aoi import AoiReadResult, read_aois
 from rasteret_core.read.diagnosis import EmptyResultError, EmptyResultWarning, GeometryDatasets, ReadDiagnosis
@@ -26,6 +28,9 @@ from rasteret_core.read.points import PointSamples, named_points, sample_points
 from rasteret_core.read.xarray import per_geometry_datasets, stack_datasets
 from rasteret_core.sources import DataSource, DataSources
 from rasteret_core.workspace import collection_name, collection_root, list_collections, load_collection
+
+
+_log = logging.getLogger(__name__)
 
 
 class Rasteret:
@@ -56,6 +61,7 @@ class Rasteret:
         self.progress = progress
         self.last_stats = ReadStats()
         self.last_read: ReadDiagnosis | None = None
+        self.last_warnings: list[str] = []
         self._collection: Collection | None = None
 
     # --- building ------------------------------------------------------------------------
@@ -126,6 +132,7 @@ class Rasteret:
         self.progress = True
         self.last_stats = ReadStats()
         self.last_read = None
+        self.last_warnings = []
         self._collection = collection
         return self
 
@@ -169,7 +176,7 @@ class Rasteret:
         return result
 
     def _read(self, geometries: Any, bands: Any, cloud_cover_lt: float | None, date_range: Any,
-              crs: str | None) -> AoiReadResult:
+              crs: str | None, *, fill_outside: bool = True) -> AoiReadResult:
         bands = band_list(bands)
         geoms, scenes = self._aoi_scenes(geometries, bands, cloud_cover_lt, date_range, crs)
         bbox = union_bounds(geoms.values())
@@ -185,7 +192,9 @@ class Rasteret:
         stats = ReadStats()
         options = self._options()
         diagnosis.endpoint = options.endpoint_url or s3_endpoint_from_env()
-        result = read_aois(scenes, geoms, bands, reader_options=options, stats=stats, progress=self.progress)
+        result = read_aois(scenes, geoms, bands, reader_options=options, stats=stats, progress=self.progress,
+                           fill_outside=fill_outside)
+        result.scenes, result.geometries = scenes, geoms  # what the mosaic needs beside the rasters
         diagnosis.rasters = len(result.rasters)
         diagnosis.windows = diagnosis.rasters + sum(1 for f in result.failures if f.geometry_id is not None)
         diagnosis.failures = [f for f in result.failures if f.band not in diagnosis.missing_bands]
@@ -196,27 +205,54 @@ class Rasteret:
         return result
 
     def get_xarray(self, geometries: Any, bands: str | list[str], cloud_cover_lt: float | None = None,
-                   date_range: tuple[Any, Any] | None = None, *, per_geometry: bool = False, crs: str | None = None):
-        """Pixels as xarray: one variable per band.
+                   date_range: tuple[Any, Any] | None = None, *, per_geometry: bool = False, crs: str | None = None,
+                   reflectance: bool = False, mask_clouds: bool = False, groupby: Any = "solar_day"):
+        """Pixels as xarray: one variable per band, one time step per solar day.
 
         Default: one Dataset with dims (geometry, time, y, x) on the geometries' union grid,
         refused with advice when they are in different CRSs or far apart. With
         ``per_geometry=True``: ``{geometry id: Dataset(time, y, x)}`` (a
         :class:`GeometryDatasets`, a dict that also carries the ``diagnosis``), each on its
         own grid. Pixels outside a geometry hold the band's nodata (``rasterio.mask``
-        semantics). Arguments as for :meth:`read`.
+        semantics). Arguments as for :meth:`read`, and:
+
+        - ``groupby``: the scenes of one solar day are one mosaic (odc-stac's
+          ``groupby="solar_day"``; ``"time"`` keeps acquisitions apart): least cloud first,
+          first valid pixel wins, on the grid of the CRS covering most of the geometry, masks
+          brought onto it before the clip (see :mod:`rasteret_core.read.mosaic`).
+        - ``reflectance=True``: float32 physical values (NaN = nodata) by each scene's stored
+          radiometry rule. Raw reads carry CF ``scale_factor``/``add_offset``/``_FillValue``
+          so ``xr.decode_cf`` gives the same values.
+        - ``mask_clouds=True`` (needs ``SCL`` or ``QA_PIXEL`` in ``bands``): cloud-masked pixels
+          are not valid, so another scene of the day can fill them.
+
+        Radiometry warnings (many negative reflectances: the metadata is probably wrong) are
+        logged, issued as :class:`~rasteret_core.radiometry.RadiometryWarning` and kept in
+        ``last_warnings``; values are never changed.
 
         Raises:
             EmptyResultError: the stacked form had nothing to hold (the message says which
                 step emptied it); the per-geometry form returns an empty mapping and warns.
             ReadError, GeometryError, ValueError: as :meth:`read`.
         """
-        result = self._read(geometries, bands, cloud_cover_lt, date_range, crs)
+        from rasteret_core.read.mosaic import MASK_BANDS
+
+        mask = next((b for b in band_list(bands) if b in MASK_BANDS), None)
+        if mask_clouds and mask is None:
+            raise RasteretError(f"mask_clouds=True needs a cloud-mask band ({' or '.join(MASK_BANDS)}) in bands")
+        result = self._read(geometries, bands, cloud_cover_lt, date_range, crs, fill_outside=False)
         diagnosis = result.diagnosis
         if not per_geometry and diagnosis.empty_step is not None and not diagnosis.all_failed:
             raise EmptyResultError(f"nothing to stack: {diagnosis.reason}", diagnosis)
         diagnosis.raise_or_warn()
-        datasets = per_geometry_datasets(result.rasters, diagnosis.bands)
+        found: list[str] = []
+        datasets = per_geometry_datasets(result.rasters, diagnosis.bands, result.scenes, result.geometries,
+                                         groupby=groupby, physical=reflectance, mask=mask, mask_clouds=mask_clouds,
+                                         warnings=found)
+        self.last_warnings = found
+        for text in found:
+            _log.warning("%s", text)
+            warnings.warn(text, RadiometryWarning, stacklevel=2)
         return GeometryDatasets(datasets, diagnosis) if per_geometry else stack_datasets(datasets)
 
     def load(self, bands: list[str] | str | None = None, **kwargs: Any):
@@ -266,6 +302,7 @@ class Rasteret:
         ``physical`` applies the band's scale and offset. Returns :class:`PointSamples`
         (``.to_geodataframe()``, ``.to_arrow()``); see :func:`rasteret_core.read.points.sample_points`.
         """
+        bands = band_list(bands)
         named, scenes = self._point_scenes(points, bands, date_range, cloud_cover_lt, max_distance, crs)
         stats = ReadStats()
         result = sample_points(scenes, named, bands, max_distance=max_distance, neighbourhood=neighbourhood,
@@ -288,6 +325,7 @@ class Rasteret:
             names = ("geometries", "bands", "cloud_cover_lt", "date_range")
             call = dict(zip(names, args), **kwargs)
             call.pop("per_geometry", None)
+            call["bands"] = band_list(call["bands"])
             geoms, scenes = self._aoi_scenes(call["geometries"], call["bands"], call.get("cloud_cover_lt"),
                                              call.get("date_range"), call.get("crs"))
             return plan_aoi_read(scenes, geoms, call["bands"], reader_options=self._options(), read=read,
@@ -295,6 +333,7 @@ class Rasteret:
         if read == "sample_points":
             names = ("points", "bands", "date_range", "cloud_cover_lt")
             call = dict(zip(names, args), **kwargs)
+            call["bands"] = band_list(call["bands"])
             named, scenes = self._point_scenes(call["points"], call["bands"], call.get("date_range"),
                                                call.get("cloud_cover_lt"), call.get("max_distance"), call.get("crs"))
             return plan_point_samples(scenes, named, call["bands"], max_distance=call.get("max_distance"),

@@ -8,6 +8,9 @@ no I/O.
 - :func:`crs_of_largest_overlap`: the CRS to use when several scenes' CRSs meet a region.
 - :func:`output_geobox`: the grid of a ``load`` from its odc-stac style arguments.
 - :func:`pick_overview`: the overview to read for a given shrink factor.
+- :func:`aoi_geobox`: an AOI's grid with ``rasterio.mask(crop=True)`` semantics on a stored
+  pixel lattice (the per date x AOI mosaic), :func:`inside_mask` its AOI pixels and
+  :func:`sample_nearest` any band (a 20 m mask, a scene in the next UTM zone) onto it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from rasteret_core.errors import RasteretError
 
 __all__ = [
     "GridError", "header_geobox", "crs_of_largest_overlap", "output_geobox", "pick_overview", "native_anchor",
+    "aoi_geobox", "geobox_crs", "geobox_epsg", "inside_mask", "sample_nearest",
 ]
 
 
@@ -202,3 +206,110 @@ def pick_overview(header: CogHeader, read_shrink: int) -> int | None:
         if factor <= read_shrink * (1 + 1e-6) and factor > best_factor:
             best, best_factor = i, factor
     return best
+
+
+# --- AOI grids with rasterio.mask semantics (the mosaic of one AOI and date) ------------------
+def _crs_text(crs: int | str | CRS) -> str:
+    """``"EPSG:n"`` for an EPSG code, else the CRS as given (``"EPSG:n"`` or WKT)."""
+    if isinstance(crs, CRS):
+        return f"EPSG:{crs.epsg}" if crs.epsg is not None else crs.to_wkt()
+    return f"EPSG:{crs}" if isinstance(crs, int) else crs
+
+
+def geobox_crs(gbox: GeoBox) -> str:
+    """A grid's CRS as ``"EPSG:n"``, or WKT when it has no EPSG code (as ``CogHeader.crs``)."""
+    return _crs_text(gbox.crs)
+
+
+def aoi_geobox(geometry: BaseGeometry, crs_epsg: int | str | CRS, lattice: Affine) -> GeoBox | None:
+    """The grid ``rasterio.mask.mask(crop=True)`` gives ``geometry`` (lon/lat) on the pixel
+    lattice of ``lattice`` (any stored image's transform in that CRS: an EPSG code,
+    ``"EPSG:n"``, WKT or an odc-geo CRS), unbounded:
+    the window is not cut at the image's edges, so an AOI half outside every scene keeps its
+    full extent. ``None`` when the geometry has no extent in that CRS.
+    """
+    from rasterio.errors import WindowError
+    from rasterio.features import geometry_window
+    from rasterio.windows import transform as window_transform
+
+    from rasteret_core.read.geometry import to_crs
+
+    crs_text = _crs_text(crs_epsg)
+    geom = to_crs(geometry, crs_text)
+    if geom.is_empty:
+        return None
+    a, e = lattice.a, lattice.e
+    x0, y0, x1, y1 = geom.bounds
+    # a virtual image on the same lattice, one pixel larger than the AOI on every side
+    col0 = math.floor((min(x0, x1) - lattice.c) / a) - 1 if a > 0 else math.floor((max(x0, x1) - lattice.c) / a) - 1
+    row0 = math.floor((max(y0, y1) - lattice.f) / e) - 1 if e < 0 else math.floor((min(y0, y1) - lattice.f) / e) - 1
+    origin_x, origin_y = lattice * (col0, row0)
+    virtual = Affine(a, lattice.b, origin_x, lattice.d, e, origin_y)
+    width = int(math.ceil(abs((x1 - x0) / a))) + 3
+    height = int(math.ceil(abs((y1 - y0) / e))) + 3
+
+    from types import SimpleNamespace
+
+    # what rasterio's window functions read of a dataset
+    image = SimpleNamespace(transform=virtual, width=width, height=height, shape=(height, width))
+    try:
+        window = geometry_window(image, [geom])
+    except WindowError:
+        return None
+    if window.width <= 0 or window.height <= 0:
+        return None
+    return GeoBox((int(window.height), int(window.width)), window_transform(window, virtual), CRS(crs_text))
+
+
+def geobox_epsg(gbox: GeoBox) -> int:
+    """The EPSG code of a grid's CRS (:class:`GridError` when it has none)."""
+    epsg = gbox.crs.epsg if gbox.crs is not None else None
+    if epsg is None:
+        raise GridError(f"grid CRS {gbox.crs} has no EPSG code")
+    return int(epsg)
+
+
+def inside_mask(gbox: GeoBox, geometry: BaseGeometry) -> "np.ndarray":
+    """True where a pixel centre of ``gbox`` lies inside ``geometry`` (lon/lat), as rasterio.mask."""
+    from rasterio.features import geometry_mask
+
+    from rasteret_core.read.geometry import to_crs
+
+    geom = to_crs(geometry, geobox_crs(gbox))
+    return ~geometry_mask([geom], out_shape=gbox.shape.yx, transform=gbox.affine, all_touched=False)
+
+
+def sample_nearest(data: "np.ndarray", transform: Affine, crs_epsg: int | str, gbox: GeoBox,
+                   fill: float) -> tuple["np.ndarray", "np.ndarray"]:
+    """``data`` (a 2-D array on ``transform`` in that CRS: EPSG code, ``"EPSG:n"`` or WKT) brought onto ``gbox`` by
+    nearest neighbour: ``(values, has)`` where ``has`` is False for pixels the array does not
+    cover (they hold ``fill``). Same CRS: exact index mapping of pixel centres (Sentinel-2's
+    20 m SCL under its 10 m bands); another CRS: ``rasterio.warp.reproject`` nearest.
+    """
+    import numpy as np
+
+    height, width = gbox.shape.yx
+    dst = gbox.affine
+    src_crs, dst_crs = _crs_text(crs_epsg), geobox_crs(gbox)
+    if (src_crs == dst_crs or CRS(src_crs) == gbox.crs) and transform.b == transform.d == dst.b == dst.d == 0:
+        xs = dst.c + (np.arange(width) + 0.5) * dst.a
+        ys = dst.f + (np.arange(height) + 0.5) * dst.e
+        cols = np.floor((xs - transform.c) / transform.a).astype(np.int64)
+        rows = np.floor((ys - transform.f) / transform.e).astype(np.int64)
+        values = np.full((height, width), fill, dtype=data.dtype)
+        has = np.zeros((height, width), dtype=bool)
+        col_ok = (cols >= 0) & (cols < data.shape[1])
+        row_ok = (rows >= 0) & (rows < data.shape[0])
+        r, c = np.nonzero(row_ok)[0], np.nonzero(col_ok)[0]
+        values[np.ix_(r, c)] = data[np.ix_(rows[r], cols[c])]
+        has[np.ix_(r, c)] = True
+        return values, has
+    from rasterio.warp import Resampling, reproject
+
+    values = np.full((height, width), fill, dtype=data.dtype)
+    reproject(data, values, src_transform=transform, src_crs=src_crs, dst_transform=dst,
+              dst_crs=dst_crs, resampling=Resampling.nearest)
+    cover = np.zeros((height, width), dtype=np.uint8)
+    reproject(np.ones(data.shape, dtype=np.uint8), cover, src_transform=transform, src_crs=src_crs,
+              dst_transform=dst, dst_crs=dst_crs, resampling=Resampling.nearest)
+    return values, cover.astype(bool)

@@ -1,14 +1,17 @@
-"""NDVI from red and near-infrared reflectance, with cloud masks, per AOI and scene.
+"""NDVI from red and near-infrared reflectance, with cloud masks, per AOI and date.
 
-Reflectance is ``raw * scale + offset`` (STAC ``raster:bands``; Sentinel-2 L2A since
-baseline 04.00: 0.0001 and -0.1). Pixels are NaN where either band is nodata, where the
-cloud mask flags them, where ``nir + red`` is zero, or where the result falls outside
-[-1, 1] (possible only for negative reflectances, which are not physical).
+Reflectance is ``DN * scale + offset`` with the rule stored per scene and band at harvest
+(:mod:`rasteret_core.radiometry`). :func:`aoi_ndvi` gives one NDVI raster per AOI and solar
+day: the day's scenes mosaicked as :mod:`rasteret_core.read.mosaic` documents (least cloud
+first, first valid pixel wins, valid = inside the scene, not nodata, not cloud-masked).
+Pixels are NaN where no scene is valid, where ``nir + red`` is zero, or where the result falls
+outside [-1, 1] (possible only for negative reflectances, which are not physical).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -19,7 +22,8 @@ from shapely.geometry.base import BaseGeometry
 from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.collection.scene import Scene
 from rasteret_core.read.aoi import AoiRaster, ReadFailure, read_aois
-from rasteret_core.read.windows import regrid_nearest
+
+log = logging.getLogger(__name__)
 
 SCL_MASKED_CLASSES = (0, 1, 3, 8, 9, 10)
 """Sentinel-2 SCL classes masked: no data, saturated/defective, cloud shadow, cloud medium
@@ -72,18 +76,32 @@ def ndvi(
 
 @dataclass
 class NdviRaster:
-    """NDVI of one scene over one AOI (float32, NaN outside the AOI and where masked)."""
+    """NDVI of one AOI and one date (float32, NaN outside the AOI and where not valid).
+
+    ``scene_ids`` are the scenes with data in the AOI, in mosaic order; ``aoi_pixels`` the
+    AOI's pixels on this grid, ``covered_pixels`` those with data from any scene.
+    """
 
     geometry_id: str
     scene_id: str
     datetime: dt.datetime
     data: np.ndarray
     transform: Affine
-    crs_epsg: int
+    crs_epsg: int | None
+    scene_ids: list[str] = field(default_factory=list)
+    inside: np.ndarray | None = None
+    covered_pixels: int = 0
+    key: Any = None
+    crs_wkt: str | None = None
+    """The CRS as WKT when it has no EPSG code."""
 
     @property
     def valid_pixels(self) -> int:
         return int(np.isfinite(self.data).sum())
+
+    @property
+    def aoi_pixels(self) -> int:
+        return int(self.inside.sum()) if self.inside is not None else int(self.data.size)
 
 
 @dataclass
@@ -91,6 +109,15 @@ class NdviResult:
     rasters: list[NdviRaster] = field(default_factory=list)
     failures: list[ReadFailure] = field(default_factory=list)
     stats: ReadStats = field(default_factory=ReadStats)
+    warnings: list[str] = field(default_factory=list)
+
+
+def mask_function(mask: str | None, mask_kind: str | None = None):
+    """The cloud-mask function of a mask band (``scl`` / ``qa_pixel`` by kind or band code)."""
+    kind = (mask_kind or ("qa_pixel" if mask and mask.upper() == "QA_PIXEL" else "scl")).lower()
+    if kind not in ("scl", "qa_pixel"):
+        raise ValueError(f"mask_kind must be 'scl' or 'qa_pixel', not {mask_kind!r}")
+    return scl_cloud_mask if kind == "scl" else qa_pixel_cloud_mask
 
 
 def aoi_ndvi(
@@ -101,44 +128,74 @@ def aoi_ndvi(
     nir: str,
     mask: str | None = None,
     mask_kind: str = "scl",
+    groupby: Any = "solar_day",
     reader_options: ReaderOptions | None = None,
     stats: ReadStats | None = None,
     **read_kwargs: Any,
 ) -> NdviResult:
-    """NDVI per (AOI, scene) from a collection's scenes, through the core reader.
+    """NDVI per AOI and time step (default: solar day) from a collection's scenes.
 
     ``mask`` names the cloud-mask band (``SCL`` with ``mask_kind="scl"``, ``QA_PIXEL`` with
-    ``"qa_pixel"``); it is brought to the red band's grid by nearest neighbour.
+    ``"qa_pixel"``); it is brought onto the red band's grid by nearest neighbour before the
+    AOI clip. ``groupby=None`` makes all ``scenes`` one step (a pipeline partition's date).
     """
+    from rasteret_core.read.mosaic import group_key, mosaic_aoi
+
+    scenes = list(scenes)
     bands = [red, nir] + ([mask] if mask else [])
     # masks keep their values outside the AOI: a 20 m mask pixel can straddle the AOI edge
     read = read_aois(scenes, geometries, bands, reader_options=reader_options, stats=stats, fill_outside=False,
                      **read_kwargs)
     result = NdviResult(failures=read.failures, stats=read.stats)
-    by_key: dict[tuple[str, str], dict[str, AoiRaster]] = {}
+    by_id = {s.id: s for s in scenes}
+    groups: dict[tuple[str, Any], list[AoiRaster]] = {}
     for raster in read.rasters:
-        by_key.setdefault((raster.geometry_id, raster.scene_id), {})[raster.band] = raster
-    masker = scl_cloud_mask if mask_kind == "scl" else qa_pixel_cloud_mask
-    for (gid, scene_id), got in sorted(by_key.items()):
-        if red not in got or nir not in got:
-            continue  # the failure of the missing band is already reported
-        r, n = got[red], got[nir]
-        if r.data.shape != n.data.shape or r.transform != n.transform:
-            n_data = regrid_nearest(n.data, n.transform, r.data.shape, r.transform, n.fill)
-        else:
-            n_data = n.data
-        cloud = r.outside.copy()
-        if mask and mask in got:
-            m = got[mask]
-            cloud |= masker(regrid_nearest(m.data, m.transform, r.data.shape, r.transform, 0))
-        elif mask:
-            cloud[:] = True  # no mask could be read: trust nothing rather than cloudy pixels
-        values = ndvi(
-            r.data, n_data, red_scale=r.scale, red_offset=r.offset, nir_scale=n.scale, nir_offset=n.offset,
-            red_nodata=r.nodata, nir_nodata=n.nodata, cloud_mask=cloud,
-        )
-        result.rasters.append(NdviRaster(gid, scene_id, r.datetime, values, r.transform, r.crs_epsg))
+        key = (raster.geometry_id, group_key(by_id[raster.scene_id], groupby))
+        groups.setdefault(key, []).append(raster)
+    masker = mask_function(mask, mask_kind)
+    for (gid, key), rasters in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        members = [by_id[i] for i in dict.fromkeys(r.scene_id for r in rasters)]
+        mosaic = mosaic_aoi(gid, geometries[gid], members, rasters, bands, key=key, physical=True, mask=mask,
+                            mask_fn=masker, mask_clouds=mask is not None)
+        if mosaic is None:
+            continue
+        result.warnings += mosaic.warnings
+        values = ndvi(mosaic.bands[red], mosaic.bands[nir], cloud_mask=mosaic.source < 0)
+        result.rasters.append(NdviRaster(
+            gid, ",".join(mosaic.scene_ids), mosaic.time, values, mosaic.gbox.affine, mosaic.crs_epsg,
+            scene_ids=mosaic.scene_ids, inside=mosaic.inside, covered_pixels=int(mosaic.covered.sum()), key=key,
+            crs_wkt=None if mosaic.crs_epsg is not None else mosaic.crs,
+        ))
+    for warning in result.warnings:
+        log.warning("%s", warning)
     return result
+
+
+def ndvi_of(ds, red: str = "B04", nir: str = "B08", mask: str | None = "SCL", mask_kind: str | None = None):
+    """NDVI (float32, NaN where not valid) of a ``get_xarray`` Dataset, cloud mask applied.
+
+    Works on physical (``reflectance=True``) and raw Datasets (CF ``scale_factor`` /
+    ``add_offset`` decoded first). Ask ``get_xarray`` for ``mask_clouds=True`` so a cloudy
+    pixel of one scene is replaced by a clear one of another scene of the same day; this
+    helper then masks what stays cloudy. ``mask=None`` or a Dataset without it: no cloud mask.
+    """
+    import xarray as xr
+
+    def reflectance(name: str):
+        var = ds[name]
+        if var.dtype.kind == "f":
+            return var.astype("float32")
+        decoded = xr.decode_cf(var.to_dataset(name=name))[name]
+        return decoded.astype("float32")
+
+    r, n = reflectance(red), reflectance(nir)
+    out = ((n - r) / (n + r)).astype("float32")
+    out = out.where((out >= -1.0) & (out <= 1.0))
+    if mask is not None and mask in ds:
+        flagged = xr.apply_ufunc(mask_function(mask, mask_kind), ds[mask])
+        out = out.where(~flagged)
+    out.attrs = {"long_name": "NDVI", "nodata": float("nan"), "grid_mapping": "spatial_ref"}
+    return out.rename("ndvi")
 
 
 def preview_png(data: np.ndarray, max_size: int = 256) -> bytes:

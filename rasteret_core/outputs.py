@@ -90,7 +90,9 @@ def _save_one(ds, output_dir, prefix: str, data_var: str | None, storage_options
     c, a, b, f, d, e = (float(v) for v in ref["GeoTransform"].split())
     transform = Affine(a, b, c, d, e, f)
     epsg = int(ref["epsg"]) if "epsg" in ref else None
-    nodata = var.attrs.get("nodata")
+    nodata = var.attrs.get("nodata", var.attrs.get("_FillValue"))
+    if var.dtype.kind == "f":
+        nodata = float("nan")  # float results mark nodata, outside and masked pixels with NaN
     paths = []
     for t in var.time.values:
         day = np.datetime_as_string(t, unit="D").replace("-", "")
@@ -108,3 +110,36 @@ def read_output(path: str, **reader_options: Any) -> tuple[CogHeader, np.ndarray
     header = read_header(path, **reader_options)
     return header, read_window(header, None, **reader_options)[0]
 
+
+
+NDVI_FILE = "ndvi.tif"
+NDVI_SIDECAR = "ndvi.json"
+"""Next to each date x AOI NDVI COG: the scenes used and the AOI pixels they cover."""
+
+
+def write_ndvi_output(raster: Any, folder: str, *, storage_options: dict[str, Any] | None = None) -> str:
+    """Write one date x AOI NDVI (a :class:`rasteret_core.ndvi.NdviRaster`) as ``<folder>/ndvi.tif``
+    (float32 COG, NaN nodata) and ``<folder>/ndvi.json`` (scene ids, AOI and covered pixels),
+    each atomically. Returns the COG's path."""
+    import json
+
+    path = write_cog(raster.data, f"{folder.rstrip('/')}/{NDVI_FILE}", transform=raster.transform,
+                     crs_epsg=raster.crs_epsg, crs_wkt=getattr(raster, "crs_wkt", None), nodata=float("nan"),
+                     storage_options=storage_options)
+    meta = {"scene_ids": list(raster.scene_ids), "aoi_pixels": raster.aoi_pixels,
+            "covered_pixels": int(raster.covered_pixels), "valid_pixels": raster.valid_pixels}
+    _, fs, parent = resolve_root(folder.rstrip("/"), storage_options)
+    atomic_write(fs, f"{parent}/{NDVI_SIDECAR}", json.dumps(meta, sort_keys=True).encode())
+    return path
+
+
+def read_ndvi_sidecar(folder: str, *, storage_options: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The ``ndvi.json`` of a date x AOI folder, or None when there is none."""
+    import json
+
+    _, fs, parent = resolve_root(folder.rstrip("/"), storage_options)
+    try:
+        with fs.open_input_stream(f"{parent}/{NDVI_SIDECAR}") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return None

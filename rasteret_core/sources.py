@@ -223,7 +223,10 @@ _PC_S2_BANDS = {code: code for code in _S2_BANDS}
 _OLI_ONLY = {code: ("OLI",) for code in ("B1", "B2", "B3", "B4", "B5", "B6", "B7")}
 
 _REGISTRY: dict[str, DataSource] = {}
-_ALIASES = {"sentinel2": "sentinel-2-l2a", "sentinel-2": "sentinel-2-l2a", "landsat": "landsat-c2l2-sr"}
+_ALIASES = {
+    "sentinel2": "sentinel-2-l2a", "sentinel-2": "sentinel-2-l2a", "landsat": "landsat-c2l2-sr",
+    "sentinel-2-c1": "sentinel-2-c1-l2a", "pc-sentinel-2": "pc-sentinel-2-l2a", "pc-landsat": "pc-landsat-c2-l2",
+}
 
 
 class DataSources:

@@ -16,6 +16,13 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
+from rasteret_core.errors import RasteretError
+
+
+class StorageError(RasteretError, OSError):
+    """A write to storage failed (disk full, permissions, network); names the target path.
+    Nothing was changed: the previous file, if any, is intact."""
+
 
 def resolve_root(root: str | Path, storage_options: dict[str, Any] | None) -> tuple[str, pafs.FileSystem, str]:
     """``(display root, filesystem, path inside it)`` for a local path or ``s3://`` URI."""
@@ -53,7 +60,11 @@ def _s3_filesystem(options: dict[str, Any]) -> pafs.S3FileSystem:
 
 
 def atomic_write(fs: pafs.FileSystem, target: str, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary name next to ``target``, then rename over it."""
+    """Write ``data`` to a hidden temporary name next to ``target``, then rename over it.
+
+    Raises:
+        StorageError: the write failed (e.g. disk full); ``target`` is unchanged.
+    """
     parent, _, base = target.rpartition("/")
     tmp = f"{parent}/.{base}.{uuid.uuid4().hex}.tmp"
     try:
@@ -66,11 +77,14 @@ def atomic_write(fs: pafs.FileSystem, target: str, data: bytes) -> None:
             with fs.open_output_stream(tmp) as out:
                 out.write(data)
         fs.move(tmp, target)  # rename(2) locally; server-side copy on S3: both all-or-nothing
-    except BaseException:
+    except BaseException as exc:
         try:
             fs.delete_file(tmp)
         except (OSError, FileNotFoundError):
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise StorageError(exc.errno, f"cannot write {target}: {reason}; the previous version is unchanged") from exc
         raise
     if isinstance(fs, pafs.LocalFileSystem):
         _fsync_dir(parent)

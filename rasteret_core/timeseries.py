@@ -1,4 +1,4 @@
-"""The NDVI time series table: per-AOI, per-date statistics, one small GeoParquet file per
+"""The NDVI time series table: one row of statistics per AOI and date, one small GeoParquet file per
 (date, AOI) so partitions are written independently and atomically, and the folder reads as
 one table (``geopandas.read_parquet(folder)`` / ``pyarrow.dataset``)."""
 
@@ -21,28 +21,51 @@ from rasteret_core.storage import atomic_write, resolve_root
 STATS_SCHEMA = pa.schema([
     ("aoi", pa.string()),
     ("date", pa.dictionary(pa.int32(), pa.string())),  # as the hive partition date=... reads, so both agree
-    ("scene_id", pa.string()),
-    ("mean", pa.float64()),
-    ("median", pa.float64()),
+    ("scene_ids", pa.list_(pa.string())),
+    ("coverage", pa.float64()),
+    ("valid_fraction", pa.float64()),
     ("valid_pixels", pa.int64()),
     ("aoi_pixels", pa.int64()),
-    ("valid_fraction", pa.float64()),
+    ("mean", pa.float64()),
+    ("median", pa.float64()),
+    ("std", pa.float64()),
+    ("min", pa.float64()),
+    ("max", pa.float64()),
+    ("p10", pa.float64()),
+    ("p90", pa.float64()),
     ("ndvi_path", pa.string()),
     ("geometry", pa.binary()),
 ])
+"""One row per date x AOI: the day's mosaic. ``coverage``: fraction of the AOI's pixels with
+data from any scene; ``valid_fraction``: fraction of the AOI's pixels with a valid NDVI
+(covered, not cloud-masked); statistics over the valid pixels (``std`` is the population
+standard deviation, percentiles numpy's linear interpolation)."""
+
+_EMPTY = {"mean": None, "median": None, "std": None, "min": None, "max": None, "p10": None, "p90": None}
 
 
-def ndvi_statistics(data: np.ndarray, inside: np.ndarray) -> dict[str, Any]:
-    """Mean, median and valid fraction of NDVI pixels inside the AOI (NaN = masked)."""
+def ndvi_statistics(data: np.ndarray, inside: np.ndarray, covered: int | None = None) -> dict[str, Any]:
+    """Statistics of the NDVI pixels inside the AOI (NaN = not valid), as :data:`STATS_SCHEMA`.
+
+    ``inside``: the AOI's pixels (rasterio.mask semantics) on ``data``'s grid; ``covered``:
+    how many of them some scene covers (default: the valid ones).
+    """
     values = data[inside]
-    valid = values[np.isfinite(values)]
-    return {
-        "mean": float(valid.mean()) if valid.size else None,
-        "median": float(np.median(valid)) if valid.size else None,
+    valid = values[np.isfinite(values)].astype(np.float64)
+    aoi_pixels = int(values.size)
+    covered = int(valid.size) if covered is None else int(covered)
+    out: dict[str, Any] = {
         "valid_pixels": int(valid.size),
-        "aoi_pixels": int(values.size),
-        "valid_fraction": float(valid.size / values.size) if values.size else 0.0,
+        "aoi_pixels": aoi_pixels,
+        "valid_fraction": float(valid.size / aoi_pixels) if aoi_pixels else 0.0,
+        "coverage": float(covered / aoi_pixels) if aoi_pixels else 0.0,
+        **_EMPTY,
     }
+    if valid.size:
+        p10, p90 = np.percentile(valid, [10, 90])
+        out.update(mean=float(valid.mean()), median=float(np.median(valid)), std=float(valid.std()),
+                   min=float(valid.min()), max=float(valid.max()), p10=float(p10), p90=float(p90))
+    return out
 
 
 def write_stats(rows: list[dict[str, Any]], root: str, *, date: str, aoi: str, geometry: BaseGeometry,
@@ -50,8 +73,7 @@ def write_stats(rows: list[dict[str, Any]], root: str, *, date: str, aoi: str, g
     """Replace the statistics of one (date, AOI) atomically; an empty ``rows`` writes one
     row without a scene, so a date without scenes is an explicit result."""
     if not rows:
-        rows = [{"scene_id": None, "mean": None, "median": None, "valid_pixels": 0, "aoi_pixels": 0,
-                 "valid_fraction": 0.0, "ndvi_path": None}]
+        rows = [empty_row()]
     wkb = shapely.to_wkb(geometry)
     table = pa.Table.from_pylist(
         [{**r, "aoi": aoi, "date": date, "geometry": wkb} for r in rows], schema=STATS_SCHEMA
@@ -64,6 +86,12 @@ def write_stats(rows: list[dict[str, Any]], root: str, *, date: str, aoi: str, g
     fs.create_dir(f"{path}/date={safe_name(date)}", recursive=True)
     atomic_write(fs, f"{path}/{relative}", buf.getvalue())
     return f"{root.rstrip('/')}/{relative}"
+
+
+def empty_row() -> dict[str, Any]:
+    """The row of a date x AOI without any scene."""
+    return {"scene_ids": [], "coverage": 0.0, "valid_fraction": 0.0, "valid_pixels": 0, "aoi_pixels": 0,
+            "ndvi_path": None, **_EMPTY}
 
 
 def read_stats(root: str | os.PathLike[str], storage_options: dict[str, Any] | None = None):

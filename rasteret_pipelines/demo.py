@@ -33,6 +33,14 @@ PREFIX = "sentinel-s2-l2a-cogs/43/P/GQ/2024/1"
 DATES = [(5, 4.0), (10, 38.0), (15, 11.0)]
 
 
+def first_date() -> str:
+    return f"2024-01-{DATES[0][0]:02d}"
+
+
+def last_date() -> str:
+    return f"2024-01-{DATES[-1][0]:02d}"
+
+
 def demo_dir() -> Path:
     return Path(os.environ.get("RASTERET_DEMO_DIR", PROJECT / ".rasteret_demo"))
 
@@ -59,8 +67,9 @@ def demo_environment(root: Path, endpoint: str) -> dict[str, str]:
     return {
         "RASTERET_STAC_SOURCE": str(root / "items.json"),
         "RASTERET_STORAGE": str(root / "storage"),
-        "RASTERET_S3_ENDPOINT": endpoint,
-        "RASTERET_START_DATE": "2024-01-01",
+        "AWS_ENDPOINT_URL": endpoint,
+        "RASTERET_START_DATE": first_date(),  # the demo's partitions span only its dates
+        "RASTERET_END_DATE": last_date(),
         "DAGSTER_HOME": str(home),
         "DAGSTER_DISABLE_TELEMETRY": "1",
     }
@@ -108,7 +117,7 @@ def run_pipeline() -> int:
     print(f"collection: {storage / 'collection'}")
     print(f"NDVI GeoTIFFs: {storage / 'ndvi'} ({len(list((storage / 'ndvi').rglob('*.tif')))} files)")
     print(f"statistics: {storage / 'ndvi_stats'}\n")
-    print(table[["date", "aoi", "scene_id", "mean", "median", "valid_fraction"]].to_string(index=False))
+    print(table[["date", "aoi", "scene_ids", "coverage", "valid_fraction", "mean", "median"]].to_string(index=False))
     return 0
 
 
@@ -119,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                              "serve: only serve the demo scenes (for the library quick start)")
     parser.add_argument("--port", type=int, default=None, help="UI port (3000) or, with serve, the S3 port (9000)")
     args = parser.parse_args(argv)
+    busy = _busy_port(args)
+    if busy:
+        print(busy, file=sys.stderr)
+        return 1
     root = demo_dir()
     print(f"demo data in {root} (generated once)")
     prepare_data(root)
@@ -131,6 +144,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return run_pipeline()
         return _ui(args.port or 3000)
+
+
+def _busy_port(args: argparse.Namespace) -> str | None:
+    """One line saying which fixed port is taken and how to choose another, or ``None``."""
+    import socket
+
+    if args.command == "run":
+        return None
+    port = args.port or (9000 if args.command == "serve" else 3000)
+    target = "serve-demo" if args.command == "serve" else "ui"
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return (f"port {port} on 127.0.0.1 is in use (an earlier `make {target}` still running?);"
+                    f" choose another: make {target} PORT={port + 1}")
+    return None
 
 
 def _serve(server: ObjectStoreServer, root: Path) -> int:
@@ -149,10 +179,14 @@ def _serve(server: ObjectStoreServer, root: Path) -> int:
 
 
 def _ui(port: int) -> int:
-    """``dagster dev`` on the demo settings until interrupted (its process group is stopped)."""
+    """``dg dev`` on the demo settings until interrupted (its process group is stopped)."""
+    # `dg dev -w` is Dagster 1.13's local command and, given -w, loads workspace.yaml as it is;
+    # started in DAGSTER_HOME so the project's own dagster.yaml is not mistaken for the instance's.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-        cwd=PROJECT, start_new_session=True,
+        [str(Path(sys.executable).parent / "dg"), "dev", "-w", str(PROJECT / "workspace.yaml"), "-h", "127.0.0.1",
+         "-p", str(port)],
+        cwd=os.environ.get("DAGSTER_HOME", PROJECT), start_new_session=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))},
     )
     print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it)")
 

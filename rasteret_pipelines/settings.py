@@ -7,8 +7,12 @@ and CI load the same definitions and only the environment differs.
 | ``RASTERET_STORAGE`` | folder or ``s3://bucket/prefix`` for collection, NDVI and stats | ``<workspace>/pipelines`` |
 | ``RASTERET_AOIS`` | GeoJSON/GeoParquet of named AOIs | the shipped Bangalore AOIs |
 | ``RASTERET_START_DATE`` | first daily partition | ``2024-01-01`` |
-| ``RASTERET_S3_ENDPOINT`` | S3-compatible endpoint for s3:// reads and storage | AWS |
+| ``RASTERET_END_DATE`` | last daily partition (inclusive) | none: up to yesterday, growing daily |
+| ``AWS_ENDPOINT_URL`` | S3-compatible endpoint for s3:// reads and storage (the library and AWS tools read it too) | AWS |
 | ``RASTERET_SENSOR_INTERVAL`` | seconds between AOI-source and automation evaluations | ``60`` |
+
+``RASTERET_S3_ENDPOINT``, the pipelines' earlier name for the endpoint, still works and wins
+over ``AWS_ENDPOINT_URL`` when both are set.
 """
 
 from __future__ import annotations
@@ -39,8 +43,17 @@ def start_date() -> str:
     return os.environ.get("RASTERET_START_DATE", "2024-01-01")
 
 
+def end_date() -> str | None:
+    """The last daily partition (inclusive), or ``None`` for partitions that grow every day."""
+    return os.environ.get("RASTERET_END_DATE") or None
+
+
 def s3_endpoint() -> str | None:
-    return os.environ.get("RASTERET_S3_ENDPOINT") or None
+    """The S3-compatible endpoint: ``RASTERET_S3_ENDPOINT``, else the standard
+    ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` the library reads, else ``None`` (AWS)."""
+    from rasteret_core.cog.urls import s3_endpoint_from_env
+
+    return os.environ.get("RASTERET_S3_ENDPOINT") or s3_endpoint_from_env()
 
 
 def sensor_interval() -> int:

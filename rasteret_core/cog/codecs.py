@@ -7,6 +7,7 @@ instead of allocating.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Callable
 
@@ -87,11 +88,12 @@ def _available(name: str) -> bool:
     return bool(getattr(codec, "available", False))
 
 
-def supported_compressions() -> set[int]:
-    """Compression codes this installation can decode."""
+@functools.lru_cache(maxsize=1)
+def supported_compressions() -> frozenset[int]:
+    """Compression codes this installation can decode (probed once: every header asks)."""
     needs = {5: "lzw", 7: "jpeg8", 8: "zlib", 32946: "zlib", 32773: "packbits", 34887: "lerc",
              34925: "lzma", 50000: "zstd", 50001: "webp"}
-    return {1} | {code for code, name in needs.items() if _available(name)}
+    return frozenset({1} | {code for code, name in needs.items() if _available(name)})
 
 
 def check_supported(header: CogHeader) -> None:

@@ -91,8 +91,8 @@ class ConnectPacer:
     """Lets ``burst`` new connections start at once, then one every ``interval`` seconds.
 
     A token bucket on the times connects actually start: tokens refill at one per
-    ``interval`` up to ``burst``. Waiters go one at a time, so an event loop that was busy
-    for a while releases at most ``burst`` connects together, never all that queued up.
+    ``interval`` up to ``burst``, so an event loop that was busy for a while releases at most
+    ``burst`` connects together, never all that queued up.
     """
 
     def __init__(self, burst: int, interval: float) -> None:
@@ -100,7 +100,7 @@ class ConnectPacer:
         self.interval = interval
         self._tokens = float(burst)
         self._stamp: float | None = None
-        self._lock: asyncio.Lock | None = None
+        self._lock: asyncio.Event | None = None  # set (and replaced) when waiters should look again
 
     def delay(self, now: float) -> float:
         """Seconds until a token is available at ``now`` (0: take it now)."""
@@ -114,16 +114,29 @@ class ConnectPacer:
             return 0.0
         return (1.0 - self._tokens) * self.interval
 
-    async def wait(self) -> None:
-        """Wait for a token (in arrival order)."""
+    async def wait(self, ready=None) -> bool:
+        """Wait for a token; return False instead when ``ready()`` (e.g. a pooled connection
+        was freed) turns true first. ``ready`` is polled whenever :meth:`notify` is called."""
         if self.interval <= 0:
-            return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+            return True
         loop = asyncio.get_running_loop()
-        async with self._lock:
-            while (delay := self.delay(loop.time())) > 0:
-                await asyncio.sleep(delay)
+        while (delay := self.delay(loop.time())) > 0:
+            if ready is not None and ready():
+                return False
+            if self._lock is None:
+                self._lock = asyncio.Event()
+            waker = self._lock
+            try:
+                await asyncio.wait_for(waker.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+        return True
+
+    def notify(self) -> None:
+        """Wake the waiters so they look again (a connection went back to the pool)."""
+        if self._lock is not None:
+            self._lock.set()
+            self._lock = None
 
 
 class _PacedConnector(aiohttp.TCPConnector):
@@ -136,9 +149,13 @@ class _PacedConnector(aiohttp.TCPConnector):
         self.slowest_connect_s = 0.0
 
     async def _create_connection(self, req, traces, timeout):  # aiohttp's hook for a new connection
-        await self._pacer.wait()
-        # a connection freed while this request waited for its turn is reused instead
-        idle = self._idle_connection(req.connection_key)
+        key = req.connection_key
+        # a connection freed while this request waits for its turn is taken instead
+        while not await self._pacer.wait(ready=lambda: bool(self._conns.get(key))):
+            idle = self._idle_connection(key)
+            if idle is not None:
+                return idle
+        idle = self._idle_connection(key)
         if idle is not None:
             return idle
         self.connections_opened += 1
@@ -149,6 +166,10 @@ class _PacedConnector(aiohttp.TCPConnector):
             # an overflowed accept queue shows here as a connect of 1 s or more (SYN retransmit)
             self.slowest_connect_s = max(self.slowest_connect_s, asyncio.get_running_loop().time() - started)
 
+
+    def _release(self, *args, **kwargs):  # a connection goes back to the pool (or is closed)
+        super()._release(*args, **kwargs)
+        self._pacer.notify()
 
     def _idle_connection(self, key):
         """A live pooled connection for ``key`` (what aiohttp's own reuse takes), or None."""

@@ -78,8 +78,11 @@ class CogHeader:
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", np.dtype(self.dtype))
         for name in ("tile_offsets", "tile_byte_counts"):
-            arr = np.array(getattr(self, name), dtype=np.uint64)
-            arr.setflags(write=False)
+            arr = getattr(self, name)
+            if not (isinstance(arr, np.ndarray) and arr.dtype == np.uint64 and not arr.flags.writeable):
+                # read-only arrays are shared as they are (``replace`` would otherwise copy them)
+                arr = np.array(arr, dtype=np.uint64)
+                arr.setflags(write=False)
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "transform", tuple(float(v) for v in self.transform))
         object.__setattr__(self, "overviews", tuple(self.overviews))

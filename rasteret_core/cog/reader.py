@@ -429,7 +429,10 @@ def run_sync(awaitable_factory) -> Any:
     """Run a coroutine to completion from synchronous code, even inside a running loop."""
     try:
         asyncio.get_running_loop()
+        running = True
     except RuntimeError:
+        running = False
+    if not running:  # outside the except block, so errors are not chained to "no running event loop"
         return asyncio.run(awaitable_factory())
     result: list[Any] = []
     error: list[BaseException] = []

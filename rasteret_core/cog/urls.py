@@ -41,7 +41,10 @@ asset's ``http(s)://`` URL stripped of any signature, token or expiry parameter
 (:func:`strip_secrets`), it returns the URL to fetch, e.g. the same URL with a fresh SAS
 token or a presigned query. It may be a coroutine function and should cache its tokens.
 The returned URL must have the same origin (scheme, host, port), or the read fails with a
-``LocationError``. Example: ``ReaderOptions(signer=lambda url: url + "?" + sas_token)``."""
+``LocationError``. Example: ``ReaderOptions(signer=lambda url: url + "?" + sas_token)``.
+A signer may also have ``invalidate(url, used)``: the reader calls it when a blob store answers
+that the signature has expired (Azure 403 ``AuthenticationFailed``), then retries the request
+(see :class:`rasteret_core.cog.azure.PlanetaryComputerSigner`)."""
 
 # Query parameters of presigned/tokenised URLs: exact names, lower case...
 _SECRET_QUERY_KEYS = {

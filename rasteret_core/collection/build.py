@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 
 from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import redact_url
-from rasteret_core.collection.harvest import AssetFailure, harvest, source_reader_options
+from rasteret_core.collection.harvest import AssetFailure, harvest, item_failure, source_reader_options
 from rasteret_core.collection.scene import Scene
 from rasteret_core.collection.store import METADATA_FILE, Collection, WriteResult, parse_date
 from rasteret_core.errors import RasteretError
@@ -236,7 +236,8 @@ def _build(
     # searched items are third-party input: only the locations the source may point at
     harvested = harvest(to_read, source, bands=bands, reader_options=source_reader_options(source, reader_options),
                         progress=progress)
-    report.failures, report.warnings, report.stats = harvested.failures, harvested.warnings, harvested.stats
+    report.failures = [item_failure(err) for err in found.rejected] + harvested.failures
+    report.warnings, report.stats = harvested.warnings, harvested.stats
     report.reused = len(kept)
     if harvested.scenes and not any(a.header is not None for sc in harvested.scenes for a in sc.bands.values()):
         report.message = (f"none of the {len(harvested.failures)} COG headers of {len(harvested.scenes)} items could be"

@@ -23,6 +23,7 @@ from rasteret_core.cog.urls import redact_hrefs, redact_url, source_locations
 from rasteret_core.collection.scene import BandAsset, Scene
 from rasteret_core.collection.schema import ASSETS_PROPERTY
 from rasteret_core.progress import Progress
+from rasteret_core.stac.validate import InvalidItemError, split_valid
 from rasteret_core.sources import DataSource
 from rasteret_core.stac.local_items import item_datetime_range, item_geometry
 
@@ -111,12 +112,22 @@ async def aharvest(
     ``reader_options`` (requester-pays taken from ``source``).
     """
     bands = source.check_bands(bands)
-    items = [_as_dict(item) for item in items]
+    # malformed items are failures naming the item and the field; the others are harvested
+    items, rejected = split_valid([_as_dict(item) for item in items], cloud_cover_property=source.cloud_cover_property,
+                                  asset_keys=[source.band_map[b] for b in bands])
     stats = stats if stats is not None else ReadStats()
     if client is None:
         async with CogClient(reader_options_for(source, reader_options)) as own:
-            return await _harvest(items, source, bands, own, stats, progress)
-    return await _harvest(items, source, bands, client, stats, progress)
+            result = await _harvest(items, source, bands, own, stats, progress)
+    else:
+        result = await _harvest(items, source, bands, client, stats, progress)
+    result.failures[:0] = [item_failure(err) for err in rejected]
+    return result
+
+
+def item_failure(err: InvalidItemError) -> AssetFailure:
+    """The failure recorded for a malformed item (``band`` is ``"item"``)."""
+    return AssetFailure(err.item_id, "item", "", f"InvalidItemError: {err}")
 
 
 def harvest(items: Iterable[Any], source: DataSource, **kwargs: Any) -> HarvestResult:
@@ -244,12 +255,12 @@ def compare_proj(item: Mapping[str, Any], asset: Mapping[str, Any], band: str, h
     return out
 
 
-def _as_dict(item: Any) -> dict[str, Any]:
+def _as_dict(item: Any) -> Any:
     if isinstance(item, Mapping):
         return dict(item)
     to_dict = getattr(item, "to_dict", None)
     if to_dict is None:
-        raise TypeError(f"not a STAC item: {type(item).__name__}")
+        return item  # not an item: validation records it
     return to_dict(transform_hrefs=False) if _accepts_transform(to_dict) else to_dict()
 
 

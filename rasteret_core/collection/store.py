@@ -209,11 +209,18 @@ class Collection:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         data = sink.getvalue().to_pybytes()
-        if new_bands:
-            self.bands = bands
-            self._save_metadata()
+        # the partition first, then the metadata naming its new bands: a failed write (e.g. a
+        # full disk) leaves both as they were
+        previous = self._read_bytes(target) if new_bands else None
         self._fs.create_dir(part_dir, recursive=True)
         atomic_write(self._fs, target, data)
+        if new_bands:
+            try:
+                self._save_metadata(bands=bands)
+            except BaseException:
+                self._restore(target, previous)
+                raise
+            self.bands = bands
         log.info("wrote %d scenes to %s", len(scenes), self._display(target))
         return WriteResult(date, self._display(target), len(scenes), len(data))
 
@@ -395,16 +402,32 @@ class Collection:
             bands += [b for b in table_bands(schema) if b not in bands]
         return bands
 
-    def _save_metadata(self) -> None:
+    def _save_metadata(self, *, bands: list[str] | None = None) -> None:
         meta = {
             **self.metadata,
             "name": self.name,
             "schema_version": SCHEMA_VERSION,
             "data_source": self.data_source.to_dict() if self.data_source else None,
-            "bands": self.bands,
+            "bands": self.bands if bands is None else bands,
         }
-        self.metadata = meta
         atomic_write(self._fs, f"{self._path}/{METADATA_FILE}", json.dumps(meta, indent=1).encode())
+        self.metadata = meta  # only once it is on storage
+
+    def _read_bytes(self, path: str) -> bytes | None:
+        if self._fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with self._fs.open_input_stream(path) as stream:
+            return stream.read()
+
+    def _restore(self, path: str, previous: bytes | None) -> None:
+        """Put back what ``path`` held before a write whose metadata update then failed."""
+        try:
+            if previous is None:
+                self._fs.delete_file(path)
+            else:
+                atomic_write(self._fs, path, previous)
+        except OSError:
+            log.error("could not restore %s after a failed metadata write", self._display(path))
 
     def _display(self, path: str) -> str:
         return f"s3://{path}" if self.root.startswith("s3://") else path

@@ -76,28 +76,45 @@ def compute_chunk(task: ChunkTask) -> np.ndarray:
     """
     height, width = task.shape
     dtype = np.dtype(task.dtype)
-    out = np.full((height, width), task.fill, dtype=dtype)
     if not task.sources:
-        return out[None]
-    filled = np.zeros((height, width), dtype=bool)
+        return np.full((1, height, width), task.fill, dtype=dtype)
     arrays = runtime(task.options, task.cache_bytes).read([(s.header, s.window) for s in task.sources])
-    for src, data in zip(task.sources, arrays):
+    out = np.full((height, width), task.fill, dtype=dtype)  # after the read: waiting tasks hold nothing
+    filled: np.ndarray | None = None  # only needed when "not yet filled" cannot be read off the values
+    for i, (src, data) in enumerate(zip(task.sources, arrays)):
         r0, r1, c0, c1 = src.dst
+        region = out[r0:r1, c0:c1]
         nodata = src.header.nodata
         if src.paste:
-            values = data
-            valid = values != nodata if nodata is not None else np.ones(values.shape, dtype=bool)
+            values, valid = data, None
         else:
             values, valid = _warp(task, src, data)
+        if _fill_marks_empty(task, src, dtype):
+            # the output's fill is the source's nodata: an unfilled pixel holds it, an invalid
+            # source pixel holds it too, so copying where the output is still empty is the mosaic
+            if i == 0:
+                np.copyto(region, values, casting="unsafe")
+            else:
+                np.copyto(region, values, where=(region == task.fill) & (values != nodata), casting="unsafe")
+            continue
+        if valid is None:
+            valid = values != nodata if nodata is not None else np.ones(values.shape, dtype=bool)
+        if filled is None:
+            filled = np.zeros((height, width), dtype=bool)
         take = valid & ~filled[r0:r1, c0:c1]
         if not take.any():
             continue
-        values = _convert(values, src, task, dtype)
-        out[r0:r1, c0:c1][take] = values[take]
+        np.copyto(region, _convert(values, src, task, dtype), where=take, casting="unsafe")
         filled[r0:r1, c0:c1] |= take
         if filled.all():
             break
     return out[None]
+
+
+def _fill_marks_empty(task: ChunkTask, src: SourceRead, dtype: np.dtype) -> bool:
+    nodata = src.header.nodata
+    return (not task.physical and nodata is not None and not np.isnan(nodata) and float(task.fill) == float(nodata)
+            and dtype == src.header.dtype)
 
 
 def _convert(values: np.ndarray, src: SourceRead, task: ChunkTask, dtype: np.dtype) -> np.ndarray:

@@ -104,7 +104,10 @@ def _choose_image(scene, band: str, geobox: GeoBox, pad: int):
 
 def _source_read(scene_id: str, header: CogHeader, ov: int | None, src_box: GeoBox, chunk: GeoBox, pad: int,
                  scale, offset) -> SourceRead | None:
-    info = compute_reproject_roi(src_box, chunk, padding=pad)
+    # default padding first: odc-geo reports a pure translation (paste) only without padding
+    info = compute_reproject_roi(src_box, chunk)
+    if not info.paste_ok:
+        info = compute_reproject_roi(src_box, chunk, padding=pad)
     if roi_is_empty(info.roi_dst) or roi_is_empty(info.roi_src):
         return None
     ys, xs = info.roi_src

@@ -25,8 +25,9 @@ from rasterio.windows import Window
 
 from rasteret_core.cog import CogClient, CogHeader, ReaderOptions, ReadStats
 
-DEFAULT_CACHE_BYTES = 128 * 1024 * 1024
-"""Decoded tiles kept per process: 64 Sentinel-2 10 m tiles (1024 x 1024 uint16)."""
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+"""Decoded tiles kept per process: 32 Sentinel-2 10 m tiles (1024 x 1024 uint16), enough for
+the tiles along the edges of a row of neighbouring chunks."""
 
 _LOCK = threading.Lock()
 _RUNTIMES: dict[tuple[int, ReaderOptions, int], "Runtime"] = {}
@@ -64,8 +65,12 @@ class TileCache:
 class Runtime:
     """One process's reader: an event loop thread running one :class:`CogClient`."""
 
-    def __init__(self, options: ReaderOptions, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+    def __init__(self, options: ReaderOptions, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 reads_in_flight: int | None = None) -> None:
         self.options = options
+        # chunk reads decoding at once: bounds decoded tiles in memory whatever the dask threads
+        self.reads_in_flight = reads_in_flight or max(8, 4 * (os.cpu_count() or 2))
+        self._slots: asyncio.Semaphore | None = None
         self.stats = ReadStats()
         self.cache = TileCache(cache_bytes)
         self._pending: dict[TileKey, asyncio.Future] = {}
@@ -83,6 +88,12 @@ class Runtime:
         return asyncio.run_coroutine_threadsafe(self._read(reads), self.loop).result()
 
     async def _read(self, reads: list[tuple[CogHeader, tuple[int, int, int, int]]]) -> list[np.ndarray]:
+        if self._slots is None:  # created on the loop's own thread
+            self._slots = asyncio.Semaphore(self.reads_in_flight)
+        async with self._slots:
+            return await self._read_now(reads)
+
+    async def _read_now(self, reads: list[tuple[CogHeader, tuple[int, int, int, int]]]) -> list[np.ndarray]:
         wanted: dict[TileKey, tuple[CogHeader, int]] = {}
         for header, window in reads:
             for t in _tiles(header, window):

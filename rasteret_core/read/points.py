@@ -163,7 +163,7 @@ def plan_point_windows(
     from rasterio.warp import transform
 
     jobs: list[_Job] = []
-    projected: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for scene in scenes:
         for band in bands:
             asset = scene.bands.get(band)
@@ -173,14 +173,15 @@ def plan_point_windows(
                     failures.append(ReadFailure(scene.id, band, None, why or "no header"))
                 continue
             header = asset.header
-            if header.crs_epsg is None:
+            crs = header.crs  # "EPSG:n", or the WKT of a CRS without a code
+            if crs is None:
                 if failures is not None:
-                    failures.append(ReadFailure(scene.id, band, None, "the image has no EPSG CRS"))
+                    failures.append(ReadFailure(scene.id, band, None, "the image has no CRS (no GeoKeys GDAL can read)"))
                 continue
-            if header.crs_epsg not in projected:
-                xs, ys = transform("EPSG:4326", f"EPSG:{header.crs_epsg}", lonlat[:, 0].tolist(), lonlat[:, 1].tolist())
-                projected[header.crs_epsg] = (np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64))
-            xs, ys = projected[header.crs_epsg]
+            if crs not in projected:
+                xs, ys = transform("EPSG:4326", crs, lonlat[:, 0].tolist(), lonlat[:, 1].tolist())
+                projected[crs] = (np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64))
+            xs, ys = projected[crs]
             inv = ~Affine(*header.transform[:6])
             cols = np.floor(inv.a * xs + inv.b * ys + inv.c).astype(np.int64)
             rows = np.floor(inv.d * xs + inv.e * ys + inv.f).astype(np.int64)

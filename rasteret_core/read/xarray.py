@@ -1,22 +1,29 @@
 """Assembling clipped AOI rasters into xarray Datasets (CF / rioxarray conventions).
 
-Each geometry gets its own grid: the union of its crops in the finest band's pixel grid.
-Coarser bands (Sentinel-2 SCL at 20 m) are brought onto it by nearest neighbour. Scenes
-acquired at the same instant (neighbouring tiles of one overpass) are mosaicked into one
-time step, first valid pixel wins.
+Each geometry gets one grid (the CRS of largest overlap, the finest band's lattice, the AOI's
+rasterio.mask extent); the scenes of one solar day are mosaicked into one time step, first
+valid pixel wins, least cloud first (:mod:`rasteret_core.read.mosaic`). Masks and coarser bands
+(Sentinel-2 SCL at 20 m) are brought onto the grid by nearest neighbour before the AOI clip.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from functools import lru_cache
+from typing import Any, Mapping
 
 import numpy as np
 import xarray as xr
 from affine import Affine
 
+from shapely.geometry.base import BaseGeometry
+
+from rasteret_core import radiometry
+from rasteret_core.collection.scene import Scene
 from rasteret_core.errors import RasteretError
+from rasteret_core.grid import geobox_crs
 from rasteret_core.read.aoi import AoiRaster
+from rasteret_core.read.mosaic import group_key, mosaic_aoi, target_geobox
 
 MAX_SPARSE_FACTOR = 4.0
 """A stacked Dataset may hold at most this many times the pixels of its per-geometry parts..."""
@@ -42,84 +49,101 @@ def spatial_ref(epsg: int | None, transform: Affine, wkt: str | None = None) -> 
     return xr.DataArray(0, attrs=attrs)
 
 
-def geometry_dataset(rasters: list[AoiRaster], bands: list[str]) -> xr.Dataset:
-    """One geometry's rasters (one CRS) as a Dataset with dims (time, y, x)."""
-    epsg, wkt = rasters[0].crs_epsg, rasters[0].crs_wkt
-    finest = min(rasters, key=lambda r: abs(r.transform.a))
-    a, e = finest.transform.a, finest.transform.e
-    ref = [r for r in rasters if abs(r.transform.a - a) < 1e-9 and abs(r.transform.e - e) < 1e-9]
-    x0 = min(r.transform.c for r in ref)
-    y0 = max(r.transform.f for r in ref)
-    x1 = max(r.transform.c + r.data.shape[1] * a for r in ref)
-    y1 = min(r.transform.f + r.data.shape[0] * e for r in ref)
-    width, height = int(round((x1 - x0) / a)), int(round((y1 - y0) / e))
-    grid = Affine(a, 0.0, x0, 0.0, e, y0)
+def geometry_dataset(
+    geometry_id: str,
+    geometry: BaseGeometry,
+    scenes: list[Scene],
+    rasters: list[AoiRaster],
+    bands: list[str],
+    *,
+    groupby: Any = "solar_day",
+    physical: bool = False,
+    mask: str | None = None,
+    mask_clouds: bool = False,
+    warnings: list[str] | None = None,
+) -> xr.Dataset | None:
+    """One geometry's rasters as a Dataset (time, y, x) on one grid, one mosaic per time step.
 
-    times = sorted({r.datetime for r in rasters})
-    index = {t: i for i, t in enumerate(times)}
-    scene_ids: dict[int, list[str]] = defaultdict(list)
+    The grid, the grouping and the mosaic rule are :mod:`rasteret_core.read.mosaic`'s. Raw
+    variables keep the stored dtype with ``nodata`` and, when every scene of the Dataset has
+    the same radiometry rule, CF ``scale_factor``/``add_offset``/``_FillValue`` (so
+    ``xr.decode_cf`` gives physical values); ``physical=True`` gives float32 physical values
+    with NaN for nodata. Coordinates ``scene_id`` (comma-joined, mosaic order) and
+    ``coverage`` (fraction of the AOI's pixels with data) per time step.
+    """
+    from rasteret_core.ndvi import mask_function
+
+    gbox = target_geobox(geometry, scenes, rasters, bands)
+    if gbox is None:
+        return None
+    by_id = {s.id: s for s in scenes}
+    groups: dict[Any, list[AoiRaster]] = defaultdict(list)
+    for r in rasters:
+        groups[group_key(by_id[r.scene_id], groupby)].append(r)
+    masker = mask_function(mask) if mask is not None else None
+    mosaics = []
+    for key, members in groups.items():
+        group_scenes = [by_id[i] for i in dict.fromkeys(r.scene_id for r in members)]
+        m = mosaic_aoi(geometry_id, geometry, group_scenes, members, bands, gbox=gbox, key=key, physical=physical,
+                       mask=mask, mask_fn=masker, mask_clouds=mask_clouds)
+        if m is not None:
+            mosaics.append(m)
+            if warnings is not None:
+                warnings.extend(m.warnings)
+    if not mosaics:
+        return None
+    mosaics.sort(key=lambda m: (m.time, str(m.key)))
+    epsg = gbox.crs.epsg
+    wkt = None if epsg is not None else gbox.crs.to_wkt()
+    grid = gbox.affine
+    height, width = gbox.shape.yx
     variables = {}
     for band in bands:
-        of_band = [r for r in rasters if r.band == band]
-        if not of_band:
+        if not any(band in m.bands for m in mosaics):
             continue
-        fill = of_band[0].fill
-        dtype = of_band[0].data.dtype
-        cube = np.full((len(times), height, width), fill, dtype=dtype)
-        covered = np.zeros(cube.shape, dtype=bool)
-        for r in of_band:
-            t = index[r.datetime]
-            if r.scene_id not in scene_ids[t]:
-                scene_ids[t].append(r.scene_id)
-            _paste(cube[t], covered[t], r, grid)
-        attrs = {"nodata": fill, "grid_mapping": "spatial_ref"}
-        if of_band[0].scale is not None:
-            attrs.update(scale=of_band[0].scale, offset=of_band[0].offset or 0.0)
+        cube = np.stack([m.bands[band] for m in mosaics])
+        fill = mosaics[0].fill[band]
+        attrs: dict[str, Any] = {"nodata": fill, "grid_mapping": "spatial_ref"}
+        rules = {m.rules.get(band) for m in mosaics}
+        if len(rules) == 1 and None not in rules:
+            scale, offset, rule = next(iter(rules))
+            attrs["radiometry_rule"] = rule or "raw"
+            if scale is not None and cube.dtype.kind != "f":
+                attrs.update(radiometry.cf_attributes(scale, offset, fill))
+        else:
+            attrs["radiometry_rule"] = "mixed: scenes differ (ask for reflectance=True for physical values)"
+        if cube.dtype.kind == "f":
+            attrs["nodata"] = float("nan")
         variables[band] = (("time", "y", "x"), cube, attrs)
     coords = {
-        "time": np.array([np.datetime64(t.replace(tzinfo=None), "ns") for t in times]),
-        "y": y0 + (np.arange(height) + 0.5) * e,
-        "x": x0 + (np.arange(width) + 0.5) * a,
-        "scene_id": ("time", [",".join(scene_ids[i]) for i in range(len(times))]),
+        "time": np.array([np.datetime64(m.time.replace(tzinfo=None), "ns") for m in mosaics]),
+        "y": grid.f + (np.arange(height) + 0.5) * grid.e,
+        "x": grid.c + (np.arange(width) + 0.5) * grid.a,
+        "scene_id": ("time", [",".join(m.scene_ids) for m in mosaics]),
+        "coverage": ("time", [m.coverage for m in mosaics]),
         "spatial_ref": spatial_ref(epsg, grid, wkt),
     }
-    return xr.Dataset(variables, coords=coords, attrs={"crs": rasters[0].crs})
+    return xr.Dataset(variables, coords=coords, attrs={"crs": geobox_crs(gbox)})
 
 
-def _paste(target: np.ndarray, covered: np.ndarray, raster: AoiRaster, grid: Affine) -> None:
-    """Nearest-neighbour paste of ``raster`` into ``target`` (first valid pixel wins)."""
-    height, width = target.shape
-    xs = grid.c + (np.arange(width) + 0.5) * grid.a
-    ys = grid.f + (np.arange(height) + 0.5) * grid.e
-    t = raster.transform
-    cols = np.floor((xs - t.c) / t.a).astype(np.int64)
-    rows = np.floor((ys - t.f) / t.e).astype(np.int64)
-    col_ok = (cols >= 0) & (cols < raster.data.shape[1])
-    row_ok = (rows >= 0) & (rows < raster.data.shape[0])
-    if not col_ok.any() or not row_ok.any():
-        return
-    rsel, csel = np.nonzero(row_ok)[0], np.nonzero(col_ok)[0]
-    src = raster.data[np.ix_(rows[rsel], cols[csel])]
-    inside = ~raster.outside[np.ix_(rows[rsel], cols[csel])]
-    view_t = target[np.ix_(rsel, csel)]
-    view_c = covered[np.ix_(rsel, csel)]
-    take = inside & ~view_c
-    view_t[take] = src[take]
-    view_c |= take
-    target[np.ix_(rsel, csel)] = view_t
-    covered[np.ix_(rsel, csel)] = view_c
-
-
-def per_geometry_datasets(rasters: list[AoiRaster], bands: list[str]) -> dict[str, xr.Dataset]:
-    """``{geometry id: Dataset}``; a geometry seen in several CRSs gets ``id@EPSG:code`` keys."""
-    groups: dict[str, dict[str, list[AoiRaster]]] = defaultdict(lambda: defaultdict(list))
+def per_geometry_datasets(
+    rasters: list[AoiRaster],
+    bands: list[str],
+    scenes: list[Scene],
+    geometries: Mapping[str, BaseGeometry],
+    **options: Any,
+) -> dict[str, xr.Dataset]:
+    """``{geometry id: Dataset}``, each on its own grid (see :func:`geometry_dataset`)."""
+    groups: dict[str, list[AoiRaster]] = defaultdict(list)
     for r in rasters:
-        groups[r.geometry_id][r.crs].append(r)
+        groups[r.geometry_id].append(r)
+    by_id = {s.id: s for s in scenes}
     out = {}
-    for gid, by_crs in groups.items():
-        for crs, items in by_crs.items():
-            key = gid if len(by_crs) == 1 else f"{gid}@{crs}"
-            out[key] = geometry_dataset(items, bands)
+    for gid, items in groups.items():
+        members = [by_id[i] for i in dict.fromkeys(r.scene_id for r in items)]
+        ds = geometry_dataset(gid, geometries[gid], members, items, bands, **options)
+        if ds is not None:
+            out[gid] = ds
     return out
 
 

@@ -24,6 +24,7 @@ from rasteret_core.errors import RasteretError
 from rasteret_core.progress import Progress
 from rasteret_core.sources import DataSource
 from rasteret_core.stac import local_items
+from rasteret_core.stac.validate import InvalidItemError, split_valid
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class SearchResult:
     truncated: bool = False
     pages: int = 0
     message: str = ""
+    rejected: list[InvalidItemError] = field(default_factory=list)
+    """Items dropped as malformed, each naming the item and the field (never fatal)."""
 
     def __len__(self) -> int:
         return len(self.items)
@@ -250,15 +253,23 @@ def _matches(item: Mapping[str, Any], source: DataSource, filters: SearchFilters
 
 
 # --- local items file ----------------------------------------------------------------------
+def _validated(source: DataSource, items: list[Any]) -> tuple[list[Any], list[InvalidItemError]]:
+    valid, rejected = split_valid(items, cloud_cover_property=source.cloud_cover_property,
+                                  asset_keys=list(source.band_map.values()))
+    for err in rejected[:20]:
+        log.warning("%s: malformed item dropped: %s", source.name, err)
+    return valid, rejected
+
+
 def _search_local(source: DataSource, filters: SearchFilters, limit: int) -> SearchResult:
-    items = local_items.load_items(source.items_path)
+    items, rejected = _validated(source, local_items.load_items(source.items_path))
     geometry = filters.geometry()
     found = [item for item in items if _matches(item, source, filters, geometry)]
     found.sort(key=lambda it: (local_items.item_datetime_range(it)[0], it["id"]))
     return SearchResult(
         items=found[:limit], source=source, parameters={"items_path": source.items_path,
                                                         "filters": describe_filters(filters)},
-        truncated=len(found) > limit, pages=1,
+        truncated=len(found) > limit, pages=1, rejected=rejected,
     )
 
 
@@ -301,13 +312,14 @@ def _search_api(
     except Exception as exc:  # noqa: BLE001 - pystac-client raises requests/pystac/API errors
         raise StacSearchError(endpoint, f"{type(exc).__name__}: {exc}") from exc
     geometry = filters.geometry()
+    items, rejected = _validated(source, items)
     kept = [item for item in items if _matches(item, source, filters, geometry)]
     if len(kept) < len(items):
         log.warning("%s: %d items returned by %s did not match the filters and were dropped",
                     source.name, len(items) - len(kept), endpoint)
     return SearchResult(
         items=kept[:limit], source=source, parameters={"endpoint": endpoint, **_jsonable_kwargs(kwargs)},
-        truncated=len(items) > limit, pages=pages,
+        truncated=len(items) + len(rejected) > limit, pages=pages, rejected=rejected,
     )
 
 

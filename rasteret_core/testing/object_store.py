@@ -101,6 +101,7 @@ class ObjectStoreServer:
         bandwidth: float | None = None,
         port: int = 0,
         seed: int = 0,
+        backlog: int = 1024,
     ) -> None:
         self.root = Path(root) if root is not None else None
         self.buckets = {k: Path(v) for k, v in (buckets or {}).items()}
@@ -109,6 +110,7 @@ class ObjectStoreServer:
         self.latency = latency
         self.bandwidth = bandwidth
         self.port = port
+        self.backlog = backlog  # listen() queue; 5 models Python's http.server and small proxies
         self.stats = StoreStats()
         self.faults: list[FaultRule] = []
         self._rng = random.Random(seed)
@@ -171,7 +173,7 @@ class ObjectStoreServer:
         self.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=self.backlog)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 

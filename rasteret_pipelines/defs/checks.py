@@ -82,11 +82,14 @@ STATS_SCHEMA = pa.DataFrameSchema(
     {
         "aoi": pa.Column(str),
         "date": pa.Column(str, pa.Check.str_matches(r"^\d{4}-\d{2}-\d{2}$")),
-        "scene_id": pa.Column(str, nullable=True),
-        "mean": pa.Column(float, pa.Check.in_range(-1.0, 1.0), nullable=True, coerce=True),
-        "median": pa.Column(float, pa.Check.in_range(-1.0, 1.0), nullable=True, coerce=True),
+        "scene_ids": pa.Column(object),
+        **{name: pa.Column(float, pa.Check.in_range(-1.0, 1.0), nullable=True, coerce=True)
+           for name in ("mean", "median", "min", "max", "p10", "p90")},
+        "std": pa.Column(float, pa.Check.in_range(0.0, 1.0), nullable=True, coerce=True),
+        "coverage": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
         "valid_fraction": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
         "valid_pixels": pa.Column(int, pa.Check.ge(0)),
+        "aoi_pixels": pa.Column(int, pa.Check.ge(0)),
     },
     strict=False,
 )

@@ -1,4 +1,5 @@
-"""``ndvi``: one partition = one date x one AOI; an NDVI COG per scene, read with zero header requests.
+"""``ndvi``: one partition = one date x one AOI; one NDVI COG (the day's scenes mosaicked), read with
+zero header requests.
 
 A run holds many partitions (a backfill is a few runs): each date's scenes are read once for
 all the run's AOIs on that date, so AOIs on the same scene share tiles, and every partition
@@ -13,9 +14,8 @@ import pandas as pd
 
 from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
-from rasteret_core.names import safe_name
 from rasteret_core.ndvi import aoi_ndvi, preview_png
-from rasteret_core.outputs import read_output, write_cog
+from rasteret_core.outputs import read_output, write_ndvi_output
 from rasteret_core.plan import ReadPlan, plan_aoi_read
 from rasteret_core.storage import delete_missing
 from rasteret_pipelines.defs.checks import (
@@ -47,8 +47,9 @@ partition_parts = date_aoi  # the name the statistics asset and older callers us
     check_specs=[ndvi_check_spec("ndvi")],
     kinds={"geotiff", "numpy"},
     group_name="ndvi",
-    description="NDVI (float32 COG, NaN where masked) per AOI, date and scene: scale/offset applied, "
-    "clouds masked with Sentinel-2 SCL or Landsat QA_PIXEL.",
+    description="NDVI (float32 COG, NaN where masked) per AOI and date: the date's scenes mosaicked on one "
+    "grid (least cloud first, first valid pixel wins), each scene's radiometry rule applied, clouds masked "
+    "with Sentinel-2 SCL or Landsat QA_PIXEL.",
 )
 def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader, storage: Storage, aois: Aois):
     source = stac.data_source()
@@ -56,7 +57,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     shapes = aois.load()
     collection = Collection.open(storage.collection_root, storage_options=storage.storage_options())
     stats = ReadStats()
-    rows, failures, previews = [], [], []
+    rows, failures, previews, warnings = [], [], [], []
     tile_failures: list[str] = []  # tile reads that failed now (harvest failures were reported by scene_collection)
     plan = ReadPlan("ndvi")
     for day, names in by_date(context.partition_keys).items():
@@ -69,11 +70,13 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
             plan.add(plan_aoi_read(scenes, known, [bands["red"], bands["nir"], bands["mask"]],
                                    reader_options=reader.options(source)))
         day_stats = ReadStats()
-        result = aoi_ndvi(
+        result = aoi_ndvi(  # one read of the date's scenes for all the run's AOIs on it
             scenes if known else [], known, red=bands["red"], nir=bands["nir"], mask=bands["mask"],
-            mask_kind="scl" if bands["mask"] == "SCL" else "qa_pixel", reader_options=reader.options(source), stats=day_stats,
+            mask_kind="scl" if bands["mask"] == "SCL" else "qa_pixel", reader_options=reader.options(source),
+            stats=day_stats, groupby=None,  # the partition is the date: all its scenes make one mosaic
         )
         _add_stats(stats, day_stats)
+        warnings += result.warnings
         failures += [(f.scene_id, f.band, f.error) for f in result.failures]
         tile_failures += [(f.scene_id, f.band, f.error) for f in result.failures if f.geometry_id]
         for aoi in names:
@@ -87,10 +90,9 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
                 failures.append(aoi_failures[-1])
             folder = storage.path("ndvi", aoi, day)
             written, aoi_rows = [], []
-            for raster in aoi_rasters:
-                path = write_cog(raster.data, f"{folder}/{safe_name(raster.scene_id)}.tif", transform=raster.transform,
-                                 crs_epsg=raster.crs_epsg, nodata=float("nan"), storage_options=storage.storage_options())
-                written.append(path)
+            for raster in aoi_rasters:  # at most one: the date x AOI mosaic
+                path = write_ndvi_output(raster, folder, storage_options=storage.storage_options())
+                written += [path, path[: -len(".tif")] + ".json"]
                 aoi_rows.append(_describe_output(path, raster.scene_id, storage))
                 if len(previews) < 3 and raster.valid_pixels:
                     png = base64.b64encode(preview_png(raster.data)).decode()
@@ -100,7 +102,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
             rows += aoi_rows
             context.add_asset_metadata(_partition_metadata(aoi_rows, aoi_failures, day_stats, len(names)),
                                        partition_key=partition_key(day, aoi))
-        context.log.info("%s: %d scenes read once for %d AOIs, %d NDVI rasters, %d failures, %d requests",
+        context.log.info("%s: %d scenes read once for %d AOIs, %d mosaic(s), %d failures, %d requests",
                          day, len(scenes), len(names), len(result.rasters), len(result.failures), day_stats.requests)
 
     frame = pd.DataFrame(rows, columns=list(NDVI_OUTPUT_SCHEMA.columns))
@@ -121,6 +123,10 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     }
     if previews:
         metadata["preview"] = dg.MetadataValue.md("\n\n".join(previews))
+    if warnings:
+        metadata["radiometry_warnings"] = dg.MetadataValue.json(warnings[:20])
+        for text in warnings:
+            context.log.warning(text)
     if failures:
         metadata["run_failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
@@ -132,7 +138,7 @@ def _partition_metadata(rows: list[dict], failures: list[tuple[str, str, str]], 
     date's reads, which it shares with the other AOIs of that date in the run."""
     meta: dict[str, object] = {
         "rasters": len(rows),
-        "scene_ids": dg.MetadataValue.json(sorted({r["scene_id"] for r in rows})),
+        "scene_ids": dg.MetadataValue.json(sorted({i for r in rows for i in r["scene_id"].split(",") if i})),
         "outputs": dg.MetadataValue.json([r["path"] for r in rows]),
         "failed_reads": len(failures),
         "requests": day_stats.requests,

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import datetime as dt
+
 import dagster as dg
 
 from rasteret_pipelines import settings
 
-DATES = dg.DailyPartitionsDefinition(start_date=settings.start_date(), timezone="UTC")
+
+def _end_exclusive() -> str | None:
+    """Dagster's ``end_date`` excludes its day; ``RASTERET_END_DATE`` names the last one."""
+    last = settings.end_date()
+    return (dt.date.fromisoformat(last) + dt.timedelta(days=1)).isoformat() if last else None
+
+
+DATES = dg.DailyPartitionsDefinition(start_date=settings.start_date(), end_date=_end_exclusive(), timezone="UTC")
 AOIS = dg.DynamicPartitionsDefinition(name="aois")
 DATE_AOI = dg.MultiPartitionsDefinition({"date": DATES, "aoi": AOIS})
 

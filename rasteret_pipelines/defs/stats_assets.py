@@ -4,10 +4,9 @@ import dagster as dg
 
 from rasteret_core.read.geometry import to_crs
 from rasteret_core.read.windows import aoi_window
-from rasteret_core.names import original_name
-from rasteret_core.outputs import read_output
+from rasteret_core.outputs import NDVI_FILE, read_ndvi_sidecar, read_output
 from rasteret_core.storage import list_files
-from rasteret_core.timeseries import ndvi_statistics, read_stats, write_stats
+from rasteret_core.timeseries import empty_row, ndvi_statistics, read_stats, write_stats
 from rasteret_pipelines.defs.checks import STATS_CHECK, STATS_SCHEMA, run_check, stats_check_spec
 from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
 from rasteret_pipelines.defs.markdown import md_table
@@ -25,8 +24,9 @@ from rasteret_pipelines.defs.resources import Aois, Storage
     check_specs=[stats_check_spec("ndvi_stats")],
     kinds={"geoparquet"},
     group_name="ndvi",
-    description="Mean, median and valid-pixel fraction of NDVI per AOI, date and scene; one GeoParquet "
-    "file per date and AOI (written atomically), read together as one table.",
+    description="One row per AOI and date: scenes used, coverage and valid fraction of the AOI's pixels, "
+    "NDVI mean, median, std, min, max, p10, p90; one GeoParquet file per date and AOI (written "
+    "atomically), read together as one table.",
 )
 def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) -> dg.MaterializeResult:
     shapes = aois.load()
@@ -37,18 +37,18 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
             raise dg.Failure(f"AOI {aoi!r} ({day}) is not in the AOI source any more: nothing to summarise",
                              allow_retries=False)
         rows = []
-        for path in list_files(storage.path("ndvi", aoi, day), suffix=".tif", storage_options=storage.storage_options()):
+        folder = storage.path("ndvi", aoi, day)
+        for path in list_files(folder, suffix=NDVI_FILE, storage_options=storage.storage_options()):
             header, values = read_output(path, **storage.reader_options())
-            crop = aoi_window(header, to_crs(shapes[aoi], header.crs_epsg))
+            crop = aoi_window(header, to_crs(shapes[aoi], header.crs_epsg))  # the COG's grid is the AOI's crop
             inside = ~crop.outside if crop is not None and crop.shape == values.shape else values == values
-            scene_id = _scene_id(path)
-            rows.append({"scene_id": scene_id, "ndvi_path": path, **ndvi_statistics(values, inside)})
+            sidecar = read_ndvi_sidecar(folder, storage_options=storage.storage_options()) or {}
+            rows.append({"scene_ids": sidecar.get("scene_ids", []), "ndvi_path": path,
+                         **ndvi_statistics(values, inside, sidecar.get("covered_pixels"))})
         written.append(write_stats(rows, storage.stats_root, date=day, aoi=aoi, geometry=shapes[aoi],
                                    storage_options=storage.storage_options()))
         context.add_asset_metadata(_partition_metadata(rows, written[-1]), partition_key=partition_key(day, aoi))
-        all_rows += [{"aoi": aoi, "date": day, **r} for r in rows] or [
-            {"aoi": aoi, "date": day, "scene_id": None, "mean": None, "median": None, "valid_pixels": 0,
-             "valid_fraction": 0.0}]
+        all_rows += [{"aoi": aoi, "date": day, **r} for r in rows] or [{"aoi": aoi, "date": day, **empty_row()}]
     import pandas as pd
 
     frame = pd.DataFrame(all_rows)
@@ -56,7 +56,7 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
     table = read_stats(storage.stats_root, storage.storage_options())
     recent = table.drop(columns=["geometry"]).tail(10)
     return dg.MaterializeResult(
-        metadata={  # the run's figures; each partition's own rows are added above
+        metadata={  # the run's figures; each partition's own row is added above
             "rows_written": len(frame),
             "table_rows": len(table),
             "dagster/row_count": len(table),
@@ -70,12 +70,12 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
 
 def _partition_metadata(rows: list[dict], path: str) -> dict:
     """One date x AOI partition's statistics, as its materialisation metadata."""
-    means = [r["mean"] for r in rows if r["mean"] is not None]
+    row = rows[0] if rows else {}
     return {
-        "scenes": len(rows),
+        "scenes": len(row.get("scene_ids") or []),
         "file": dg.MetadataValue.path(path),
-        "mean_ndvi": float(sum(means) / len(means)) if means else None,
-        "valid_fraction": max((r["valid_fraction"] for r in rows), default=0.0),
+        "mean_ndvi": row.get("mean"),
+        "valid_fraction": row.get("valid_fraction", 0.0),
     }
 
 
@@ -85,12 +85,3 @@ def _markdown(frame) -> str:
     rows = [["" if v is None else f"{v:.4g}" if isinstance(v, float) else v for v in row]
             for row in frame.itertuples(index=False)]
     return md_table(frame.columns, rows)
-
-
-def _scene_id(path: str) -> str:
-    """The scene id of an NDVI file, which ``ndvi`` named ``safe_name(scene_id).tif``."""
-    stem = path.rsplit("/", 1)[-1][: -len(".tif")]
-    try:
-        return original_name(stem)
-    except ValueError:  # a shortened (hashed) name: the stem is the best id left
-        return stem

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -107,3 +108,31 @@ def test_an_unreachable_endpoint_exits_1_naming_the_cause(built, demo, tmp_path)
                     "--endpoint-url", endpoint, "--retries", "0", env=demo[2], check=1)
     assert "all 3 read(s) failed" in done.stderr and "connection failed" in done.stderr and endpoint in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- rasteret plan: the same collection, planned before it is read ------------------------
+def test_plan_prints_the_requests_and_bytes_the_read_then_makes(built, demo, tmp_path):
+    env = demo[2]
+    args = ("--bbox", *FARM.split(), "-b", "B04,B08", "--cloud-cover-lt", "20")
+    plan = json.loads(rasteret("plan", built, *args, "--json", env=env).stdout)
+    assert plan["read"] == "get_xarray" and plan["requests"] > 0 and plan["header_requests"] == 0
+    assert plan["price_usd"] == 0 and plan["prices"]["as_of"]  # a public bucket: the reader pays nothing
+    done = rasteret("read", built, *args, "-o", str(tmp_path / "out"), env=env)
+    requests, size = map(int, re.search(r"(\d+) requests, (\d+) bytes", done.stderr).groups())
+    assert (plan["requests"], plan["bytes"]) == (requests, size)
+    text = rasteret("plan", built, *args, env=env).stdout
+    assert f"{plan['requests']} requests" in text and "$0" in text
+
+
+def test_plan_of_points_and_given_prices(built, demo):
+    env = demo[2]
+    lon, lat = FARM.split()[:2]
+    plan = json.loads(rasteret("plan", built, "--point", lon, lat, "--point", "77.56", "13.04", "-b", "B04",
+                               "--get-price", "0.001", "--json", env=env).stdout)
+    assert plan["read"] == "sample_points" and plan["requests"] > 0
+    assert plan["prices"]["get_per_1000"] == 0.001 and plan["prices"]["as_of"] == "given"
+
+
+def test_plan_of_an_area_no_scene_covers_exits_3(built, demo):
+    done = rasteret("plan", built, "--bbox", "10", "10", "10.1", "10.1", "-b", "B04", env=demo[2], check=3)
+    assert "nothing to read" in done.stderr

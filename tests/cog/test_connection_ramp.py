@@ -37,7 +37,7 @@ def _server_stats(endpoint: str) -> dict:
 
 
 def _overflows() -> int:
-    """ListenOverflows of this network namespace (for the failure message)."""
+    """ListenOverflows of this network namespace (every listener's: other processes may add some)."""
     lines = Path("/proc/net/netstat").read_text().splitlines()
     for names, values in zip(lines[::2], lines[1::2]):
         if names.startswith("TcpExt:"):
@@ -65,8 +65,11 @@ def test_a_burst_of_requests_never_overflows_a_backlog_of_5(small_backlog_server
     after = _server_stats(small_backlog_server)
     tiles = len(header.tile_offsets) * 10
     assert after["requests"] - before["requests"] == tiles
-    # a dropped connect waits >= 1 s for its SYN retransmit; paced connects are accepted at once
-    assert conns["slowest_connect_s"] < 0.9, (conns, "ListenOverflows +%d" % (_overflows() - overflows))
+    # a dropped connect waits >= 1 s for its SYN retransmit (and the kernel counts a listen
+    # overflow); paced connects are accepted at once. A slow connect without any overflow is the
+    # machine being busy, not the reader.
+    overflowed = _overflows() - overflows
+    assert not (conns["slowest_connect_s"] >= 0.9 and overflowed > 0), (conns, f"ListenOverflows +{overflowed}")
     # connections are reused: fewer than requests, never more than the pool's limit
     assert conns["opened"] == after["connections"] - before["connections"] - 1  # - the stats request
     assert conns["opened"] <= 64 and conns["opened"] < tiles

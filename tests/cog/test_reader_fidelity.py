@@ -11,11 +11,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 
 from rasteret_core.cog import CogHeader, UnsupportedCodecError, UnsupportedTiffError, read_header, read_window
+from rasteret_core.cog.codecs import decode_tile
 from rasteret_core.cog.header import parse_nodata
 
 TRANSFORM = from_origin(500000, 4000000, 10, 10)
@@ -279,3 +282,57 @@ def _set_array(data: bytearray, tag: int, values) -> None:
             struct.pack_into(f"<{n}{code}", data, where, *(int(v) for v in values))
             return
     raise AssertionError(f"tag {tag} not in the file")
+
+
+# --- property: NBITS unpacking against a plain bit-by-bit packer --------------------------------------
+def _pack_rows(values: np.ndarray, bits: int) -> bytes:
+    """libtiff's packing, written out bit by bit: MSB first, each row padded to a whole byte."""
+    out = bytearray()
+    for row in values.reshape(values.shape[0], -1):
+        acc, nacc = 0, 0
+        for v in row.tolist():
+            acc, nacc = (acc << bits) | int(v), nacc + bits
+            while nacc >= 8:
+                nacc -= 8
+                out.append((acc >> nacc) & 0xFF)
+        if nacc:
+            out.append((acc << (8 - nacc)) & 0xFF)
+            acc, nacc = 0, 0
+    return bytes(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(bits=st.sampled_from([b for b in range(1, 32) if b not in (8, 16)]), rows=st.integers(1, 9),
+       width=st.integers(1, 19), samples=st.integers(1, 3), tiled=st.booleans(), seed=st.integers(0, 2**16))
+def test_nbits_samples_unpack_like_a_bit_by_bit_reading(bits, rows, width, samples, tiled, seed):
+    dtype = "uint8" if bits < 8 else "uint16" if bits < 16 else "uint32"
+    values = np.random.default_rng(seed).integers(0, 2**bits, (rows, width, samples)).astype(dtype)
+    header = CogHeader(
+        url="mem://nbits.tif", width=width, height=rows, tile_width=width, tile_height=rows, samples_per_pixel=samples,
+        planar_configuration=1, dtype=np.dtype(dtype), bits_per_sample=bits, sample_format=1, compression=1,
+        predictor=1, photometric=1, tile_offsets=[8], tile_byte_counts=[1], is_tiled=tiled,
+    )
+    np.testing.assert_array_equal(decode_tile(header, _pack_rows(values, bits)), values)
+
+
+@pytest.mark.parametrize("keys", [
+    # user-defined projected CRS: WGS 84 + the UTM zone 33N projection (EPSG 16033)
+    [(1024, 1), (1025, 1), (2048, 4326), (3072, 32767), (3074, 16033), (3076, 9001)],
+    # user-defined geographic CRS on the WGS 84 datum, in degrees
+    [(1024, 2), (1025, 1), (2048, 32767), (2050, 6326), (2054, 9102)],
+    # user-defined geographic CRS on the NAD83 datum
+    [(1024, 2), (1025, 1), (2048, 32767), (2050, 6269), (2054, 9102)],
+], ids=["utm33-by-projection-code", "wgs84-datum", "nad83-datum"])
+def test_user_defined_geokeys_are_resolved_as_gdal_resolves_them(tmp_path, keys):
+    from rasteret_core.cog.geokeys import _geokey_tiff
+
+    directory = [1, 1, 0, len(keys)] + [v for key, value in keys for v in (key, 0, 1, value)]
+    path = tmp_path / "user-defined.tif"
+    path.write_bytes(_geokey_tiff(tuple(directory), (), b""))
+    header = read_header(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path) as src:
+            assert src.crs is not None
+            assert header.crs_epsg == src.crs.to_epsg()
+            assert CRS.from_user_input(header.crs) == src.crs

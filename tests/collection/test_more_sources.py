@@ -76,5 +76,8 @@ def test_new_sources_are_registered_and_round_trip():
     for name in ("sentinel-2-c1-l2a", "pc-sentinel-2-l2a", "pc-landsat-c2-l2"):
         source = DataSources.get(name)
         assert DataSource.from_dict(json.loads(json.dumps(source.to_dict()))) == source
+    assert DataSources.get("pc-sentinel-2") is DataSources.PC_SENTINEL2
+    assert DataSources.get("pc-landsat") is DataSources.PC_LANDSAT
+    assert DataSources.get("sentinel-2-c1") is DataSources.SENTINEL2_C1
     with pytest.raises(ValueError, match="unknown signing"):
         DataSource.from_stac("https://example.test/stac", "x", {"B04": "B04"}, signing="vault")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import dagster as dg
 import numpy as np
@@ -116,7 +117,7 @@ def test_a_date_without_scenes_is_an_explicit_empty_result(pipeline, instance):
     meta = result.asset_materializations_for_node("ndvi")[0].metadata
     assert meta["rasters"].value == 0 and "explicit empty result" in meta["note"].value
     (row,) = read_stats(pipeline["storage"].stats_root).itertuples()
-    assert row.valid_pixels == 0 and pd.isna(row.scene_id) and pd.isna(row.mean)
+    assert row.valid_pixels == 0 and len(row.scene_ids) == 0 and pd.isna(row.mean) and row.coverage == 0
 
 
 def test_refresh_replaces_only_that_date(pipeline, instance, demo_scenes, tmp_path):
@@ -137,11 +138,16 @@ def test_failing_check_blocks_downstream_and_names_the_values(pipeline, instance
     items = copy.deepcopy(demo_scenes.items)
     items[0]["properties"]["eo:cloud_cover"] = 150.0
     write_items(tmp_path / "items.json", items)
-    result = materialize(COLLECTION, "2024-01-05", pipeline, instance, raise_on_error=False)
-    assert not result.success
-    (check,) = result.get_asset_check_evaluations()
-    assert not check.passed and "150" in check.metadata["failure_cases"].value
-    result = materialize(NDVI, ndvi_key("2024-01-05"), pipeline, instance, raise_on_error=False)
+    # an absurd cloud cover is refused at the STAC boundary: a failure naming item and field
+    result = materialize(COLLECTION, "2024-01-05", pipeline, instance)
+    failures = result.asset_materializations_for_node("scene_collection")[0].metadata["failures"].value
+    assert items[0]["id"] in failures and "eo:cloud_cover" in failures and "150" in failures
+    # a partition written past the boundary (another writer) fails the check, which names the value
+    materialize(COLLECTION, "2024-01-10", pipeline, instance)
+    collection = Collection.open(pipeline["storage"].collection_root)
+    scene = dataclasses.replace(collection.scenes(date_range=("2024-01-10", "2024-01-10"))[0], cloud_cover=150.0)
+    collection.write_date(scene.datetime.date(), [scene])
+    result = materialize(NDVI, ndvi_key("2024-01-10"), pipeline, instance, raise_on_error=False)
     assert not result.success and not result.asset_materializations_for_node("ndvi")
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
     assert "fails collection_schema" in str(failure.event_specific_data.error)

@@ -34,11 +34,13 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def built(tmp_path, items, name="diag"):
+def built(tmp_path, items, name="diag", local_roots=None):
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
     source = DataSources.from_items_file(path, S2_BAND_MAP, name="s2-local", short_name="s2local")
-    r = Rasteret(name, source, DATES, workspace_dir=tmp_path / "ws", progress=False)
+    # local hrefs outside the items file's folder are read only from folders the caller allows
+    options = {"local_roots": tuple(local_roots)} if local_roots else None
+    r = Rasteret(name, source, DATES, workspace_dir=tmp_path / "ws", progress=False, reader_options=options)
     r.create_collection(bbox=(77.0, 12.0, 78.5, 14.0))
     return r
 
@@ -127,7 +129,7 @@ def test_a_band_no_scene_stores_is_warned_about(tmp_path, items_file):  # noqa: 
     items = json.loads(items_file.read_text())["features"]
     for item in items:
         item["assets"]["nir"]["href"] = str(tmp_path / "missing" / "B08.tif")
-    r = built(tmp_path, items, "nonir")
+    r = built(tmp_path, items, "nonir", local_roots=[str(items_file.parent)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = r.get_xarray({"a": FIELD_A}, ["B04", "B08"], per_geometry=True)

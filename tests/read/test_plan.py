@@ -154,6 +154,8 @@ def test_rasteret_plan_matches_its_get_xarray(store, tmp_path):
     for planned, actual in plan.compare(r.last_stats).values():
         assert planned == actual
     assert plan.scenes == 2 and plan.requests > 0
+    one_band = r.plan("get_xarray", {"a": aoi}, "B04", date_range=("2024-01-01", "2024-01-12"))  # a code, not letters
+    assert one_band.windows * 2 == plan.windows
     points = r.plan("sample_points", [(77.5, 13.0)], ["B04"])
     assert points.read == "sample_points"
     with pytest.raises(ValueError, match="cannot plan"):

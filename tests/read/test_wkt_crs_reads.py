@@ -10,7 +10,7 @@ import rasterio.mask
 import shapely
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
-from rasterio.warp import transform_geom
+from rasterio.warp import transform, transform_geom
 from shapely.geometry import shape
 
 from rasteret_core.cog import read_header
@@ -50,10 +50,39 @@ def test_aoi_read_on_a_crs_without_epsg_equals_rasterio_mask_and_keeps_the_crs(t
     assert tuple(raster.transform)[:6] == tuple(transform)[:6]
     assert raster.crs_epsg is None and CRS.from_wkt(raster.crs) == CRS.from_wkt(header.crs_wkt)
 
-    ds = per_geometry_datasets(result.rasters, ["B1"])["field"]
+    ds = per_geometry_datasets(result.rasters, ["B1"], [scene], {"field": lonlat})["field"]
     assert "epsg" not in ds.spatial_ref.attrs
     assert CRS.from_wkt(ds.spatial_ref.attrs["crs_wkt"]) == CRS.from_wkt(header.crs_wkt)
+    # the Dataset's grid is the AOI's full rasterio.mask window (this AOI crosses the image's
+    # edge): the image's crop sits inside it, the rest is nodata
+    gx, gy = float(ds.x.values[0]) - 15, float(ds.y.values[0]) + 15
+    col, row = int(round((transform.c - gx) / 30)), int(round((gy - transform.f) / 30))
+    h, w = expected[0].shape
     [written] = save_per_geometry(ds, tmp_path / "out")
     with rasterio.open(written) as out:
         assert out.crs == CRS.from_wkt(header.crs_wkt)
-        np.testing.assert_array_equal(out.read(1), expected[0])
+        values = out.read(1)
+        np.testing.assert_array_equal(values[row:row + h, col:col + w], expected[0])
+        rest = np.ones(values.shape, bool)
+        rest[row:row + h, col:col + w] = False
+        assert (values[rest] == 0).all() and rest.any()
+
+
+
+def test_point_samples_on_a_crs_without_epsg_equal_rasterio_sample(tmp_path):
+    from rasteret_core.read import sample_points
+
+    path = _albers_file(tmp_path / "albers.tif")
+    header = read_header(path)
+    xy = [(-199_000.0 + 37 * i, 299_000.0 - 53 * i) for i in range(5)]
+    with rasterio.open(path) as src:
+        expected = [float(v[0]) for v in src.sample(xy)]
+        lon, lat = transform(src.crs, "EPSG:4326", [p[0] for p in xy], [p[1] for p in xy])
+    scene = Scene("albers-scene", "test", dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc),
+                  shapely.box(min(lon) - 1, min(lat) - 1, max(lon) + 1, max(lat) + 1),
+                  bands={"B1": BandAsset("B1", path, header)})
+    points = {f"p{i}": (lon[i], lat[i]) for i in range(5)}
+    result = sample_points([scene], points, ["B1"])
+    assert not result.failures
+    values = dict(zip(result.table.column("point_id").to_pylist(), result.table.column("value").to_pylist()))
+    assert [values[f"p{i}"] for i in range(5)] == expected

@@ -1,0 +1,238 @@
+"""One mosaic per AOI and date: the scenes of a solar day merged onto one grid.
+
+Conventions (the same for ``get_xarray``, ``aoi_ndvi`` and the ``ndvi`` assets):
+
+- **Grouping**: scenes of the same solar day form one time step (odc-stac's
+  ``groupby="solar_day"``: the UTC acquisition time shifted by the footprint centroid's
+  longitude / 15 hours). ``groupby="time"`` keeps every acquisition instant apart; ``None``
+  puts all scenes given into one step.
+- **Grid**: the CRS of the scenes covering most of the AOI
+  (:func:`rasteret_core.grid.crs_of_largest_overlap`), the pixel lattice and resolution of the
+  finest requested band stored in that CRS, the AOI's extent with ``rasterio.mask(crop=True)``
+  semantics not cut at scene edges (:func:`rasteret_core.grid.aoi_geobox`). Scenes in another
+  CRS (the next UTM zone) are brought onto it by nearest neighbour.
+- **Masks** (SCL, QA_PIXEL) and coarser bands are brought onto that grid by nearest neighbour
+  *before* the AOI clip, so a 20 m mask pixel straddling the AOI edge keeps its class.
+- **Order**: first valid pixel wins, scenes taken by least cloud cover first (unknown cloud
+  cover last), then by scene id. A pixel comes from one scene for all bands.
+- **Valid**: inside the scene's image, not nodata in every requested data band and, with
+  ``mask_clouds``, not flagged by the cloud mask (a scene whose mask could not be read is not
+  valid anywhere). **Covered**: inside some scene's image with data (clouds allowed).
+- Pixels outside the AOI (pixel centre outside, as rasterio.mask) hold the band's fill:
+  nodata for raw values, NaN for physical ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+from odc.geo.geobox import GeoBox
+from shapely.geometry.base import BaseGeometry
+
+from rasteret_core import radiometry
+from rasteret_core.collection.scene import Scene
+from rasteret_core.grid import aoi_geobox, crs_of_largest_overlap, geobox_crs, inside_mask, sample_nearest
+from rasteret_core.read.aoi import AoiRaster
+
+MASK_BANDS = ("SCL", "QA_PIXEL")
+"""Band codes treated as cloud masks: never scaled, never a reason to skip a pixel by nodata."""
+
+
+def solar_day(scene: Scene) -> dt.date:
+    """The local solar date of a scene (odc-stac's ``solar_day``): UTC time + centroid longitude / 15 h."""
+    lon = scene.geometry.centroid.x
+    return (scene.datetime + dt.timedelta(hours=lon / 15.0)).date()
+
+
+def mosaic_order(scenes: Iterable[Scene]) -> list[Scene]:
+    """Scenes in first-valid-wins order: least cloud cover first (unknown last), then id."""
+    return sorted(scenes, key=lambda s: (s.cloud_cover is None, s.cloud_cover or 0.0, s.id))
+
+
+def group_key(scene: Scene, groupby: str | Callable[[Scene], Any] | None) -> Any:
+    """The time-step key of a scene: its solar day, its datetime, a callable's value, or None."""
+    if groupby is None:
+        return None
+    if groupby == "solar_day":
+        return solar_day(scene)
+    if groupby == "time":
+        return scene.datetime
+    if callable(groupby):
+        return groupby(scene)
+    raise ValueError(f"groupby must be 'solar_day', 'time', a callable or None, not {groupby!r}")
+
+
+@dataclass
+class AoiMosaic:
+    """One AOI x one time step: every requested band on one grid.
+
+    ``bands`` hold raw values (``fill`` outside/invalid) or, with ``physical``, float32
+    physical values (NaN). ``source`` is the index into ``scene_ids`` each pixel came from
+    (-1: none). ``rules`` holds the radiometry (scale, offset, rule) per band when one rule
+    applies to every contributing scene, else ``None``.
+    """
+
+    geometry_id: str
+    key: Any
+    time: dt.datetime
+    gbox: GeoBox
+    bands: dict[str, np.ndarray]
+    fill: dict[str, float]
+    scene_ids: list[str]
+    source: np.ndarray
+    inside: np.ndarray
+    covered: np.ndarray
+    rules: dict[str, tuple[float | None, float | None, str | None] | None] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def aoi_pixels(self) -> int:
+        return int(self.inside.sum())
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of the AOI's pixels covered by any scene (with data)."""
+        return float(self.covered[self.inside].mean()) if self.aoi_pixels else 0.0
+
+    @property
+    def crs_epsg(self) -> int | None:
+        """The grid's EPSG code (None for a CRS known only as WKT: see :attr:`crs`)."""
+        return self.gbox.crs.epsg
+
+    @property
+    def crs(self) -> str:
+        return geobox_crs(self.gbox)
+
+
+def target_geobox(geometry: BaseGeometry, scenes: list[Scene], rasters: list[AoiRaster], bands: list[str]) -> GeoBox | None:
+    """The mosaic grid of one AOI over ``scenes`` (see the module doc), from the rasters read."""
+    data_bands = [b for b in bands if b not in MASK_BANDS] or list(bands)
+    ref_band = data_bands[0]
+    crs = crs_of_largest_overlap(scenes, ref_band, geometry)
+    order = {s.id: i for i, s in enumerate(mosaic_order(scenes))}
+    candidates = [r for r in rasters if r.band in data_bands and _same_crs(r.crs, crs)]
+    if not candidates:
+        return None
+    finest = min(candidates, key=lambda r: (abs(r.transform.a), order.get(r.scene_id, 0)))
+    return aoi_geobox(geometry, finest.crs, finest.transform)
+
+
+def _same_crs(text: str, crs: Any) -> bool:
+    from odc.geo import CRS
+
+    return bool(text) and (text == f"EPSG:{crs.epsg}" or CRS(text) == crs)
+
+
+def mosaic_aoi(
+    geometry_id: str,
+    geometry: BaseGeometry,
+    scenes: list[Scene],
+    rasters: list[AoiRaster],
+    bands: list[str],
+    *,
+    gbox: GeoBox | None = None,
+    key: Any = None,
+    physical: bool = False,
+    mask: str | None = None,
+    mask_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    mask_clouds: bool = False,
+) -> AoiMosaic | None:
+    """Merge one AOI's rasters of one time step (all from ``scenes``) onto one grid.
+
+    ``rasters`` must be read with ``fill_outside=False`` (values kept outside the AOI).
+    ``mask``/``mask_fn`` name the cloud-mask band and what it flags; with ``mask_clouds``
+    flagged pixels are not valid, so the next scene's clear pixel wins. Returns ``None`` when
+    no raster overlaps the AOI.
+    """
+    if not rasters:
+        return None
+    gbox = gbox or target_geobox(geometry, scenes, rasters, bands)
+    if gbox is None:
+        return None
+    shape = gbox.shape.yx
+    inside = inside_mask(gbox, geometry)
+    present = {r.band for r in rasters}
+    bands = [b for b in bands if b in present]  # a band no scene has is left out, as the read warned
+    data_bands = [b for b in bands if b not in MASK_BANDS and b != mask] or list(bands)
+    by_scene: dict[str, dict[str, AoiRaster]] = defaultdict(dict)
+    for r in rasters:
+        by_scene[r.scene_id][r.band] = r
+    ordered = [s for s in mosaic_order(scenes) if s.id in by_scene]
+
+    fills: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
+    scaled: dict[str, bool] = {}
+    for band in bands:
+        example = next((by_scene[s.id][band] for s in ordered if band in by_scene[s.id]), None)
+        asset_scaled = any(s.bands.get(band) is not None and s.bands[band].scale is not None for s in ordered)
+        scaled[band] = physical and asset_scaled and band not in MASK_BANDS and band != mask
+        if scaled[band]:
+            fills[band], dtype = float("nan"), np.float32
+        else:
+            fills[band] = example.fill if example is not None else 0
+            dtype = example.data.dtype if example is not None else np.uint16
+        out[band] = np.full(shape, fills[band], dtype=dtype)
+    taken = np.zeros(shape, dtype=bool)
+    covered = np.zeros(shape, dtype=bool)
+    source = np.full(shape, -1, dtype=np.int16)
+    warnings: list[str] = []
+    rules: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
+    scene_ids: list[str] = []
+
+    for scene in ordered:
+        got = by_scene[scene.id]
+        values: dict[str, np.ndarray] = {}
+        data_valid = np.ones(shape, dtype=bool)
+        cloud_ok = np.ones(shape, dtype=bool)
+        for band in bands:
+            raster = got.get(band)
+            if raster is None:
+                if band in data_bands:
+                    data_valid[:] = False
+                elif band == mask and mask_clouds:
+                    cloud_ok[:] = False  # no mask could be read: trust nothing rather than cloudy pixels
+                continue
+            raw, has = sample_nearest(raster.data, raster.transform, raster.crs, gbox, raster.fill)
+            ok = has.copy()
+            if raster.nodata is not None:
+                ok &= ~np.isnan(raw) if np.isnan(raster.nodata) else raw != raster.nodata
+            elif raw.dtype.kind == "f":
+                ok &= ~np.isnan(raw)
+            asset = scene.bands.get(band)
+            rule = (asset.scale, asset.offset, asset.rule) if asset is not None else (None, None, None)
+            rules[band].add(rule)
+            v = raw
+            if band not in MASK_BANDS and band != mask and rule[0] is not None:
+                phys = radiometry.to_physical(raw, rule[0], rule[1], raster.nodata)
+                phys[~ok] = np.nan
+                warning = radiometry.check_plausible(phys[inside], scene_id=scene.id, band=band, rule=rule[2])
+                if warning:
+                    warnings.append(warning)
+                if scaled[band]:
+                    v = phys
+            if band in data_bands:
+                data_valid &= ok
+            elif band == mask and mask_clouds and mask_fn is not None:
+                cloud_ok &= has & ~mask_fn(raw)
+            values[band] = v
+        here = data_valid & inside
+        if not here.any():
+            continue
+        covered |= here
+        take = here & cloud_ok & ~taken
+        index = len(scene_ids)
+        scene_ids.append(scene.id)
+        for band, v in values.items():
+            out[band][take] = v[take]
+        source[take] = index
+        taken |= take
+
+    for band in bands:
+        out[band][~inside] = fills[band]
+    single = {b: (next(iter(r)) if len(r) == 1 else None) for b, r in rules.items()}
+    when = min((s.datetime for s in ordered), default=None)
+    return AoiMosaic(geometry_id, key, when, gbox, out, fills, scene_ids, source, inside, covered, single, warnings)
