@@ -86,5 +86,5 @@ freshness_job = dg.define_asset_job(
 )
 freshness_schedule = dg.ScheduleDefinition(
     name="freshness_at_deadline", job=freshness_job, cron_schedule=f"5 {FRESHNESS_DEADLINE_HOUR} * * *",
-    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    execution_timezone="UTC",  # starts stopped, as every schedule of the project: turn it on in the UI
 )

@@ -33,7 +33,8 @@ def screenshot(url: str, out: Path, *, wait_for: list[str], dismiss: str = "Skip
 async def _screenshot(url: str, out: Path, wait_for: list[str], dismiss: str) -> str:
     import websockets
 
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium may still be writing its profile as it exits: its leftovers must not fail the test
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([chromium(), f"--user-data-dir={profile}", *FLAGS],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
