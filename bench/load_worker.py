@@ -142,8 +142,8 @@ PEERS = {"rasteret-load": rasteret_load, "rasteret-eager": rasteret_eager, "odc-
 
 
 def _run(spec: dict, rep: int) -> dict:
+    _LAST.clear()  # the previous repetition's arrays must not count in this one's peak RSS
     result = PEERS[spec["peer"]](spec, rep)
-    _LAST.clear()
     _LAST.update(result["outputs"])
     return result
 

@@ -39,7 +39,19 @@ class Rasteret:
     ``custom_name`` plus the date range and source name the collection
     (``bangalore_202401-03_sentinel``); ``workspace_dir`` defaults to ``$RASTERET_WORKSPACE``
     or ``~/rasteret_workspace``. Queries never modify the stored collection. After every call,
-    ``last_stats`` holds its request and byte counts.
+    ``last_stats`` holds its request and byte counts and ``last_read`` the read's diagnosis.
+
+    Args:
+        custom_name: the first part of the collection's name (letters, digits, ``_-.``).
+        data_source: a :class:`DataSource` or a registered name (``"sentinel-2"``, ``"landsat"``).
+        date_range: inclusive ``(start, end)`` dates the collection covers.
+        workspace_dir: the workspace folder or ``s3://`` prefix.
+        reader_options: :class:`~rasteret_core.cog.ReaderOptions` or its fields as a dict
+            (``endpoint_url``, ``retries``, credentials, ...).
+        progress: show progress bars (in a terminal) or progress log lines.
+
+    Raises:
+        ValueError: an invalid name, date range or unknown data source.
     """
 
     def __init__(
@@ -114,12 +126,21 @@ class Rasteret:
 
     @staticmethod
     def list_collections(workspace_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-        """Collections in the workspace: name, data_source, date_range, size (scenes)."""
+        """Collections in the workspace that hold at least one date.
+
+        Returns:
+            One dict per collection: ``name``, ``data_source``, ``date_range``, ``size``
+            (scenes), ``bands``, ``root``; sorted by name.
+        """
         return list_collections(workspace_dir)
 
     @classmethod
     def load_collection(cls, name: str, workspace_dir: str | os.PathLike[str] | None = None) -> "Rasteret":
-        """Open an existing collection by name (``ValueError`` if the workspace has none)."""
+        """Open an existing collection by its full name (as ``list_collections`` shows it).
+
+        Raises:
+            ValueError: the workspace has no collection of that name (the message lists them).
+        """
         collection = load_collection(name, workspace_dir)
         self = cls.__new__(cls)
         self.data_source = collection.data_source or DataSources.SENTINEL2
@@ -138,6 +159,11 @@ class Rasteret:
 
     @property
     def collection(self) -> Collection:
+        """The stored :class:`Collection`.
+
+        Raises:
+            RasteretError: it has not been built yet.
+        """
         if self._collection is None:
             try:
                 self._collection = load_collection(self.name, self.workspace_dir)
@@ -206,11 +232,13 @@ class Rasteret:
 
     def get_xarray(self, geometries: Any, bands: str | list[str], cloud_cover_lt: float | None = None,
                    date_range: tuple[Any, Any] | None = None, *, per_geometry: bool = False, crs: str | None = None,
-                   reflectance: bool = False, mask_clouds: bool = False, groupby: Any = "solar_day"):
+                   reflectance: bool = False, mask_clouds: bool = False, groupby: Any = "solar_day",
+                   allow_sparse: bool = False):
         """Pixels as xarray: one variable per band, one time step per solar day.
 
         Default: one Dataset with dims (geometry, time, y, x) on the geometries' union grid,
-        refused with advice when they are in different CRSs or far apart. With
+        refused with advice when they are in different CRSs or far apart (``allow_sparse=True``
+        stacks far-apart geometries anyway, on their mostly empty union grid). With
         ``per_geometry=True``: ``{geometry id: Dataset(time, y, x)}`` (a
         :class:`GeometryDatasets`, a dict that also carries the ``diagnosis``), each on its
         own grid. Pixels outside a geometry hold the band's nodata (``rasterio.mask``
@@ -253,7 +281,9 @@ class Rasteret:
         for text in found:
             _log.warning("%s", text)
             warnings.warn(text, RadiometryWarning, stacklevel=2)
-        return GeometryDatasets(datasets, diagnosis) if per_geometry else stack_datasets(datasets)
+        if per_geometry:
+            return GeometryDatasets(datasets, diagnosis)
+        return stack_datasets(datasets, allow_sparse=allow_sparse)
 
     def load(self, bands: list[str] | str | None = None, **kwargs: Any):
         """A lazy, dask-backed ``Dataset(time, y, x)`` on one grid, in ``odc.stac.load``'s terms

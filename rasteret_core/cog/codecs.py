@@ -363,10 +363,11 @@ def _decode_lerc(header: CogHeader, data: bytes, samples: int) -> np.ndarray:
     # and headers at worst, so twice the tile's size bounds it with room to spare
     tile = header.tile_height * header.tile_width * samples * header.dtype.itemsize
     bound = 2 * tile + 65536
+    # an uninitialised buffer: only the pages the decoder writes become memory
     if extra == 1:
-        data = imagecodecs.zlib_decode(data, out=bytearray(bound))
+        data = imagecodecs.zlib_decode(data, out=np.empty(bound, np.uint8))
     elif extra == 2:
-        data = imagecodecs.zstd_decode(data, out=bytearray(bound))
+        data = imagecodecs.zstd_decode(data, out=np.empty(bound, np.uint8))
     rows = header.tile_height
     # decoding into a tile-shaped array: a blob declaring a larger image fails before allocating
     shape = (rows, header.tile_width) if samples == 1 else (rows, header.tile_width, samples)

@@ -86,18 +86,6 @@ def _split(url: str):
         return None
 
 
-def has_secrets(url: str) -> bool:
-    """Whether ``url`` carries user info or signature/token query parameters."""
-    if not isinstance(url, str) or "://" not in url:
-        return False
-    parts = _split(url)
-    if parts is None:
-        return True
-    if parts.username or parts.password:
-        return True
-    return any(is_secret_query_key(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True))
-
-
 def redact_url(url: str) -> str:
     """``url`` without user info and with signature/token/expiry query values replaced.
 
@@ -348,9 +336,3 @@ def source_locations(
         return allowed, roots if "file" in allowed else ()
     folder = os.path.dirname(os.path.realpath(os.fspath(items_path)))
     return (tuple(schemes) if schemes is not None else ALL_SCHEMES), (folder, *(roots or ()))
-
-
-def local_path_under(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` (symlinks resolved) lies inside ``root``."""
-    p, r = os.path.realpath(path), os.path.realpath(root)
-    return os.path.commonpath([p, r]) == r

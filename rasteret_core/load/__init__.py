@@ -81,8 +81,9 @@ def load(
     :param anchor: ``"native"`` (pixel edges on the stored grid when the resolution allows)
         or an odc-geo anchor (``"edge"``, ``"center"``, ``odc.geo.xy_(fx, fy)``).
     :param chunks: ``{"y": ..., "x": ...}`` output chunk size in pixels (time is always 1).
-    :param groupby: ``"solar_day"`` (default), ``"time"``, a STAC property name, or ``None``.
-        Scenes of one group are mosaicked, first valid pixel wins (least cloud first).
+    :param groupby: ``"solar_day"`` (default), ``"time"``, a STAC property name, a callable of
+        the scene, or ``None`` (one step). Scenes of one group are mosaicked, first valid pixel
+        wins (least cloud first), as :mod:`rasteret_core.read.mosaic` defines.
     :param resampling: a rasterio resampling name, or ``{band: name, "*": default}``.
     :param dtype: output dtype (default: the stored one; ``float32`` with ``physical``).
     :param nodata: output fill for pixels no scene covers (default: the band's nodata, or 0;

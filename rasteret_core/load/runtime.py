@@ -69,7 +69,7 @@ class Runtime:
                  reads_in_flight: int | None = None) -> None:
         self.options = options
         # chunk reads decoding at once: bounds decoded tiles in memory whatever the dask threads
-        self.reads_in_flight = reads_in_flight or max(8, 4 * (os.cpu_count() or 2))
+        self.reads_in_flight = reads_in_flight or max(4, 2 * (os.cpu_count() or 2))
         self._slots: asyncio.Semaphore | None = None
         self.stats = ReadStats()
         self.cache = TileCache(cache_bytes)

@@ -147,11 +147,11 @@ def per_geometry_datasets(
     return out
 
 
-def stack_datasets(datasets: dict[str, xr.Dataset]) -> xr.Dataset:
+def stack_datasets(datasets: dict[str, xr.Dataset], *, allow_sparse: bool = False) -> xr.Dataset:
     """Stack per-geometry Datasets along ``geometry`` on their union grid.
 
-    Refused (with advice) when the geometries use different CRSs or lie so far apart that the
-    union grid would be mostly empty: use the per-geometry form then.
+    Refused (with advice) when the geometries use different CRSs or, unless ``allow_sparse``,
+    lie so far apart that the union grid would be mostly empty: use the per-geometry form then.
     """
     if not datasets:
         raise RasteretError("nothing was read: no scene intersects the geometries for these dates and bands")
@@ -166,23 +166,28 @@ def stack_datasets(datasets: dict[str, xr.Dataset]) -> xr.Dataset:
     ys = _axis([ds.y.values for ds in datasets.values()], e)
     union = xs.size * ys.size
     parts = sum(ds.x.size * ds.y.size for ds in datasets.values())
-    if union > MAX_SPARSE_FACTOR * parts and union > SMALL_GRID:
+    if union > MAX_SPARSE_FACTOR * parts and union > SMALL_GRID and not allow_sparse:
         raise RasteretError(
             f"the geometries are far apart: one grid would hold {union:,} pixels for {parts:,} read; "
-            "use per_geometry=True to get one Dataset per geometry"
+            "use per_geometry=True to get one Dataset per geometry, or allow_sparse=True to stack them anyway"
         )
     aligned = []
     for gid, ds in datasets.items():
-        filled = {name: var.attrs.get("nodata", 0) for name, var in ds.data_vars.items()}
+        filled = {name: _fill(var) for name, var in ds.data_vars.items()}
         aligned.append(ds.reindex(x=xs, y=ys, method="nearest", tolerance=abs(a) / 4, fill_value=filled)
                        .assign_coords(x=xs, y=ys).expand_dims(geometry=[gid]))
-    stacked = xr.concat(aligned, dim="geometry", join="outer", coords="different", compat="equals", fill_value={n: v.attrs.get("nodata", 0) for n, v in first.data_vars.items()})
+    stacked = xr.concat(aligned, dim="geometry", join="outer", coords="different", compat="equals", fill_value={n: _fill(v) for n, v in first.data_vars.items()})
     grid = Affine(a, 0.0, float(xs[0]) - a / 2, 0.0, e, float(ys[0]) - e / 2)
     ref = first.spatial_ref.attrs
     epsg = int(ref["epsg"]) if "epsg" in ref else None
     stacked = stacked.assign_coords(spatial_ref=spatial_ref(epsg, grid, ref.get("crs_wkt")))
     stacked.attrs = dict(first.attrs)
     return stacked
+
+
+def _fill(var: xr.DataArray):
+    """The variable's nodata as a scalar of its own dtype, so filling never upcasts uint16 to float64."""
+    return np.array(var.attrs.get("nodata", 0)).astype(var.dtype)[()]
 
 
 def _axis(parts: list[np.ndarray], step: float) -> np.ndarray:

@@ -59,20 +59,28 @@ def test_a_burst_of_requests_never_overflows_a_backlog_of_5(small_backlog_server
     import asyncio
 
     header = read_header(f"{small_backlog_server}/d/B04.tif")
-    before = _server_stats(small_backlog_server)
-    overflows = _overflows()
-    conns, _ = asyncio.run(_read_many(small_backlog_server, header, files=10))
-    after = _server_stats(small_backlog_server)
     tiles = len(header.tile_offsets) * 10
-    assert after["requests"] - before["requests"] == tiles
-    # a dropped connect waits >= 1 s for its SYN retransmit (and the kernel counts a listen
-    # overflow); paced connects are accepted at once. A slow connect without any overflow is the
-    # machine being busy, not the reader.
-    overflowed = _overflows() - overflows
-    assert not (conns["slowest_connect_s"] >= 0.9 and overflowed > 0), (conns, f"ListenOverflows +{overflowed}")
-    # connections are reused: fewer than requests, never more than the pool's limit
-    assert conns["opened"] == after["connections"] - before["connections"] - 1  # - the stats request
-    assert conns["opened"] <= 64 and conns["opened"] < tiles
+    failures = []
+    # a reader without pacing overflows this queue on every attempt (dozens of listen overflows);
+    # a machine so busy that the server process stalls for tens of ms may, rarely, once: a
+    # second attempt (a new client, new connections) tells the two apart
+    for attempt in range(2):
+        before = _server_stats(small_backlog_server)
+        overflows = _overflows()
+        conns, _ = asyncio.run(_read_many(small_backlog_server, header, files=10))
+        after = _server_stats(small_backlog_server)
+        overflowed = _overflows() - overflows
+        assert after["requests"] - before["requests"] == tiles
+        # connections are reused: fewer than requests, never more than the pool's limit
+        assert conns["opened"] == after["connections"] - before["connections"] - 1  # - the stats request
+        assert conns["opened"] <= 64 and conns["opened"] < tiles
+        # a dropped connect waits >= 1 s for its SYN retransmit (and the kernel counts a listen
+        # overflow); a slow connect without any overflow is the machine being busy, not the reader
+        if conns["slowest_connect_s"] >= 0.9 and overflowed > 0:
+            failures.append((conns, f"ListenOverflows +{overflowed}"))
+        else:
+            break
+    assert len(failures) < 2, failures
 
 
 def test_pacer_allows_a_burst_then_one_connection_per_interval():

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -33,10 +35,10 @@ def screenshot(url: str, out: Path, *, wait_for: list[str], dismiss: str = "Skip
 async def _screenshot(url: str, out: Path, wait_for: list[str], dismiss: str) -> str:
     import websockets
 
-    # Chromium may still be writing its profile as it exits: its leftovers must not fail the test
+    # chromium's helper processes may still write to the profile as it is removed
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([chromium(), f"--user-data-dir={profile}", *FLAGS],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             endpoint = await asyncio.to_thread(_devtools_endpoint, proc)
             async with websockets.connect(endpoint, max_size=None) as ws:
@@ -55,7 +57,10 @@ async def _screenshot(url: str, out: Path, wait_for: list[str], dismiss: str) ->
                 out.write_bytes(base64.b64decode(shot["data"]))
                 return text
         finally:
-            proc.kill()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # chromium and its helpers (renderers, crashpad)
+            except ProcessLookupError:
+                pass
             proc.wait()
 
 

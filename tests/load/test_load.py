@@ -138,6 +138,8 @@ def test_groupby_solar_day_time_and_property(s2_collection, s2_options):
     assert list(by_day.scene_id.values) == ["S2A_29RKH_20200219_0_L2A", "S2A_29RKH_20200224_0_L2A"]
     one = load(s2_collection, ["B04"], groupby="s2:product_type", reader_options=s2_options)
     assert one.sizes["time"] == 1 and one.scene_id.values[0].count(",") == 1
+    every = load(s2_collection, ["B04"], groupby=None, reader_options=s2_options)  # as the eager mosaic: one step
+    assert every.sizes["time"] == 1 and str(every.time.values[0]).startswith("2020-02-19")
 
 
 def test_dtype_and_nodata_options(s2_collection, s2_options):

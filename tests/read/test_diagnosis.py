@@ -25,7 +25,7 @@ from rasteret_core.read.diagnosis import (
 from rasteret_core.read.geometry import GeometryError, named_geometries, swap_axes
 from rasteret_core.testing.object_store import ObjectStoreServer
 from tests.collection.conftest import S2_BAND_MAP, make_s2_scenes
-from tests.read.test_rasteret_api import DATES, FIELD_A, FIELD_B, items_file, rasteret  # noqa: F401  (fixtures)
+from tests.read.test_rasteret_api import DATES, FIELD_A, FIELD_B, items_file, rasteret, utm_box_lonlat  # noqa: F401
 
 
 def closed_port() -> int:
@@ -167,3 +167,13 @@ def test_reprs_say_what_they_hold(rasteret):
     out = rasteret.get_xarray({"a": FIELD_A}, ["B04"], per_geometry=True)
     assert repr(out).startswith("GeometryDatasets({'a': {'time': 3")
     assert "rasters=3" in repr(rasteret.last_read) and "failures=0" in repr(rasteret.last_read)
+
+
+def test_the_stacked_form_keeps_the_dtype_and_far_apart_geometries_can_be_stacked_on_request(rasteret):
+    ds = rasteret.get_xarray({"a": FIELD_A, "b": FIELD_B}, ["B04"])
+    assert ds.B04.dtype == "uint16"  # filled with nodata in its own dtype, not float64
+    far = {"a": utm_box_lonlat(770100, 1439800, 770200, 1439900), "b": utm_box_lonlat(785000, 1435000, 785100, 1435100)}
+    with pytest.raises(Exception, match="allow_sparse=True"):
+        rasteret.get_xarray(far, ["B04"])
+    stacked = rasteret.get_xarray(far, ["B04"], allow_sparse=True)
+    assert list(stacked.geometry.values) == ["a", "b"] and stacked.B04.dtype == "uint16"
