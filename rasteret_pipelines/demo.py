@@ -81,9 +81,12 @@ def run_pipeline() -> int:
 
     from rasteret_core.timeseries import read_stats
     from rasteret_pipelines.definitions import defs
-    from rasteret_pipelines.defs.partitions import AOIS
+    from rasteret_pipelines.defs.partitions import AOIS, partition_key, sync_aois
+    from rasteret_pipelines.settings import aoi_file, aoi_names
 
     instance = dg.DagsterInstance.get()
+    sync_aois(instance, aoi_names(aoi_file()))  # the aoi_source sensor does this under the daemon
+    aois = instance.get_dynamic_partitions(AOIS.name)
     collection = [defs.get_assets_def("scene_collection")]
     downstream = [defs.get_assets_def("ndvi"), defs.get_assets_def("ndvi_stats")]
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -96,13 +99,17 @@ def run_pipeline() -> int:
         runs += 1
         meta = result.asset_materializations_for_node("scene_collection")[0].metadata
         print(f"[{key}] collection: {meta['scenes'].value} scene(s), {meta['requests'].value} header requests")
-        for aoi in AOIS.get_partition_keys():
-            partition = dg.MultiPartitionKey({"date": key, "aoi": aoi})
-            result = dg.materialize(downstream, partition_key=partition, instance=instance, resources=defs.resources,
-                                    run_config=quiet, raise_on_error=True)
-            runs += 1
-            meta = result.asset_materializations_for_node("ndvi")[0].metadata
-            print(f"[{key}] {aoi}: {meta['rasters'].value} NDVI raster(s), {meta['requests'].value} range requests,"
+        # one run for every AOI of the date: each scene's tiles are read once for all of them
+        tags = {"dagster/asset_partition_range_start": partition_key(key, aois[0]),
+                "dagster/asset_partition_range_end": partition_key(key, aois[-1])}
+        result = dg.materialize(downstream, instance=instance, resources=defs.resources, tags=tags,
+                                run_config=quiet, raise_on_error=True)
+        runs += 1
+        for event in result.asset_materializations_for_node("ndvi"):
+            meta = event.metadata
+            aoi = event.partition.split("|")[0]
+            print(f"[{key}] {aoi}: {meta['rasters'].value} NDVI raster(s); the date's reads, shared by"
+                  f" {meta['aois_sharing_reads'].value} AOIs: {meta['requests'].value} range requests,"
                   f" {meta['header_requests'].value} header requests")
     storage = Path(os.environ["RASTERET_STORAGE"])
     table = read_stats(storage / "ndvi_stats")

@@ -9,6 +9,7 @@ and CI load the same definitions and only the environment differs.
 | ``RASTERET_START_DATE`` | first daily partition | ``2024-01-01`` |
 | ``RASTERET_END_DATE`` | last daily partition (inclusive) | none: up to yesterday, growing daily |
 | ``AWS_ENDPOINT_URL`` | S3-compatible endpoint for s3:// reads and storage (the library and AWS tools read it too) | AWS |
+| ``RASTERET_SENSOR_INTERVAL`` | seconds between AOI-source and automation evaluations | ``60`` |
 
 ``RASTERET_S3_ENDPOINT``, the pipelines' earlier name for the endpoint, still works and wins
 over ``AWS_ENDPOINT_URL`` when both are set.
@@ -53,6 +54,10 @@ def s3_endpoint() -> str | None:
     from rasteret_core.cog.urls import s3_endpoint_from_env
 
     return os.environ.get("RASTERET_S3_ENDPOINT") or s3_endpoint_from_env()
+
+
+def sensor_interval() -> int:
+    return int(os.environ.get("RASTERET_SENSOR_INTERVAL", "60"))
 
 
 @lru_cache(maxsize=8)

@@ -74,6 +74,16 @@ def stac_api():
         yield server
 
 
+@pytest.fixture(scope="session")
+def team_postgres(stac_api):
+    """Dagster's team storage: a database of its own on the session's PostgreSQL cluster."""
+    from tests.servers.stac_api import PG_PASSWORD, PG_USER
+
+    stac_api.create_database("dagster")
+    return {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(stac_api.pg_port), "DAGSTER_PG_USER": PG_USER,
+            "DAGSTER_PG_PASSWORD": PG_PASSWORD, "DAGSTER_PG_DB": "dagster"}
+
+
 # --- figures measured by the reliability suite, summed over xdist workers -----------------
 PREFIX = "reliability."
 

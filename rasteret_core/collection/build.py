@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from rasteret_core.cog import ReaderOptions, ReadStats
+from rasteret_core.cog.urls import redact_url
 from rasteret_core.collection.harvest import AssetFailure, harvest, item_failure, source_reader_options
 from rasteret_core.collection.scene import Scene
 from rasteret_core.collection.store import METADATA_FILE, Collection, WriteResult, parse_date
@@ -53,6 +54,8 @@ class BuildReport:
     warnings: list[str] = field(default_factory=list)
     stats: ReadStats = field(default_factory=ReadStats)
     message: str = ""
+    reused: int = 0
+    """Scenes kept from the stored partition without reading their headers (unchanged items)."""
 
     @property
     def scenes(self) -> int:
@@ -93,6 +96,7 @@ class BuildReport:
             "failures": len(self.failures),
             "warnings": len(self.warnings),
             "search_truncated": self.search.truncated,
+            "reused_scenes": self.reused,
             "message": self.message,
             **{f"stats_{k}": v for k, v in self.stats.as_dict().items()},
         }
@@ -175,11 +179,15 @@ def build_date(
     name: str | None = None,
     storage_options: dict[str, Any] | None = None,
     filter_mode: str = "auto",
+    reuse_unchanged: bool = True,
 ) -> BuildReport:
     """Rebuild the partition of one UTC ``date``: it ends up holding exactly today's search.
 
     Idempotent (a daily partition job can re-run it); a date without items has its
-    partition removed.
+    partition removed. With ``reuse_unchanged`` (the default), a stored scene whose item has
+    the same STAC ``updated`` time and asset hrefs, and whose requested bands all have a
+    header, is kept as stored: a refresh of an unchanged date costs the search and zero
+    header requests. Items without ``updated`` are always re-read.
 
     Raises:
         BuildError: items were found but none of their headers could be read; the date's
@@ -190,7 +198,7 @@ def build_date(
         data_source, root=root, date_range=(day, day), bbox=bbox, intersects=intersects,
         cloud_cover_lt=cloud_cover_lt, platform=platform, bands=bands, max_items=max_items,
         reader_options=reader_options, progress=progress, name=name, storage_options=storage_options,
-        filter_mode=filter_mode, only_date=day, existing=None, overwrite=False,
+        filter_mode=filter_mode, only_date=day, existing=None, overwrite=False, reuse_unchanged=reuse_unchanged,
     )
 
 
@@ -199,6 +207,7 @@ def _build(
     cloud_cover_lt: float | None, platform: Any, bands: list[str] | None, max_items: int | None,
     reader_options: Any, progress: bool, name: str | None, storage_options: dict[str, Any] | None,
     filter_mode: str, only_date: dt.date | None, existing: Collection | None, overwrite: bool,
+    reuse_unchanged: bool = False,
 ) -> BuildReport:
     bands = source.check_bands(bands)
     found = search(
@@ -217,11 +226,19 @@ def _build(
                                           "; no collection was written")
         log.info("%s", report.message)
         return report
+    kept: dict[str, Scene] = {}
+    stored_collection = _existing(root, storage_options) if only_date is not None and reuse_unchanged else None
+    if stored_collection is not None and only_date in stored_collection.dates():
+        stored = {s.id: s for s in stored_collection.scenes(date_range=(only_date, only_date))}
+        kept = {item["id"]: stored[item["id"]] for item in found.items
+                if item.get("id") in stored and _unchanged(stored[item["id"]], item, source, bands)}
+    to_read = [item for item in found.items if item.get("id") not in kept]
     # searched items are third-party input: only the locations the source may point at
-    harvested = harvest(found.items, source, bands=bands, reader_options=source_reader_options(source, reader_options),
+    harvested = harvest(to_read, source, bands=bands, reader_options=source_reader_options(source, reader_options),
                         progress=progress)
     report.failures = [item_failure(err) for err in found.rejected] + harvested.failures
     report.warnings, report.stats = harvested.warnings, harvested.stats
+    report.reused = len(kept)
     if harvested.scenes and not any(a.header is not None for sc in harvested.scenes for a in sc.bands.values()):
         report.message = (f"none of the {len(harvested.failures)} COG headers of {len(harvested.scenes)} items could be"
                           " read, nothing was written; first causes: " + "; ".join(report.first_causes()))
@@ -234,7 +251,7 @@ def _build(
     report.collection = collection
 
     by_date: dict[dt.date, dict[str, Scene]] = {}
-    for scene in harvested.scenes:
+    for scene in [*kept.values(), *harvested.scenes]:
         day = scene.datetime.astimezone(dt.timezone.utc).date()
         by_date.setdefault(day, {})[scene.id] = scene  # a repeated id keeps its last copy
     if only_date is not None:
@@ -260,8 +277,27 @@ def _build(
         )
         if found.truncated:
             report.message += f"; {found.message}"
+        if report.reused:
+            report.message += f"; {report.reused} unchanged scenes kept without reading their headers"
     log.info("%s", report.message)
     return report
+
+
+def _unchanged(stored: Scene, item: Mapping[str, Any], source: DataSource, bands: list[str]) -> bool:
+    """Whether ``stored`` still describes ``item``: same ``updated`` time and asset hrefs, and
+    every requested band harvested (a band that failed before is read again)."""
+    updated = (item.get("properties") or {}).get("updated")
+    if not updated or stored.properties.get("updated") != updated:
+        return False
+    assets = item.get("assets") or {}
+    for band in bands:
+        have = stored.bands.get(band)
+        asset = assets.get(source.band_map[band])
+        if have is None or have.header is None or have.error or not isinstance(asset, Mapping):
+            return False
+        if redact_url(source.asset_href(asset) or "") != have.href:  # stored hrefs carry no signature
+            return False
+    return True
 
 
 def _existing(root: str | Path, storage_options: dict[str, Any] | None) -> Collection | None:

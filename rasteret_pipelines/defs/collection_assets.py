@@ -1,10 +1,9 @@
 """``scene_collection``: one daily partition = STAC search over the AOIs + header harvest."""
 
-
-
 import dagster as dg
 
 from rasteret_core.collection import BuildError, Collection, build_date
+from rasteret_pipelines.defs.automation import COLLECTION_AUTOMATION
 from rasteret_pipelines.defs.checks import (
     COLLECTION_CHECK,
     build_failed,
@@ -21,6 +20,7 @@ from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Stora
 @dg.asset(
     partitions_def=DATES,
     backfill_policy=DAILY_BACKFILL,
+    automation_condition=COLLECTION_AUTOMATION,
     retry_policy=RETRY,
     pool=S3_POOL,
     check_specs=[collection_check_spec("scene_collection")],
@@ -38,7 +38,7 @@ def scene_collection(
     scenes: list[str] = []
     failures: list[str] = []
     messages: list[str] = []
-    requests = bytes_fetched = 0
+    requests = bytes_fetched = reused = 0
     per_date: list[dict[str, object]] = []
     for day in context.partition_keys:
         try:
@@ -55,6 +55,7 @@ def scene_collection(
         failures += day_failures
         requests += report.stats.requests
         bytes_fetched += report.stats.bytes_fetched
+        reused += report.reused
         day_scenes = _scene_ids(report.collection, day)
         scenes += day_scenes
         per_date.append({"date": day, "scenes": len(day_scenes), "scene_ids": day_scenes,
@@ -83,6 +84,7 @@ def scene_collection(
         "requests": requests,
         "bytes_fetched": bytes_fetched,
         "requests_per_scene": round(requests / len(scenes), 2) if scenes else 0.0,
+        "scenes_reused": reused,  # unchanged items (same STAC `updated`): no header requests
         "collection_root": dg.MetadataValue.path(storage.collection_root),
         "summary": "\n".join(messages),
         "dagster/row_count": len(scenes),

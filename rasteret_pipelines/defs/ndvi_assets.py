@@ -1,5 +1,10 @@
 """``ndvi``: one partition = one date x one AOI; one NDVI COG (the day's scenes mosaicked), read with
-zero header requests."""
+zero header requests.
+
+A run holds many partitions (a backfill is a few runs): each date's scenes are read once for
+all the run's AOIs on that date, so AOIs on the same scene share tiles, and every partition
+still gets its own materialisation metadata (what was read for it, what failed).
+"""
 
 import base64
 
@@ -23,21 +28,20 @@ from rasteret_pipelines.defs.checks import (
     ndvi_check_spec,
     run_check,
 )
+from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
 from rasteret_pipelines.defs.markdown import md_table, md_text
-from rasteret_pipelines.defs.partitions import DATE_AOI
-from rasteret_pipelines.defs.policies import RETRY, S3_POOL
+from rasteret_pipelines.defs.partitions import DATE_AOI, by_date, date_aoi, partition_key
+from rasteret_pipelines.defs.policies import DATE_AOI_BACKFILL, RETRY, S3_POOL
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
 
-
-def partition_parts(key: str) -> tuple[str, str]:
-    """(date, aoi) of a date x AOI partition key."""
-    dims = DATE_AOI.get_partition_key_from_str(key).keys_by_dimension
-    return dims["date"], dims["aoi"]
+partition_parts = date_aoi  # the name the statistics asset and older callers use
 
 
 @dg.asset(
     partitions_def=DATE_AOI,
     deps=["scene_collection"],
+    backfill_policy=DATE_AOI_BACKFILL,
+    automation_condition=NDVI_AUTOMATION,
     retry_policy=RETRY,
     pool=S3_POOL,
     check_specs=[ndvi_check_spec("ndvi")],
@@ -55,60 +59,68 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     stats = ReadStats()
     rows, failures, previews, warnings = [], [], [], []
     tile_failures: list[str] = []  # tile reads that failed now (harvest failures were reported by scene_collection)
-    checked_days: set[str] = set()  # a multi-partition run checks each date's partition once
     plan = ReadPlan("ndvi")
-    for key in context.partition_keys:
-        day, aoi = partition_parts(key)
-        if day not in checked_days:
-            _require_valid_collection(collection, day, list(bands.values()))
-            checked_days.add(day)
+    for day, names in by_date(context.partition_keys).items():
+        _require_valid_collection(collection, day, list(bands.values()))
         scenes = collection.scenes(date_range=(day, day), bands=list(bands.values()))
+        unknown = [a for a in names if a not in shapes]  # removed from the AOI source since requested
+        known = {a: shapes[a] for a in names if a in shapes}
         # what this read will request and cost, from the stored headers, next to what it did
-        plan.add(plan_aoi_read(scenes, {aoi: shapes[aoi]}, [bands["red"], bands["nir"], bands["mask"]],
-                               reader_options=reader.options(source)))
-        result = aoi_ndvi(
-            scenes, {aoi: shapes[aoi]}, red=bands["red"], nir=bands["nir"], mask=bands["mask"],
-            mask_kind="scl" if bands["mask"] == "SCL" else "qa_pixel", reader_options=reader.options(source), stats=stats,
-            groupby=None,  # the partition is the date: all its scenes make one mosaic
+        if known:
+            plan.add(plan_aoi_read(scenes, known, [bands["red"], bands["nir"], bands["mask"]],
+                                   reader_options=reader.options(source)))
+        day_stats = ReadStats()
+        result = aoi_ndvi(  # one read of the date's scenes for all the run's AOIs on it
+            scenes if known else [], known, red=bands["red"], nir=bands["nir"], mask=bands["mask"],
+            mask_kind="scl" if bands["mask"] == "SCL" else "qa_pixel", reader_options=reader.options(source),
+            stats=day_stats, groupby=None,  # the partition is the date: all its scenes make one mosaic
         )
+        _add_stats(stats, day_stats)
         warnings += result.warnings
         failures += [(f.scene_id, f.band, f.error) for f in result.failures]
         tile_failures += [(f.scene_id, f.band, f.error) for f in result.failures if f.geometry_id]
-        if result.failures and not result.rasters:
-            raise all_reads_failed(f"{day} {aoi}", result.failures, reader.endpoint_url)
-        folder = storage.path("ndvi", aoi, day)
-        written = []
-        for raster in result.rasters:  # at most one: the date x AOI mosaic
-            path = write_ndvi_output(raster, folder, storage_options=storage.storage_options())
-            written += [path, path[: -len(".tif")] + ".json"]
-            rows.append(_describe_output(path, raster.scene_id, storage))
-            if len(previews) < 3 and raster.valid_pixels:
-                png = base64.b64encode(preview_png(raster.data)).decode()
-                previews.append(f"**{md_text(f'{aoi} {day} {raster.scene_id}')}**\n\n![ndvi](data:image/png;base64,{png})")
-        delete_missing(folder, written, storage_options=storage.storage_options())  # a refresh replaces the date
-        context.log.info("%s %s: %d scenes, %d mosaic(s), %d failures", day, aoi, len(scenes), len(result.rasters),
-                         len(result.failures))
+        for aoi in names:
+            mine = [f for f in result.failures if f.geometry_id in (aoi, None)]
+            aoi_rasters = [r for r in result.rasters if r.geometry_id == aoi]
+            if mine and not aoi_rasters:
+                raise all_reads_failed(f"{day} {aoi}", mine, reader.endpoint_url)
+            aoi_failures = [(f.scene_id, f.band, f.error) for f in mine]
+            if aoi in unknown:
+                aoi_failures.append(("-", "-", f"AOI {aoi!r} is not in the AOI source any more"))
+                failures.append(aoi_failures[-1])
+            folder = storage.path("ndvi", aoi, day)
+            written, aoi_rows = [], []
+            for raster in aoi_rasters:  # at most one: the date x AOI mosaic
+                path = write_ndvi_output(raster, folder, storage_options=storage.storage_options())
+                written += [path, path[: -len(".tif")] + ".json"]
+                aoi_rows.append(_describe_output(path, raster.scene_id, storage))
+                if len(previews) < 3 and raster.valid_pixels:
+                    png = base64.b64encode(preview_png(raster.data)).decode()
+                    previews.append(f"**{md_text(f'{aoi} {day} {raster.scene_id}')}**\n\n![ndvi](data:image/png;base64,{png})")
+            if aoi not in unknown:
+                delete_missing(folder, written, storage_options=storage.storage_options())  # a refresh replaces the date
+            rows += aoi_rows
+            context.add_asset_metadata(_partition_metadata(aoi_rows, aoi_failures, day_stats, len(names)),
+                                       partition_key=partition_key(day, aoi))
+        context.log.info("%s: %d scenes read once for %d AOIs, %d mosaic(s), %d failures, %d requests",
+                         day, len(scenes), len(names), len(result.rasters), len(result.failures), day_stats.requests)
 
     frame = pd.DataFrame(rows, columns=list(NDVI_OUTPUT_SCHEMA.columns))
     check = run_check(NDVI_CHECK, NDVI_OUTPUT_SCHEMA, frame)
     if tile_failures and check.passed:  # outputs missing for some scenes: block ndvi_stats, say why
         check = failed_reads_check(NDVI_CHECK, tile_failures, len(rows))
-    metadata = {
-        "rasters": len(rows),
-        "scene_ids": dg.MetadataValue.json(sorted({i for r in rows for i in r["scene_id"].split(",") if i})),
-        "outputs": dg.MetadataValue.json([r["path"] for r in rows]),
-        "requests": stats.requests,
-        "header_requests": stats.header_requests,
-        "bytes_fetched": stats.bytes_fetched,
-        "failed_reads": len(failures),
+    metadata = {  # the whole run's figures; each partition's own are added above
+        "run_partitions": len(context.partition_keys),
+        "run_rasters": len(rows),
+        "run_requests": stats.requests,
+        "run_header_requests": stats.header_requests,
+        "run_bytes_fetched": stats.bytes_fetched,
+        "run_failed_reads": len(failures),
         "planned_requests": plan.requests,
         "planned_bytes": plan.bytes,
         "planned_price_usd": dg.MetadataValue.float(plan.price_usd),
         "plan": dg.MetadataValue.md(_plan_table(plan, stats)),
-        "dagster/row_count": len(rows),
     }
-    if not rows:
-        metadata["note"] = "no scene with pixels in this AOI on this date: explicit empty result"
     if previews:
         metadata["preview"] = dg.MetadataValue.md("\n\n".join(previews))
     if warnings:
@@ -116,8 +128,35 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         for text in warnings:
             context.log.warning(text)
     if failures:
-        metadata["failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
+        metadata["run_failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+def _partition_metadata(rows: list[dict], failures: list[tuple[str, str, str]], day_stats: ReadStats,
+                        aois_on_date: int) -> dict:
+    """One date x AOI partition's materialisation metadata: its outputs and failures; the
+    date's reads, which it shares with the other AOIs of that date in the run."""
+    meta: dict[str, object] = {
+        "rasters": len(rows),
+        "scene_ids": dg.MetadataValue.json(sorted({i for r in rows for i in r["scene_id"].split(",") if i})),
+        "outputs": dg.MetadataValue.json([r["path"] for r in rows]),
+        "failed_reads": len(failures),
+        "requests": day_stats.requests,
+        "header_requests": day_stats.header_requests,
+        "bytes_fetched": day_stats.bytes_fetched,
+        "aois_sharing_reads": aois_on_date,
+        "dagster/row_count": len(rows),
+    }
+    if not rows:
+        meta["note"] = "no scene with pixels in this AOI on this date: explicit empty result"
+    if failures:
+        meta["failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
+    return meta
+
+
+def _add_stats(total: ReadStats, part: ReadStats) -> None:
+    for name, value in part.as_dict().items():
+        setattr(total, name, getattr(total, name) + value)
 
 
 def _plan_table(plan: ReadPlan, stats: ReadStats) -> str:

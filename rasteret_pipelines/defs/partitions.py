@@ -1,4 +1,12 @@
-"""Partitions: one per UTC date for collections, date x AOI for NDVI and statistics."""
+"""Partitions: one per UTC date for collections, date x AOI for NDVI and statistics.
+
+AOIs are data, not code: ``aois`` is a dynamic partition set kept in step with the AOI source
+(``RASTERET_AOIS``) by the ``aoi_source`` sensor, so adding a field needs no redeploy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
 
 import datetime as dt
 
@@ -14,5 +22,40 @@ def _end_exclusive() -> str | None:
 
 
 DATES = dg.DailyPartitionsDefinition(start_date=settings.start_date(), end_date=_end_exclusive(), timezone="UTC")
-AOIS = dg.StaticPartitionsDefinition(list(settings.aoi_names(settings.aoi_file())))
+AOIS = dg.DynamicPartitionsDefinition(name="aois")
 DATE_AOI = dg.MultiPartitionsDefinition({"date": DATES, "aoi": AOIS})
+
+
+def date_aoi(key: str) -> tuple[str, str]:
+    """(date, aoi) of a date x AOI partition key."""
+    dims = DATE_AOI.get_partition_key_from_str(key).keys_by_dimension
+    return dims["date"], dims["aoi"]
+
+
+def by_date(keys: Iterable[str]) -> dict[str, list[str]]:
+    """Date x AOI partition keys grouped by date (dates and AOIs sorted): one read per date."""
+    grouped: dict[str, list[str]] = {}
+    for key in keys:
+        day, aoi = date_aoi(key)
+        grouped.setdefault(day, []).append(aoi)
+    return {day: sorted(grouped[day]) for day in sorted(grouped)}
+
+
+def partition_key(day: str, aoi: str) -> str:
+    """The date x AOI partition key string (as ``context.partition_keys`` holds it)."""
+    return str(dg.MultiPartitionKey({"date": day, "aoi": aoi}))
+
+
+def sync_aois(instance: dg.DagsterInstance, names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Make the ``aois`` partitions equal ``names``; returns (added, removed).
+
+    For scripts and tests that run without the daemon; deployments let the sensor do it.
+    """
+    known = set(instance.get_dynamic_partitions(AOIS.name))
+    wanted = set(names)
+    added, removed = sorted(wanted - known), sorted(known - wanted)
+    if added:
+        instance.add_dynamic_partitions(AOIS.name, added)
+    for name in removed:
+        instance.delete_dynamic_partition(AOIS.name, name)
+    return added, removed

@@ -8,16 +8,18 @@ from rasteret_core.outputs import NDVI_FILE, read_ndvi_sidecar, read_output
 from rasteret_core.storage import list_files
 from rasteret_core.timeseries import empty_row, ndvi_statistics, read_stats, write_stats
 from rasteret_pipelines.defs.checks import STATS_CHECK, STATS_SCHEMA, run_check, stats_check_spec
-from rasteret_pipelines.defs.ndvi_assets import partition_parts
+from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
 from rasteret_pipelines.defs.markdown import md_table
-from rasteret_pipelines.defs.partitions import DATE_AOI
-from rasteret_pipelines.defs.policies import RETRY
+from rasteret_pipelines.defs.partitions import DATE_AOI, date_aoi, partition_key
+from rasteret_pipelines.defs.policies import DATE_AOI_BACKFILL, RETRY
 from rasteret_pipelines.defs.resources import Aois, Storage
 
 
 @dg.asset(
     partitions_def=DATE_AOI,
     deps=["ndvi"],
+    backfill_policy=DATE_AOI_BACKFILL,  # same as ndvi: a backfill runs both in the same run
+    automation_condition=NDVI_AUTOMATION,
     retry_policy=RETRY,
     check_specs=[stats_check_spec("ndvi_stats")],
     kinds={"geoparquet"},
@@ -30,7 +32,10 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
     shapes = aois.load()
     written, all_rows = [], []
     for key in context.partition_keys:
-        day, aoi = partition_parts(key)
+        day, aoi = date_aoi(key)
+        if aoi not in shapes:
+            raise dg.Failure(f"AOI {aoi!r} ({day}) is not in the AOI source any more: nothing to summarise",
+                             allow_retries=False)
         rows = []
         folder = storage.path("ndvi", aoi, day)
         for path in list_files(folder, suffix=NDVI_FILE, storage_options=storage.storage_options()):
@@ -42,6 +47,7 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
                          **ndvi_statistics(values, inside, sidecar.get("covered_pixels"))})
         written.append(write_stats(rows, storage.stats_root, date=day, aoi=aoi, geometry=shapes[aoi],
                                    storage_options=storage.storage_options()))
+        context.add_asset_metadata(_partition_metadata(rows, written[-1]), partition_key=partition_key(day, aoi))
         all_rows += [{"aoi": aoi, "date": day, **r} for r in rows] or [{"aoi": aoi, "date": day, **empty_row()}]
     import pandas as pd
 
@@ -50,7 +56,7 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
     table = read_stats(storage.stats_root, storage.storage_options())
     recent = table.drop(columns=["geometry"]).tail(10)
     return dg.MaterializeResult(
-        metadata={
+        metadata={  # the run's figures; each partition's own row is added above
             "rows_written": len(frame),
             "table_rows": len(table),
             "dagster/row_count": len(table),
@@ -60,6 +66,17 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
         },
         check_results=[check],
     )
+
+
+def _partition_metadata(rows: list[dict], path: str) -> dict:
+    """One date x AOI partition's statistics, as its materialisation metadata."""
+    row = rows[0] if rows else {}
+    return {
+        "scenes": len(row.get("scene_ids") or []),
+        "file": dg.MetadataValue.path(path),
+        "mean_ndvi": row.get("mean"),
+        "valid_fraction": row.get("valid_fraction", 0.0),
+    }
 
 
 def _markdown(frame) -> str:

@@ -13,7 +13,9 @@ import pytest
 
 from rasteret_core.testing.object_store import ObjectStoreServer
 from rasteret_core.testing.synthetic import TileGrid, s2_like_item, write_scene
+from rasteret_pipelines.defs.partitions import sync_aois
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
+from rasteret_pipelines.settings import aoi_file, aoi_names
 
 BUCKET, PREFIX = "sentinel-cogs", "tiles/43/P/GQ"
 DATES = [(5, 4.0), (10, 38.0), (15, 11.0)]
@@ -50,6 +52,7 @@ def scene_server(demo_scenes):
 @pytest.fixture
 def instance():
     with dg.instance_for_test() as inst:
+        sync_aois(inst, aoi_names(aoi_file()))  # what the aoi_source sensor does in a deployment
         yield inst
 
 

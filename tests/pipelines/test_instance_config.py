@@ -38,8 +38,8 @@ def test_team_instance_config_validates_postgres_and_k8s(tmp_path, monkeypatch):
     from dagster_postgres import PostgresRunStorage
 
     shutil.copy(ROOT / "deploy" / "dagster.team.yaml", tmp_path / "dagster.yaml")
-    for var in ("DAGSTER_PG_HOST", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB"):
-        monkeypatch.setenv(var, "placeholder")
+    for var in ("DAGSTER_PG_HOST", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB", "DAGSTER_PG_PORT"):
+        monkeypatch.setenv(var, "5432" if var.endswith("PORT") else "placeholder")
     config, _ = dagster_instance_config(str(tmp_path))
     assert config["run_launcher"]["class"] == "K8sRunLauncher"
     raw = yaml.safe_load((tmp_path / "dagster.yaml").read_text())

@@ -8,6 +8,10 @@ import sys
 
 import dagster as dg
 
+from rasteret_pipelines.defs.partitions import sync_aois
+
+from rasteret_pipelines.settings import aoi_file, aoi_names
+
 from rasteret_pipelines.definitions import defs
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
 
@@ -22,6 +26,7 @@ def main() -> None:
     }
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dg.instance_for_test() as instance:
+        sync_aois(instance, aoi_names(aoi_file()))  # the aoi_source sensor's job in a deployment
         run = defs.resolve_job_def("collection_job").execute_in_process(
             instance=instance, resources=resources, run_config=quiet,
             tags={"dagster/asset_partition_range_start": args["dates"][0],

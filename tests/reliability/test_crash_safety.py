@@ -27,6 +27,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
+
+from rasteret_pipelines.defs.partitions import sync_aois
+
+from rasteret_pipelines.settings import aoi_file, aoi_names
 import geopandas as gpd
 import numpy as np
 import pyarrow.parquet as pq
@@ -57,6 +61,7 @@ def crash(tmp_path, pipeline):
     """One DAGSTER_HOME (the project's dagster.yaml, SQLite) shared by this process and its children."""
     home = dagster_home(tmp_path / "dagster_home")
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        sync_aois(instance, aoi_names(aoi_file()))  # the aoi_source sensor's job in a deployment
         yield SimpleNamespace(instance=instance, env=child_env(home, tmp_path / "child_tmp"), logs=tmp_path / "logs",
                               leaked_slots=0)
 

@@ -7,6 +7,10 @@ import logging
 from pathlib import Path
 
 import dagster as dg
+
+from rasteret_pipelines.defs.partitions import sync_aois
+
+from rasteret_pipelines.settings import aoi_file, aoi_names
 import pytest
 
 from rasteret_core.aois import AoiError, load_aois
@@ -74,6 +78,7 @@ def test_a_full_run_with_credentials_leaves_no_trace_of_them(
     home = tmp_path / "dagster_home"
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
+        sync_aois(instance, aoi_names(aoi_file()))  # the aoi_source sensor's job in a deployment
         for assets, key in (
             ([defs.get_assets_def("scene_collection")], "2024-01-05"),
             ([defs.get_assets_def("scene_collection")], "2024-01-10"),

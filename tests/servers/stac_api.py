@@ -147,6 +147,12 @@ class StacApiServer:
         where = f" where collection = '{collection_id}'" if collection_id else ""
         self.sql(f"delete from pgstac.items{where};")
 
+    def create_database(self, name: str) -> str:
+        """A further database on the same cluster (e.g. Dagster's storage); returns its DSN."""
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", PG_USER, "-d", "postgres",
+                        "-c", f"create database {name}"], check=True, env=self._env(), capture_output=True)
+        return f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{self.pg_port}/{name}"
+
     def sql(self, statement: str) -> str:
         result = subprocess.run(
             ["psql", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", PG_USER, "-d", PG_DB, "-v", "ON_ERROR_STOP=1",

@@ -150,6 +150,8 @@ def main(params: dict) -> int:
 
     from rasteret_pipelines.definitions import defs
     from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
+    from rasteret_pipelines.defs.partitions import sync_aois
+    from rasteret_pipelines.settings import aoi_file, aoi_names
 
     # load every writer module before patching, so each one's reference is replaced
     import rasteret_core.collection.store  # noqa: F401
@@ -172,6 +174,7 @@ def main(params: dict) -> int:
         sys.stdout.flush()
         hold("gate")
     with dg.DagsterInstance.get() as instance:
+        sync_aois(instance, aoi_names(aoi_file()))  # the aoi_source sensor's job in a deployment
         result = dg.materialize([defs.get_assets_def(a) for a in params["assets"]], partition_key=key,
                                 resources=resources, instance=instance, run_config=run_config, raise_on_error=False)
         run = instance.get_run_by_id(result.run_id)

@@ -1,0 +1,161 @@
+"""Pipeline benchmark: a UI-style backfill of every asset over D dates x K AOIs.
+
+A real local deployment (``dagster-daemon`` + ``dagster-webserver`` processes on a SQLite
+``DAGSTER_HOME``, each run in its own process) over demo scenes served by the project's
+S3-compatible store with modelled latency (20-80 ms first byte). The backfill is launched over
+GraphQL as the UI launches it, from a ready instance (webserver up, AOI partitions present),
+and timed until the backfill is done. Reported: runs launched, wall time, partitions per
+minute, requests per run, the load average of the machine, and the instance's size.
+
+    python -m bench.pipeline --dates 3 --aois 12            # this design
+    python -m bench.pipeline --dates 3 --aois 12 --project DIR   # another checkout (e.g. before)
+
+Writes ``bench/results/pipeline-<D>x<K>[-label].json`` and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent
+BUCKET, PREFIX = "sentinel-cogs", "sentinel-s2-l2a-cogs/43/P/GQ"
+FIRST_DAY = dt.date(2024, 1, 1)
+
+
+def make_data(root: Path, dates: int, aois: int) -> tuple[Path, Path, list[str]]:
+    """One synthetic Sentinel-2-like scene per date (one set of files, linked per date) and
+    ``aois`` square fields of ~600 m spread over the tile. Returns (items file, AOI file, dates)."""
+    import pyproj
+    import numpy as np
+    import shapely
+    from shapely.geometry import box, mapping
+
+    from rasteret_core.testing.synthetic import TileGrid, s2_like_item, write_scene
+
+    grid = TileGrid()
+    days = [(FIRST_DAY + dt.timedelta(days=i)) for i in range(dates)]
+    source = root / "bucket" / PREFIX / "template"
+    write_scene(source, grid, dt.datetime.combine(days[0], dt.time(5, 12), tzinfo=dt.timezone.utc), 5.0, seed=7)
+    items = []
+    for day in days:
+        when = dt.datetime.combine(day, dt.time(5, 12), tzinfo=dt.timezone.utc)
+        scene_id = f"S2A_43PGQ_{when:%Y%m%d}_0_L2A"
+        folder = root / "bucket" / PREFIX / scene_id
+        if not folder.exists():
+            folder.symlink_to(source, target_is_directory=True)
+        items.append(s2_like_item(scene_id, when, grid, 5.0, href_base=f"s3://{BUCKET}/{PREFIX}"))
+    items_file = root / "items.json"
+    items_file.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+
+    to_lonlat = pyproj.Transformer.from_crs(grid.epsg, 4326, always_xy=True).transform
+    x0, y0, x1, y1 = grid.bounds
+    side = int(aois ** 0.5 + 0.999)
+    step_x, step_y = (x1 - x0) / (side + 1), (y1 - y0) / (side + 1)
+    features = []
+    for i in range(aois):
+        cx, cy = x0 + step_x * (1 + i % side), y0 + step_y * (1 + i // side)
+        field = shapely.transform(box(cx - 300, cy - 300, cx + 300, cy + 300),
+                                  lambda xy: np.column_stack(to_lonlat(xy[:, 0], xy[:, 1])))
+        features.append({"type": "Feature", "properties": {"name": f"field_{i:03d}"}, "geometry": mapping(field)})
+    aoi_file = root / "aois.geojson"
+    aoi_file.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return items_file, aoi_file, [d.isoformat() for d in days]
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run(dates: int, aois: int, project: Path, label: str, keep: Path | None) -> dict:
+    import dagster as dg
+
+    from rasteret_core.testing.object_store import ObjectStoreServer
+    from rasteret_pipelines.local_deploy import LocalDeployment
+
+    root = Path(keep or tempfile.mkdtemp(prefix="rasteret-pipeline-bench-"))
+    items, aoi_file, days = make_data(root, dates, aois)
+    names = [f"field_{i:03d}" for i in range(aois)]
+    home = root / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(project / "dagster.yaml", home / "dagster.yaml")
+    with ObjectStoreServer(buckets={BUCKET: root / "bucket"}, latency=(0.02, 0.08)) as store:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RASTERET_", "DAGSTER_"))}
+        env.update({
+            "RASTERET_STAC_SOURCE": str(items), "RASTERET_STORAGE": str(root / "storage"),
+            "RASTERET_S3_ENDPOINT": store.endpoint_url, "RASTERET_AOIS": str(aoi_file),
+            "RASTERET_START_DATE": days[0], "RASTERET_SENSOR_INTERVAL": "5", "PYTHONPATH": str(project),
+        })
+        with LocalDeployment(home, env, project=project) as dep, dg.DagsterInstance.from_config(str(home)) as instance:
+            dynamic = "aois" in {p.name for p in _partitions_defs(dep)}
+            if dynamic:  # ready = the AOI source's partitions exist (the sensor's first tick)
+                dep.wait_until(lambda: len(instance.get_dynamic_partitions("aois")) == aois, 300, what="AOI partitions")
+            first, last = sorted(names)[0], sorted(names)[-1]
+            rectangle = (f"{first}|{days[0]}", f"{last}|{days[-1]}")
+            store.reset_stats()
+            load_before = os.getloadavg()
+            started = time.perf_counter()
+            backfill = dep.launch_backfill({"scene_collection": (days[0], days[-1]), "ndvi": rectangle,
+                                            "ndvi_stats": rectangle}, title=f"bench {dates}x{aois}")
+            status = dep.wait_for_backfill(backfill, timeout=7200)
+            wall = time.perf_counter() - started
+            load_after = os.getloadavg()
+            runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill}))
+            durations = sorted(((r.end_time or 0) - (r.start_time or 0)) for r in
+                               (instance.get_run_record_by_id(x.run_id) for x in runs) if r)
+            ndvi_done = len(instance.get_materialized_partitions(dg.AssetKey("ndvi")))
+        instance_bytes = folder_size(home)
+        storage_bytes = folder_size(root / "storage")
+        requests = store.stats.requests
+    pairs = dates * aois
+    result = {
+        "label": label, "dates": dates, "aois": aois, "date_aoi_partitions": pairs,
+        "backfill_status": status.get("status"), "runs": len(runs), "wall_s": round(wall, 1),
+        "partitions_per_min": round(pairs / wall * 60, 1), "ndvi_partitions_materialized": ndvi_done,
+        "requests": requests, "requests_per_run": round(requests / max(len(runs), 1), 1),
+        "run_seconds": [round(d, 1) for d in durations],
+        "instance_bytes": instance_bytes, "storage_bytes": storage_bytes,
+        "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in load_after],
+        "cpus": os.cpu_count(), "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if keep is None:
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def _partitions_defs(dep) -> list:
+    """The dynamic partition sets the code location declares (none in designs before AOIs were data)."""
+    data = dep.graphql("{ assetNodes { partitionDefinition { dimensionTypes { name dynamicPartitionsDefinitionName } } } }")
+    found = set()
+    for node in data["assetNodes"]:
+        for dim in (node["partitionDefinition"] or {}).get("dimensionTypes") or []:
+            if dim.get("dynamicPartitionsDefinitionName"):
+                found.add(dim["dynamicPartitionsDefinitionName"])
+    return [type("P", (), {"name": n}) for n in found]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dates", type=int, default=3)
+    parser.add_argument("--aois", type=int, default=12)
+    parser.add_argument("--project", type=Path, default=PROJECT, help="checkout whose definitions run")
+    parser.add_argument("--label", default="")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the data and instance in this folder")
+    args = parser.parse_args(argv)
+    result = run(args.dates, args.aois, args.project.resolve(), args.label or "current", args.keep)
+    out = HERE / "results" / f"pipeline-{args.dates}x{args.aois}{'-' + args.label if args.label else ''}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+    return 0 if result["backfill_status"] == "COMPLETED_SUCCESS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
