@@ -20,15 +20,14 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.data import BENCH, REPO, data_dir, ensure_data
-from bench.run import BAND_MAP, BANDS, BUCKET, CACHE, Server, footprint, make_dates, scenes_for
+from bench.data import BENCH, data_dir, ensure_data
+from bench.run import BAND_MAP, BANDS, BUCKET, CACHE, Server, footprint, make_dates, run_json_worker, scenes_for
 
 RESULTS = BENCH / "results"
 PEERS = ["rasteret-load", "rasteret-eager", "odc-stac", "stackstac"]
@@ -104,16 +103,8 @@ def run_peer(spec: dict, workdir: Path, timeout: float) -> dict:
     spec_path, out_path = workdir / f"{tag}.spec.json", workdir / f"{tag}.out.json"
     spec_path.write_text(json.dumps(spec))
     out_path.unlink(missing_ok=True)
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    try:
-        proc = subprocess.run([sys.executable, "-m", "bench.load_worker", str(spec_path), str(out_path)], cwd=REPO,
-                              timeout=timeout, capture_output=True, text=True, env=env)
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
-    if not out_path.exists():
-        tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
-        return {"ok": False, "error": f"worker exited with {proc.returncode}: {' | '.join(tail)}"}
-    return json.loads(out_path.read_text())
+    return run_json_worker([sys.executable, "-m", "bench.load_worker", str(spec_path), str(out_path)], out_path,
+                           timeout)
 
 
 def summarise(doc: dict) -> dict:

@@ -256,6 +256,11 @@ def run_worker(peer: str, spec: dict, workdir: Path, timeout: float) -> dict:
         cmd = [str(PY312_VENV / "bin" / "python"), str(BENCH / "peer_rasteret041.py"), str(spec_path), str(out_path)]
     else:
         cmd = [sys.executable, "-m", "bench.worker", str(spec_path), str(out_path)]
+    return run_json_worker(cmd, out_path, timeout)
+
+
+def run_json_worker(cmd: list[str], out_path: Path, timeout: float) -> dict:
+    """Run a benchmark worker process; the JSON document it wrote, or why it wrote none."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     try:
         proc = subprocess.run(cmd, cwd=REPO, timeout=timeout, capture_output=True, text=True, env=env)
@@ -481,13 +486,13 @@ def _run(args, cfg, mode, name, peers, lat, server, meta, bucket_dir, workdir, s
                           dict(spec, endpoint=small.endpoint, tag=spec["tag"] + "-small"), limit))
     try:
         return _run_workloads(args, cfg, mode, name, lat, meta, cores, started, workloads, run_peers, skipped,
-                              workdir, transport)
+                              workdir, transport, aoi_spec)
     finally:
         small.stop()
 
 
 def _run_workloads(args, cfg, mode, name, lat, meta, cores, started, workloads, run_peers, skipped, workdir,
-                   transport) -> int:
+                   transport, aoi_spec) -> int:
     results = {"name": name, "mode": mode, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "machine": {"cpus": cores, "python": platform.python_version(), "platform": platform.platform()},
                "server": {"latency_s": list(lat), "bandwidth_Bps": args.bandwidth, "process": "separate"},

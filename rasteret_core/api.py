@@ -413,12 +413,7 @@ class Rasteret:
         return True
 
     def _options(self) -> ReaderOptions:
-        base = self.reader_options
-        if isinstance(base, ReaderOptions):
-            options = base
-        else:
-            options = ReaderOptions.from_kwargs(dict(base or {}))
-        return reader_options_for(self.data_source, options)
+        return reader_options_for(self.data_source, self.reader_options)
 
 
 GDF_COLUMNS = ("geometry_id", "scene_id", "datetime", "band", "data", "transform", "crs", "nodata")

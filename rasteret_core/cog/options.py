@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
 
 from rasteret_core.cog.urls import ALL_SCHEMES, Signer
 
@@ -102,6 +103,15 @@ class ReaderOptions:
     @property
     def signs_s3(self) -> bool:
         return self.requester_pays if self.sign is None else self.sign
+
+    @classmethod
+    def coerce(cls, value: "ReaderOptions | Mapping[str, Any] | None") -> "ReaderOptions":
+        """``value`` as options: ``None`` gives the defaults, a mapping goes through :meth:`from_kwargs`."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        return cls.from_kwargs(dict(value))
 
     @classmethod
     def from_kwargs(cls, options: dict) -> "ReaderOptions":

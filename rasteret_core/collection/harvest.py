@@ -65,12 +65,7 @@ class HarvestResult:
 def reader_options_for(source: DataSource, reader_options: ReaderOptions | Mapping[str, Any] | None) -> ReaderOptions:
     """``reader_options`` with what ``source`` needs: requester-pays when it or the caller asks,
     and its read-time signer (Planetary Computer SAS tokens) unless the caller gave one."""
-    if reader_options is None:
-        base = ReaderOptions()
-    elif isinstance(reader_options, ReaderOptions):
-        base = reader_options
-    else:
-        base = ReaderOptions.from_kwargs(dict(reader_options))
+    base = ReaderOptions.coerce(reader_options)
     base = replace(base, requester_pays=base.requester_pays or source.requester_pays)
     return with_source_signer(source, base)
 

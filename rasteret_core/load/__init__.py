@@ -17,7 +17,6 @@ the band's resampling.
 from __future__ import annotations
 
 import math
-from dataclasses import fields, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -164,12 +163,7 @@ def _chunk_task(task) -> ChunkTask | None:
 
 # --- helpers -------------------------------------------------------------------------------
 def _options(reader_options) -> ReaderOptions:
-    if reader_options is None:
-        options = ReaderOptions()
-    elif isinstance(reader_options, ReaderOptions):
-        options = reader_options
-    else:
-        options = ReaderOptions.from_kwargs(dict(reader_options))
+    options = ReaderOptions.coerce(reader_options)
     given = [name for name in _CREDENTIAL_FIELDS if getattr(options, name)]
     if given:
         raise LoadError(
