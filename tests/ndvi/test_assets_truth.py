@@ -13,6 +13,7 @@ from shapely.geometry import mapping
 
 from rasteret_core.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
+from rasteret_pipelines.defs.partitions import sync_aois
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
 from tests.ndvi import scenes as S
 
@@ -39,6 +40,7 @@ def materialized(mosaic_scenes, tmp_path_factory):
         "aois": Aois(path=aoi_file(tmp / "aois.geojson", NAMES)),
     }
     with dg.instance_for_test() as instance:
+        sync_aois(instance, NAMES)  # the aoi_source sensor's job in a deployment
         for day in (S.DAY1, S.DAY2):
             dg.materialize(COLLECTION, partition_key=day, resources=resources, instance=instance)
         runs = {}

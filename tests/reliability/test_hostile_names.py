@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from rasteret_core.names import MAX_LENGTH, UnsafePathError, check_under, original_name, path_under, safe_name
 from rasteret_core.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
+from rasteret_pipelines.defs.partitions import sync_aois
 from rasteret_pipelines.defs.markdown import md_table, md_text
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
+from rasteret_pipelines.settings import aoi_file, aoi_names
 from tests.pipelines.conftest import BUCKET, PREFIX, write_items
 
 ESCAPING_ID = "../../../../../ESCAPED"
@@ -47,6 +49,7 @@ def test_scene_ids_cannot_leave_storage_and_error_text_renders_as_text(tmp_path,
         "aois": Aois(),
     }
     with dg.instance_for_test() as instance:
+        sync_aois(instance, aoi_names(aoi_file()))  # the aoi_source sensor's job in a deployment
         assert dg.materialize([defs.get_assets_def("scene_collection")], partition_key="2024-01-05",
                               resources=resources, instance=instance).success
         key = dg.MultiPartitionKey({"date": "2024-01-05", "aoi": "hesaraghatta_farm"})
