@@ -145,6 +145,15 @@ async def _harvest(
 
     limit = asyncio.Semaphore(client.options.max_concurrency)
     headers: dict[tuple[int, str], CogHeader | str] = {}
+    # one request per COG even when several band codes name the same asset (Landsat's B4 and red)
+    by_href: dict[str, asyncio.Task] = {}
+
+    async def fetch(href: str) -> CogHeader | str:
+        async with limit:
+            try:
+                return await client.header(href, stats=stats)
+            except Exception as exc:  # noqa: BLE001 - recorded per asset, never fatal
+                return f"{type(exc).__name__}: {exc}"
     with Progress(len(jobs), f"COG headers ({source.name})", enabled=progress, unit="headers") as bar:
         failed = 0
 
@@ -157,11 +166,9 @@ async def _harvest(
                 reason = "has no asset" if asset is None else "asset has no href"
                 headers[(i, band)] = f"MissingAssetError: item {items[i].get('id')!r} {reason} {key!r} (band {band})"
             else:
-                async with limit:
-                    try:
-                        headers[(i, band)] = await client.header(href, stats=stats)
-                    except Exception as exc:  # noqa: BLE001 - recorded per asset, never fatal
-                        headers[(i, band)] = f"{type(exc).__name__}: {exc}"
+                if href not in by_href:
+                    by_href[href] = asyncio.ensure_future(fetch(href))
+                headers[(i, band)] = await by_href[href]
             if isinstance(headers[(i, band)], str):
                 failed += 1
                 bar.set_postfix(failed=failed)

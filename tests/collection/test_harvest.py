@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
@@ -38,6 +39,17 @@ def test_real_sentinel2_headers_equal_what_rasterio_reports(real_s2_item):
     assert scene.properties["assets"]["red"]["href"].endswith("B04.tif")  # full assets kept
     # one request per GDAL COG header
     assert result.stats.requests == 4 and result.stats.header_requests == 4
+
+
+def test_band_codes_naming_the_same_asset_cost_one_header_request(real_s2_item):
+    # Landsat sources name each band twice (B4 and red); the COG must be opened once, not per code
+    source = dataclasses.replace(DataSources.SENTINEL2, band_map={"B04": "red", "red": "red", "B08": "nir"})
+    result = harvest([real_s2_item], source, bands=["B04", "red", "B08"], progress=False)
+    assert result.failures == []
+    assert result.stats.requests == 2 and result.stats.header_requests == 2  # B04.tif and B08.tif
+    scene = result.scenes[0]
+    _assert_header_matches_rasterio(scene.bands["red"].header, S2_FIXTURE_DIR / "B04.tif")
+    assert scene.bands["red"].header == scene.bands["B04"].header
 
 
 def test_stac_proj_values_that_disagree_with_the_header_are_reported(real_s2_item):
