@@ -195,7 +195,7 @@ def async_geotiff(spec: dict, rep: int) -> dict:
 def rasteret(spec: dict, rep: int) -> dict:
     from shapely.geometry import shape
 
-    from rasteret_core.cog import CogClient, ReadStats
+    from rasteret_core.cog import CogClient, ReaderOptions, ReadStats
     from rasteret_core.cog.reader import run_sync
     from rasteret_core.collection import Collection
     from rasteret_core.collection.harvest import aharvest
@@ -204,6 +204,7 @@ def rasteret(spec: dict, rep: int) -> dict:
 
     prefix = rep_prefix(rep)
     stats = ReadStats()
+    options = ReaderOptions.coerce(spec.get("reader_options"))  # a sweep may vary them; default: the defaults
     bands = spec["bands"]
     os.environ["AWS_ENDPOINT_URL"] = spec["endpoint"]  # the collection's s3:// hrefs resolve to this server
 
@@ -213,7 +214,7 @@ def rasteret(spec: dict, rep: int) -> dict:
 
             items = json.loads(json.dumps(spec["items_stac"]).replace("__PREFIX__", prefix))
             source = DataSource.from_items_file("bench-items.json", spec["band_map"], name="bench")
-            result = await aharvest(items, source, stats=stats, progress=False)
+            result = await aharvest(items, source, stats=stats, progress=False, reader_options=options)
             if result.failures:
                 raise RuntimeError(f"harvest failures: {result.failures[:3]}")
             out = {}
@@ -229,7 +230,7 @@ def rasteret(spec: dict, rep: int) -> dict:
             # scenes stream from the collection scan into the read: fetching starts with the first date
             geoms = {a["id"]: shape(a["geometry"]) for a in spec["aois"]}
             scenes = coll.iter_scenes(date_range=tuple(spec["date_range"]), bands=bands)
-            result = await aread_aois(scenes, geoms, bands, stats=stats, fill_outside=False)
+            result = await aread_aois(scenes, geoms, bands, stats=stats, fill_outside=False, reader_options=options)
             if result.failures:
                 raise RuntimeError(f"read failures: {result.failures[:3]}")
             got = len({r.scene_id for r in result.rasters})
@@ -241,7 +242,7 @@ def rasteret(spec: dict, rep: int) -> dict:
             raise RuntimeError(f"collection has {len(scenes)} scenes, expected {len(spec['scenes'])}")
         ov = spec.get("overview")
         pairs = [(s, b) for s in scenes for b in bands]
-        async with CogClient() as client:
+        async with CogClient(options) as client:
             arrays = await client.read_windows([(s.bands[b].header, None) for s, b in pairs], overview=ov, stats=stats)
         return {f"{s.id}|{b}": a[0] for (s, b), a in zip(pairs, arrays)}
 

@@ -92,3 +92,52 @@ def test_pacer_allows_a_burst_then_one_connection_per_interval():
     # after a busy or quiet period at most the burst is available, not everything that queued
     assert [pacer.delay(11.0) for _ in range(5)][-1] > 0
     assert ConnectPacer(4, 0.0).delay(0.0) == 0.0
+
+
+def test_waiting_connects_start_in_arrival_order_at_least_one_interval_apart():
+    import asyncio
+
+    async def run() -> tuple[list[int], list[float]]:
+        pacer = ConnectPacer(burst=1, interval=0.002)  # one token at most: no two starts closer
+        loop = asyncio.get_running_loop()
+        order, started = [], []
+
+        async def connect(i: int) -> None:
+            await pacer.wait()
+            order.append(i)
+            started.append(loop.time())
+
+        await asyncio.gather(*(connect(i) for i in range(25)))
+        return order, started
+
+    order, started = asyncio.run(run())
+    assert order == list(range(25))
+    assert min(b - a for a, b in zip(started, started[1:])) >= 0.002 - 1e-6
+
+
+def test_a_freed_connection_wakes_exactly_one_waiter_and_cancelled_waiters_leave_the_queue():
+    import asyncio
+
+    async def run() -> tuple[dict, list[int], int]:
+        pacer = ConnectPacer(burst=1, interval=60.0)  # after the first, no token for a minute
+        assert await pacer.wait() is True
+        asked: list[int] = []
+        results: dict[int, bool] = {}
+
+        async def connect(i: int) -> None:
+            results[i] = await pacer.wait(ready=lambda: asked.append(i) is None)
+
+        tasks = [asyncio.create_task(connect(i)) for i in range(5)]
+        while len(pacer._waiters) < 5:  # every task is queued
+            await asyncio.sleep(0)
+        pacer.notify()  # one connection went back to the pool
+        await tasks[0]
+        for task in tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*tasks[1:], return_exceptions=True)
+        return results, asked, len(pacer._waiters)
+
+    results, asked, left = asyncio.run(run())
+    assert results == {0: False}  # the first waiter takes the pooled connection instead
+    assert asked == [0]  # nobody else was woken to look
+    assert left == 0
