@@ -135,7 +135,6 @@ class CogClient:
             for tile in plan.tiles:
                 wanted.setdefault((plan.header.url, plan.header.ifd_offset, tile), []).append((i, plan))
         by_file = _tiles_by_file((p.header, p.tiles) for p in plans if p is not None)
-        cap = merge_cap(by_file.values(), o)
 
         pool = _decode_pool(self.options.decode_threads)
         loop = asyncio.get_running_loop()
@@ -156,7 +155,7 @@ class CogClient:
                 loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region, azure_endpoint_url=o.azure_endpoint_url)
             except CogError as exc:
                 return fail(header, tiles, exc)
-            requests = file_requests(header, tiles, o, cap)
+            requests = file_requests(header, tiles, o)
             for t, problem in requests.refused:
                 fail(header, [t], problem)
             for t in requests.sparse:
@@ -240,29 +239,8 @@ class FileRequests:
         return sum(m.end - m.start for m in self.merged)
 
 
-def merge_cap(by_file: Iterable[tuple[CogHeader, Iterable[int]]], options: ReaderOptions) -> int:
-    """The largest request coalescing may build for one read of these tiles.
-
-    Merging saves requests but serialises the bytes it merges on one connection: a 4 MiB
-    request at 100 MB/s per connection takes 40 ms more than a tile. So when a read has fewer
-    bytes than would keep the whole pool busy, merged requests are capped at the read's bytes
-    divided by ``max_concurrency``: every connection gets a share, and tiles larger than that
-    share go alone. Reads with many bytes (or many small tiles) still merge up to
-    ``max_coalesced_bytes``.
-    """
-    total = 0
-    for header, tiles in by_file:
-        counts = header.tile_byte_counts
-        total += sum(int(counts[t]) for t in tiles if 0 <= t < len(counts))
-    return max(1, min(options.max_coalesced_bytes, total // options.max_concurrency))
-
-
-def file_requests(header: CogHeader, tiles: Iterable[int], options: ReaderOptions,
-                  max_merged: int | None = None) -> FileRequests:
-    """The coalesced range requests that read ``tiles`` of ``header``'s image.
-
-    ``max_merged`` caps a merged request (default ``options.max_coalesced_bytes``); a read
-    passes :func:`merge_cap` of all its files."""
+def file_requests(header: CogHeader, tiles: Iterable[int], options: ReaderOptions) -> FileRequests:
+    """The coalesced range requests that read ``tiles`` of ``header``'s image."""
     ranges: dict[tuple[int, int], list[int]] = {}
     sparse: list[int] = []
     refused: list[tuple[int, CogError]] = []
@@ -276,8 +254,7 @@ def file_requests(header: CogHeader, tiles: Iterable[int], options: ReaderOption
             refused.append((t, problem))
             continue
         ranges.setdefault((off, off + cnt), []).append(t)
-    merged = coalesce(list(ranges), options.coalesce_gap,
-                      options.max_coalesced_bytes if max_merged is None else max_merged)
+    merged = coalesce(list(ranges), options.coalesce_gap, options.max_coalesced_bytes)
     return FileRequests(header, ranges, sparse, merged, refused)
 
 
@@ -297,8 +274,7 @@ def plan_requests(
     """
     tiles = (_window_tiles(h, w, overview) for h, w in requests)
     by_file = _tiles_by_file((t[0], t[5]) for t in tiles)
-    cap = merge_cap(by_file.values(), options)
-    return [file_requests(header, tiles, options, cap) for header, tiles in by_file.values()]
+    return [file_requests(header, tiles, options) for header, tiles in by_file.values()]
 
 
 @dataclass

@@ -78,26 +78,6 @@ def test_many_windows_share_tiles_and_coalesce(store, shared_fixtures_dir):
     assert stats.requests <= distinct_tiles
 
 
-def test_a_read_smaller_than_the_pool_spreads_its_tiles_over_connections(store, shared_fixtures_dir):
-    """Merging adjacent tiles puts their bytes on one connection one after the other; while the
-    pool has idle connections, each tile goes alone. With fewer connections they merge again."""
-    header = read_header(store.url("public", S2_KEY))
-    tiles = header.tiles_across * header.tiles_down
-    counts = {}
-    for concurrency in (64, 1):
-        stats = ReadStats()
-        pixels = read_window(header, None, stats=stats, max_concurrency=concurrency)
-        counts[concurrency] = stats.requests
-        assert stats.tiles_read == tiles
-        with rasterio.open(shared_fixtures_dir / S2_KEY) as src:
-            np.testing.assert_array_equal(pixels, src.read())
-    # the precondition: any two tiles stored next to each other hold more than a 64th of the bytes
-    sizes = [int(header.tile_byte_counts[t]) for t in np.argsort(header.tile_offsets)]
-    assert min(a + b for a, b in zip(sizes, sizes[1:])) > sum(sizes) / 64
-    assert counts[64] == tiles  # one request per tile: the pool has room for all of them
-    assert counts[1] < tiles  # one connection: adjacent tiles merge
-
-
 def test_public_s3_bucket_reads_unsigned_through_moto(moto_s3, shared_fixtures_dir, monkeypatch):
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)

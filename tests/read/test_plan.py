@@ -72,8 +72,7 @@ def test_coalescing_changes_the_plan_as_it_changes_the_read(store):
     scene = s2_scene(store)
     aoi = {"big": lonlat_box(scene.bands["B04"].header, 0.05, 0.05, 0.95, 0.95)}
     tight = plan_aoi_read([scene], aoi, ["B04"], reader_options=ReaderOptions(coalesce_gap=0, max_coalesced_bytes=1))
-    # with one connection nothing is gained by spreading the bytes: neighbours merge
-    loose = plan_aoi_read([scene], aoi, ["B04"], reader_options=ReaderOptions(max_concurrency=1))
+    loose = plan_aoi_read([scene], aoi, ["B04"], reader_options=ReaderOptions())
     assert tight.requests == tight.tiles == 9 and loose.requests < tight.requests
 
 
