@@ -18,7 +18,6 @@ stored.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import logging
 import os
@@ -50,6 +49,7 @@ log = logging.getLogger(__name__)
 
 METADATA_FILE = "_rasteret_collection.json"
 PARTITION_FILE = "part.parquet"
+PARTITION_COMPRESSION = "snappy"  # see Collection.write_date
 _PARTITION_PREFIX = "date="
 
 
@@ -207,7 +207,10 @@ class Collection:
             removed = self.delete_date(date)
             return WriteResult(date, self._display(target), 0, 0, removed=removed)
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
+        # snappy: a date's partition is ~200 small column chunks, and zstd's per-chunk setup made
+        # reading one cost 11 ms against 5.4 ms for snappy, for 3 % less disk (a Sentinel-2
+        # scene); snappy is also Parquet's default, read by every GeoParquet reader
+        pq.write_table(table, sink, compression=PARTITION_COMPRESSION)
         data = sink.getvalue().to_pybytes()
         # the partition first, then the metadata naming its new bands: a failed write (e.g. a
         # full disk) leaves both as they were
@@ -287,9 +290,30 @@ class Collection:
     def _scan(self, dates: list[dt.date], wanted: list[str] | None, cloud_cover_lt: float | None, bbox: Any,
               query_box: Any) -> Iterator[Scene]:
         bands = self.bands if wanted is None else wanted
+        if isinstance(self._fs, pafs.LocalFileSystem):
+            # local partitions: one lean read per file, filters applied in memory. Arrow's
+            # threaded dataset scan took twice the CPU for the same wall time (0.20 s against
+            # 0.10 s for 24 dates), CPU the decode threads need; remote storage keeps the scan,
+            # whose read-ahead hides the store's latency
+            tables: Iterator[pa.Table] = (
+                _filter_table(self._read_partition(d, wanted, use_threads=False), cloud_cover_lt, bbox) for d in dates)
+        else:
+            tables = self._scan_tables(dates, bands, cloud_cover_lt, bbox, wanted)
+        for table in tables:
+            for scene in table_to_scenes(table, wanted, successful_only=True):
+                if not scene.bands:
+                    continue
+                if query_box is not None and not scene.geometry.intersects(query_box):
+                    continue
+                yield scene
+
+    def _scan_tables(self, dates: list[dt.date], bands: list[str], cloud_cover_lt: float | None, bbox: Any,
+                     wanted: list[str] | None) -> Iterator[pa.Table]:
+        """All partitions of ``dates`` in one Arrow dataset scan (only the wanted columns, filters
+        pushed down, several files read ahead in parallel)."""
+        files = [self._partition_file(d) for d in dates]
         schema = collection_schema(bands)
         expr = _filter_expression(cloud_cover_lt, bbox)
-        files = [self._partition_file(d) for d in dates]
         try:
             # the collection's schema, not the first file's: a partition written before a band
             # or a header field was added reads those as null instead of dropping them elsewhere
@@ -300,16 +324,11 @@ class Collection:
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             # a partition whose types cannot be cast to today's schema: read file by file
             log.debug("one-scan read failed (%s); reading partitions one by one", exc)
-            first, tables = None, (_filter_table(self._read_partition(d, wanted), cloud_cover_lt, bbox) for d in dates)
+            yield from (_filter_table(self._read_partition(d, wanted), cloud_cover_lt, bbox) for d in dates)
+            return
         if first is not None:
-            tables = itertools.chain([first], tables)
-        for table in tables:
-            for scene in table_to_scenes(table, wanted, successful_only=True):
-                if not scene.bands:
-                    continue
-                if query_box is not None and not scene.geometry.intersects(query_box):
-                    continue
-                yield scene
+            yield first
+        yield from tables
 
     def load(self, bands: list[str] | str | None = None, **kwargs: Any):
         """A lazy, dask-backed ``Dataset(time, y, x)`` on one grid: see :func:`rasteret_core.load.load`."""
@@ -364,7 +383,7 @@ class Collection:
     def _partition_file(self, date: dt.date) -> str:
         return f"{self._path}/{_PARTITION_PREFIX}{date.isoformat()}/{PARTITION_FILE}"
 
-    def _read_partition(self, date: dt.date, bands: list[str] | None = None) -> pa.Table:
+    def _read_partition(self, date: dt.date, bands: list[str] | None = None, *, use_threads: bool = True) -> pa.Table:
         """One date's rows; with ``bands``, only those band columns are read from storage."""
         with self._fs.open_input_file(self._partition_file(date)) as f:
             pf = pq.ParquetFile(f)
@@ -372,7 +391,7 @@ class Collection:
             if bands is not None:
                 stored = set(table_bands(pf.schema_arrow))
                 columns = [n for n in pf.schema_arrow.names if n not in stored or n in bands]
-            return pf.read(columns=columns)
+            return pf.read(columns=columns, use_threads=use_threads)
 
     def _dates_in(self, date_range: tuple[Any, Any] | None) -> list[dt.date]:
         dates = self.dates()
