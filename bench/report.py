@@ -41,15 +41,16 @@ def markdown(results: dict) -> str:
                   "before some runs (the benchmark itself accounts for about 2): other processes were competing "
                   "for the CPU, timings are noisy.", ""]
     lines += [
-        "| workload | peer | status | wall s | vs ours | x limit | requests | MB | CPU s | CPU x floor | peak RSS MB |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | peer | status | wall s | vs ours | x limit | requests | MB | CPU s | CPU x floor | server CPU s | peak RSS MB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for wname, w in results["workloads"].items():
         lim = w["limit"]
         cpu = lim.get("cpu_components_s", {})
         floor = cpu.get("decode", 0.0) + cpu.get("client_transport", 0.0)  # the client's own unavoidable CPU
         lines.append(f"| **{wname}** | *physical limit* | | {lim['limit_s']:.3f} | | 1.0 | {lim['requests']} | "
-                     f"{lim['bytes'] / 1e6:.1f} | {_fmt(floor or None, '.2f', '')} | 1.0 | |")
+                     f"{lim['bytes'] / 1e6:.1f} | {_fmt(floor or None, '.2f', '')} | 1.0 | "
+                     f"{_fmt(cpu.get('server') or None, '.2f', '')} | |")
         for peer in PEER_ORDER:
             s = w["peers"].get(peer)
             if s is None:
@@ -57,16 +58,18 @@ def markdown(results: dict) -> str:
             if s.get("status") != "ok":
                 note = s.get("note", "").replace("|", "/")[:120]
                 lines.append(f"| {wname} | {LABEL[peer]} | {s.get('status')}: {note} | | | | "
-                             f"{s.get('requests', '')} | {_fmt(s.get('bytes') and s['bytes'] / 1e6, '.1f', '')} | | | |")
+                             f"{s.get('requests', '')} | {_fmt(s.get('bytes') and s['bytes'] / 1e6, '.1f', '')} | | | | |")
                 continue
             lines.append(
                 f"| {wname} | {LABEL[peer]} | ok | {s['wall_s']:.3f} | {_fmt(s.get('vs_rasteret'), '.2f')}x | "
                 f"{_fmt(s.get('x_limit'), '.1f')} | {s['requests']} | {s['bytes'] / 1e6:.1f} | {s['cpu_s']:.2f} | "
-                f"{_fmt(s['cpu_s'] / floor if floor else None, '.2f')} | {s['peak_rss_mb']:.0f} |"
+                f"{_fmt(s['cpu_s'] / floor if floor else None, '.2f')} | {_fmt(s.get('server_cpu_s'), '.2f')} | "
+                f"{s['peak_rss_mb']:.0f} |"
             )
     lines += ["", "Measured limit = first byte + max(latency, bandwidth, CPU / cores); CPU = decoding with the "
               "reader's decoder on these tiles + the client's and the server's CPU to move the bytes (measured with "
-              "a lean keep-alive client; client and server share the cores):", "",
+              "a lean keep-alive client fetching the reader's own coalesced requests; client and server share the "
+              "cores). `server CPU s` above is what the server spent per repetition while each peer ran:", "",
               "| workload | limit s | first byte s | latency s | bandwidth s | CPU s | decode CPU s | ms/tile | "
               "client transport CPU s | server CPU s |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

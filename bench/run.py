@@ -187,11 +187,12 @@ def decode_cost(files: list[tuple[Any, Path]], tiles: list[int], samples: int = 
     return statistics.mean(times)
 
 
-def transport_cost(server: "Server", header, tiles: list[int], files: int, threads: int = 16) -> dict:
-    """CPU seconds per tile request that moving the bytes costs on this machine, measured: a lean
-    client (keep-alive ``http.client`` connections, body read into a preallocated buffer) fetches
-    the tiles from ``files`` URLs, and the client's and the server's CPU are both counted: they
-    share the cores with decoding."""
+def transport_cost(server: "Server", ranges: list[tuple[int, int]], files: int, threads: int = 16) -> dict:
+    """CPU seconds per byte that moving the bytes costs on this machine, measured: a lean client
+    (keep-alive ``http.client`` connections, each body read into a preallocated buffer) fetches
+    ``ranges`` (the reader's own coalesced requests, so the per-request costs are the fewest the
+    reader's plan allows) from ``files`` URLs, and the client's and the server's CPU are both
+    counted: they share the cores with decoding."""
     import http.client
     import threading
     from concurrent.futures import ThreadPoolExecutor
@@ -199,8 +200,7 @@ def transport_cost(server: "Server", header, tiles: list[int], files: int, threa
 
     host = urlsplit(server.endpoint)
     local = threading.local()
-    jobs = [(f"/{BUCKET}/probe{f}/B04.tif", int(header.tile_offsets[t]), int(header.tile_byte_counts[t]))
-            for f in range(files) for t in tiles]
+    jobs = [(f"/{BUCKET}/probe{f}/B04.tif", start, end - start) for f in range(files) for start, end in ranges]
 
     def get(job) -> int:
         path, off, cnt = job
@@ -219,9 +219,20 @@ def transport_cost(server: "Server", header, tiles: list[int], files: int, threa
         got = sum(pool.map(get, jobs))
     r1, s1 = resource.getrusage(resource.RUSAGE_SELF), server.cpu_s()
     client = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    n = len(jobs)
-    return {"client_s_per_tile": client / n, "server_s_per_tile": (s1 - s0) / n, "bytes_per_tile": got / n,
-            "probe_requests": n}
+    return {"client_s_per_byte": client / got, "server_s_per_byte": (s1 - s0) / got, "probe_bytes": got,
+            "probe_requests": len(jobs), "bytes_per_request": got / len(jobs)}
+
+
+def reader_ranges(header, windows: list[list[int]]) -> list[tuple[int, int]]:
+    """The byte ranges this project's reader requests for ``windows`` of one file (its plan,
+    with its default coalescing)."""
+    from rasterio.windows import Window
+
+    from rasteret_core.cog import ReaderOptions
+    from rasteret_core.cog.reader import plan_requests
+
+    plan = plan_requests([(header, Window(*w)) for w in windows], ReaderOptions())
+    return [(m.start, m.end) for fr in plan for m in fr.merged]
 
 
 def physical_limit(requests: int, nbytes: int, decode_s: float, latency: tuple[float, float], bandwidth: float,
@@ -424,10 +435,11 @@ def _run(args, cfg, mode, name, peers, lat, server, meta, bucket_dir, workdir, s
     concurrency = 64  # this project's default max_concurrency
     band_headers = {b: read_header(f"{endpoint}/{BUCKET}/setup/x/{b}.tif") for b in BANDS}
     # moving bytes costs CPU on both ends, on the same two cores as decoding: measured per tile
-    probe_tiles = sorted(tiles_for_windows(header, [a["window"] for a in aois[:cfg["K"]]]))
-    transport = transport_cost(server, header, probe_tiles, files=4)
-    log(f"transport cost (measured, lean keep-alive client): client {transport['client_s_per_tile'] * 1000:.2f} ms, "
-        f"server {transport['server_s_per_tile'] * 1000:.2f} ms CPU per {transport['bytes_per_tile'] / 1024:.0f} KiB tile")
+    probe_ranges = reader_ranges(header, [a["window"] for a in aois[:cfg["K"]]])
+    transport = transport_cost(server, probe_ranges, files=4)
+    log(f"transport cost (measured, lean keep-alive client, the reader's {len(probe_ranges)} coalesced requests "
+        f"x 4 files, {transport['bytes_per_request'] / 1e6:.2f} MB each): client "
+        f"{transport['client_s_per_byte'] * 1e9:.2f} ms, server {transport['server_s_per_byte'] * 1e9:.2f} ms CPU per MB")
 
     def limit_for(overview: int | None, tiles: list[int], nfiles: int) -> dict:
         """The limit of reading ``tiles`` of a level (full resolution or ``overview``) from ``nfiles`` files."""
@@ -436,10 +448,9 @@ def _run(args, cfg, mode, name, peers, lat, server, meta, bucket_dir, workdir, s
         decode = decode_cost([(levels[b], bucket_dir / f"{b}.tif") for b in BANDS], tiles)
         nbytes = sum(int(level.tile_byte_counts[t]) for t in tiles) * nfiles  # B08 tiles ~ B04 tiles
         ntiles = len(tiles) * nfiles
-        per_byte = lambda key: transport[key] / max(1.0, transport["bytes_per_tile"])  # noqa: E731
         limit = physical_limit(ntiles, nbytes, ntiles * decode, lat, args.bandwidth, concurrency, cores,
-                               transport_s=nbytes * per_byte("client_s_per_tile"),
-                               server_s=nbytes * per_byte("server_s_per_tile"))
+                               transport_s=nbytes * transport["client_s_per_byte"],
+                               server_s=nbytes * transport["server_s_per_byte"])
         limit["decode_s_per_tile"] = decode
         return limit
 
@@ -480,19 +491,22 @@ def _run(args, cfg, mode, name, peers, lat, server, meta, bucket_dir, workdir, s
         workloads.append(("scene-full", f"large AOI: whole scene at full resolution ({header.width}x{header.height}) x 2 bands",
                           scene_spec(None, "full"), scene_limit(None)))
     # the AOI workloads again against a server with Python's default accept queue (5)
+    # each right after its large-backlog run, so the machine's drift between runs minutes apart
+    # does not enter the comparison
     small = Server(bucket_dir, lat, args.bandwidth, backlog=SMALL_BACKLOG)
     for wname, desc, spec, limit in [w for w in workloads if w[0].startswith("aoi")]:
-        workloads.append((f"{wname}@backlog{SMALL_BACKLOG}", desc + f", server listen backlog {SMALL_BACKLOG}",
-                          dict(spec, endpoint=small.endpoint, tag=spec["tag"] + "-small"), limit))
+        at = next(i for i, w in enumerate(workloads) if w[0] == wname) + 1
+        workloads.insert(at, (f"{wname}@backlog{SMALL_BACKLOG}", desc + f", server listen backlog {SMALL_BACKLOG}",
+                              dict(spec, endpoint=small.endpoint, tag=spec["tag"] + "-small"), limit))
     try:
         return _run_workloads(args, cfg, mode, name, lat, meta, cores, started, workloads, run_peers, skipped,
-                              workdir, transport, aoi_spec)
+                              workdir, transport, aoi_spec, {server.endpoint: server, small.endpoint: small})
     finally:
         small.stop()
 
 
 def _run_workloads(args, cfg, mode, name, lat, meta, cores, started, workloads, run_peers, skipped, workdir,
-                   transport, aoi_spec) -> int:
+                   transport, aoi_spec, servers: dict) -> int:
     results = {"name": name, "mode": mode, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "machine": {"cpus": cores, "python": platform.python_version(), "platform": platform.platform()},
                "server": {"latency_s": list(lat), "bandwidth_Bps": args.bandwidth, "process": "separate"},
@@ -515,7 +529,11 @@ def _run_workloads(args, cfg, mode, name, lat, meta, cores, started, workloads, 
             if peer == "rasterio-naive":
                 pspec["reps"] = cfg["naive_reps"]
             load = os.getloadavg()[0]
+            serving = servers.get(pspec["endpoint"])
+            server_cpu0 = serving.cpu_s() if serving else 0.0
             doc = run_worker(peer, pspec, workdir, timeout=1800)
+            # the server's CPU while this peer ran, per repetition (warm-up included): it shares the cores
+            server_cpu = ((serving.cpu_s() - server_cpu0) / (pspec["warmup"] + pspec["reps"])) if serving else None
             results["max_load"] = max(results.get("max_load", 0.0), load)
             if not doc.get("ok"):
                 status = "SKIP" if "not supported" in doc.get("error", "") else "ERROR"
@@ -534,6 +552,7 @@ def _run_workloads(args, cfg, mode, name, lat, meta, cores, started, workloads, 
                 continue
             s["status"] = "ok"
             s["load_before"] = load
+            s["server_cpu_s"] = server_cpu
             s["reference"] = ref_peer
             s["x_limit"] = s["wall_s"] / limit["limit_s"] if limit["limit_s"] > 0 else None
             entry["peers"][peer] = s
