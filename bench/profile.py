@@ -44,6 +44,9 @@ IDLE_LEAVES = ("_worker (concurrent/futures/thread.py", "Condition.wait (", "Eve
                "_wait_for_tstate_lock (", "RssSampler._run (")
 
 
+UNTIMED = {"idle waits (not CPU)", "imports (not timed)", "bench checksums (not timed)"}
+
+
 def group_of(stack: list[str]) -> str:
     if stack[-1].startswith(IDLE_LEAVES):
         return "idle waits (not CPU)"
@@ -74,13 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bandwidth", type=float, default=100e6)
     parser.add_argument("--backlog", type=int, default=1024)
     parser.add_argument("--bucket-dir", type=Path, help="default: the spec's data folder")
+    parser.add_argument("--size", type=int, help="the data's scene size (default: the spec's, else 5490)")
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="a reader option for the rasteret peer (repeatable), e.g. connect_interval=0.001")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     spec = json.loads((args.run_dir / f"{args.tag}.spec.json").read_text())
-    bucket_dir = args.bucket_dir or data_dir(spec.get("size", 5490)) / "bucket"
+    bucket_dir = args.bucket_dir or data_dir(args.size or spec.get("size", 5490)) / "bucket"
     server, endpoint = start_server(bucket_dir, args.latency, args.bandwidth, args.backlog)
     try:
         # the saved spec names the old server's endpoint (also inside its STAC items' hrefs)
@@ -107,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     cpu = sorted(r["cpu_s"] for r in timed)[len(timed) // 2]
     groups: collections.Counter = collections.Counter()
     leaves: collections.Counter = collections.Counter()
-    threads: collections.Counter = collections.Counter()
     total = 0
     for line in lines:
         stack_s, _, count_s = line.rpartition(" ")
@@ -116,21 +119,24 @@ def main(argv: list[str] | None = None) -> int:
         count = int(count_s)
         stack = stack_s.split(";")
         total += count
-        groups[group_of(stack)] += count
-        leaves[stack[-1]] += count
-        threads[stack[0].split(" ")[0]] += count
+        group = group_of(stack)
+        groups[group] += count
+        if group not in UNTIMED:
+            leaves[stack[-1]] += count
     print(f"{args.tag}: median wall {wall:.3f} s, CPU {cpu:.3f} s over {len(timed)} timed runs "
           f"(latency {args.latency * 1e3:.0f} ms, backlog {args.backlog}); {total} samples incl. warm-up and imports")
-    runs = len(doc["runs"])
-    print(f"\nCPU seconds per repetition = samples / {args.rate} Hz / {runs} repetitions (warm-up included)")
-    print("\n| group | CPU s per run | share of busy samples |\n|---|---:|---:|")
-    busy = total - groups["idle waits (not CPU)"]
+    # py-spy counts a thread as busy while it is runnable, also when it waits for a core or the
+    # GIL, so sample counts overstate CPU seconds on a loaded machine: the shares are spread
+    # over the CPU the timed runs really used (getrusage)
+    timed_samples = sum(c for g, c in groups.items() if g not in UNTIMED)
+    print(f"\nshares of the busy samples of the timed code; CPU s = share x the runs' median CPU ({cpu:.3f} s)")
+    print("\n| group | share | CPU s per run |\n|---|---:|---:|")
     for name, count in groups.most_common():
-        if name != "idle waits (not CPU)":
-            print(f"| {name} | {count / args.rate / runs:.3f} | {count / busy:.1%} |")
-    print("\n| hottest leaf frames | share |\n|---|---:|")
-    for name, count in [(n, c) for n, c in leaves.most_common(30) if not n.startswith(IDLE_LEAVES)][:10]:
-        print(f"| `{name[:90]}` | {count / total:.1%} |")
+        if name not in UNTIMED:
+            print(f"| {name} | {count / timed_samples:.1%} | {count / timed_samples * cpu:.3f} |")
+    print("\n| hottest leaf frames of the timed code | share |\n|---|---:|")
+    for name, count in leaves.most_common(10):
+        print(f"| `{name[:90]}` | {count / timed_samples:.1%} |")
     return 0
 
 

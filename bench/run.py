@@ -428,7 +428,7 @@ def _run(args, cfg, mode, name, peers, lat, server, meta, bucket_dir, workdir, s
                      for i in range(cfg["harvest_items"])]
     harvest_stac = [stac_item({"id": it["id"], "datetime": scenes[0]["datetime"], "keys": it["keys"]},
                               f"{endpoint}/{BUCKET}/__PREFIX__", geom, bbox) for it in harvest_items]
-    base_spec = {"endpoint": endpoint, "bucket": BUCKET, "bands": BANDS, "band_map": BAND_MAP,
+    base_spec = {"endpoint": endpoint, "bucket": BUCKET, "bands": BANDS, "band_map": BAND_MAP, "size": cfg["size"],
                  "warmup": cfg["warmup"], "reps": cfg["reps"], "threads": cfg["threads"], "collections": collections,
                  "tile": meta["tile"], "footprint": geom,
                  "collections041": [str(workdir / "collections041" / f"rep{i}") for i in range(n_prefixes)]}
