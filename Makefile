@@ -39,7 +39,7 @@ serve-demo: venv
 # Benchmark (bench/README.md): installs its own extras, generates its data once in bench/.cache
 bench: venv
 	sh bench/setup.sh $(BIN)/python
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --latency 0.04 --name full-40ms
 
 bench-quick: venv
 	sh bench/setup.sh $(BIN)/python
