@@ -275,10 +275,10 @@ class Collection:
     ) -> Iterator[Scene]:
         """The scenes of :meth:`scenes`, yielded as they are read, date by date.
 
-        All partitions of the date range are read in one Arrow dataset scan (only the wanted
-        columns, filters pushed down, several files read ahead in parallel), so a caller can
-        start reading pixels of the first dates while later ones are still being decoded.
-        Raises ``ValueError`` for unknown band codes before anything is read.
+        Only the wanted band columns are read: a local collection file by file, a remote one
+        (S3) in one Arrow dataset scan with filters pushed down and several files read ahead,
+        so a caller can start reading pixels of the first dates while later ones are still
+        being read. Raises ``ValueError`` for unknown band codes before anything is read.
         """
         wanted = self._check_bands(bands)
         query_box = shapely.box(*_check_bbox(bbox)) if bbox is not None else None
