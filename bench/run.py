@@ -38,7 +38,7 @@ MODES = {
     "quick": dict(size=5490, harvest_items=50, K=12, T=8, warmup=1, reps=2, naive_reps=1,
                   scale_K=[2, 4, 8], scale_T=[1, 2, 4], scale_reps=1, scale_peers=["rasteret"],
                   overview=0, full_res=True, threads=16),
-    "full": dict(size=10980, harvest_items=50, K=12, T=8, warmup=1, reps=3, naive_reps=1,
+    "full": dict(size=10980, harvest_items=50, K=12, T=8, warmup=1, reps=5, naive_reps=1,
                  scale_K=[3, 6, 12], scale_T=[2, 4, 8], scale_reps=2, scale_peers=["rasteret", "gdal-threads"],
                  overview=1, full_res=True, threads=16),
 }
