@@ -35,8 +35,15 @@ def markdown(results: dict) -> str:
     ]
     load = max(results.get("max_load", 0.0), results.get("load_at_start", 0.0))
     lines += [f"1-minute load average: {results.get('load_at_start', 0.0):.1f} at the start, up to "
-              f"{results.get('max_load', 0.0):.1f} before a run.", ""]
-    if load > 1.5 * results["machine"]["cpus"]:  # the benchmark itself keeps ~2 busy
+              f"{results.get('max_load', 0.0):.1f} before a run (the benchmark's own threads count in it).", ""]
+    other = results.get("other_cpu")
+    if other is not None:
+        lines += [f"While the workers ran ({other['wall_s']:.0f} s), other processes used {other['other_s']:.1f} CPU-s "
+                  f"and the hypervisor took {other['steal_s']:.1f} CPU-s: {other['share_of_cores']:.1%} of the "
+                  f"{other['cores']} cores.", ""]
+        if other["share_of_cores"] > 0.05:
+            lines += ["**Warning:** more than 5 % of the cores went to other work: timings are noisy.", ""]
+    elif load > 1.5 * results["machine"]["cpus"]:  # older results: the load average is all there is
         lines += [f"**Warning:** the 1-minute load average reached {load:.1f} on {results['machine']['cpus']} cores "
                   "before some runs (the benchmark itself accounts for about 2): other processes were competing "
                   "for the CPU, timings are noisy.", ""]

@@ -76,6 +76,41 @@ class Server:
             self.proc.kill()
 
 
+class CpuAccount:
+    """CPU that others spent while workers ran: ``/proc/stat``'s busy time minus this
+    process's, its finished children's (the workers) and the servers' CPU, plus the time the
+    hypervisor stole. A load average cannot say this: the benchmark's own threads (tuned GDAL
+    runs 16) raise it."""
+
+    def __init__(self, servers: list["Server"]) -> None:
+        self.servers = servers
+        self.other_s = self.steal_s = self.wall_s = 0.0
+        self._tck = os.sysconf("SC_CLK_TCK")
+
+    def _now(self) -> tuple[float, float, float, float]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = (me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+               + sum(server.cpu_s() for server in self.servers))
+        return (user + nice + system + irq + softirq) / self._tck, steal / self._tck, own, time.perf_counter()
+
+    def __enter__(self) -> "CpuAccount":
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        busy, steal, own, wall = (b - a for a, b in zip(self._start, self._now()))
+        self.other_s += max(0.0, busy - own)
+        self.steal_s += steal
+        self.wall_s += wall
+
+    def as_dict(self, cores: int) -> dict:
+        share = (self.other_s + self.steal_s) / (self.wall_s * cores) if self.wall_s else 0.0
+        return {"other_s": self.other_s, "steal_s": self.steal_s, "wall_s": self.wall_s, "cores": cores,
+                "share_of_cores": share}
+
+
 # --- scenario ---------------------------------------------------------------------------------
 def make_dates(n: int) -> list[dt.datetime]:
     start = dt.datetime(2024, 1, 5, 11, 21, 29, tzinfo=dt.timezone.utc)
@@ -512,6 +547,7 @@ def _run_workloads(args, cfg, mode, name, lat, meta, cores, started, workloads, 
                "server": {"latency_s": list(lat), "bandwidth_Bps": args.bandwidth, "process": "separate"},
                "data": meta, "transport": transport, "load_at_start": os.getloadavg()[0], "skipped": skipped, "workloads": {}, "scaling": {}}
     order = [p for p in ["rasterio-naive", "gdal-threads", "async-geotiff", "rasteret-0.4.1", "rasteret"] if p in run_peers]
+    account = CpuAccount(list(servers.values()))
     for wname, desc, spec, limit in workloads:
         log(f"\n-- {wname}: {desc}")
         cpu = limit["cpu_components_s"]
@@ -531,7 +567,8 @@ def _run_workloads(args, cfg, mode, name, lat, meta, cores, started, workloads, 
             load = os.getloadavg()[0]
             serving = servers.get(pspec["endpoint"])
             server_cpu0 = serving.cpu_s() if serving else 0.0
-            doc = run_worker(peer, pspec, workdir, timeout=1800)
+            with account:
+                doc = run_worker(peer, pspec, workdir, timeout=1800)
             # the server's CPU while this peer ran, per repetition (warm-up included): it shares the cores
             server_cpu = ((serving.cpu_s() - server_cpu0) / (pspec["warmup"] + pspec["reps"])) if serving else None
             results["max_load"] = max(results.get("max_load", 0.0), load)
@@ -575,7 +612,8 @@ def _run_workloads(args, cfg, mode, name, lat, meta, cores, started, workloads, 
                     k, t = (n, cfg["T"]) if axis == "K" else (cfg["K"], n)
                     spec = dict(aoi_spec(k, t, f"scale-{axis}{n}"), reps=cfg["scale_reps"])
                     results["max_load"] = max(results.get("max_load", 0.0), os.getloadavg()[0])
-                    doc = run_worker(peer, spec, workdir, timeout=1800)
+                    with account:
+                        doc = run_worker(peer, spec, workdir, timeout=1800)
                     if not doc.get("ok"):
                         log(f"   {peer} {axis}={n}: ERROR {doc.get('error', '')[:200]}")
                         continue
@@ -590,6 +628,7 @@ def _run_workloads(args, cfg, mode, name, lat, meta, cores, started, workloads, 
 
     results["targets"] = targets(results)
     results["elapsed_s"] = time.perf_counter() - started
+    results["other_cpu"] = account.as_dict(cores)
     from bench.report import write_outputs
 
     paths = write_outputs(results, RESULTS)
