@@ -96,7 +96,7 @@ class ConnectPacer:
     ``interval`` up to ``burst``, so an event loop that was busy for a while releases at most
     ``burst`` connects together, never all that queued up. Waiters queue in order, each on
     its own future, and one timer hands out the tokens: a release or a token wakes one
-    waiter, not all of them (with 64 waiters, waking all on every event cost a third of a
+    waiter, not all of them (with 64 waiters, waking all on every event cost a quarter of a
     harvest's CPU).
     """
 
