@@ -60,6 +60,7 @@ class LocalDeployment:
     def start(self, timeout: float = 180) -> "LocalDeployment":
         self.logs.mkdir(parents=True, exist_ok=True)
         try:
+            self._migrate(timeout)
             self._spawn("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace)])
             self._spawn("webserver", [str(BIN / "dagster-webserver"), "-w", str(self.workspace), "-h", "127.0.0.1",
                                       "-p", str(self.port)])
@@ -156,6 +157,19 @@ class LocalDeployment:
         log = open(self.logs / f"{name}.log", "wb")
         self._procs[name] = subprocess.Popen(argv, cwd=self.project, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                              start_new_session=True)  # its own group: stopped with its children
+
+    def _migrate(self, timeout: float) -> None:
+        """Create (or upgrade) the instance's storage once, before the daemon and the webserver
+        start: on an empty database both would create it at the same moment, and one of them
+        fails ("type ... already exists"). Production deployments run the same step first."""
+        try:
+            done = subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=self.project, env=self.env,
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise DeploymentError(f"dagster instance migrate did not finish in {timeout} s") from None
+        if done.returncode != 0:
+            raise DeploymentError(f"dagster instance migrate exited with {done.returncode}:\n"
+                                  f"{(done.stdout + done.stderr)[-3000:]}")
 
     def _check_alive(self) -> None:
         for name, proc in self._procs.items():
