@@ -161,7 +161,7 @@ class LocalDeployment:
     def _migrate(self, timeout: float) -> None:
         """Create (or upgrade) the instance's storage once, before the daemon and the webserver
         start: on an empty database both would create it at the same moment, and one of them
-        fails ("type ... already exists"). Production deployments run the same step first."""
+        fails ("type ... already exists"). Dagster's upgrade guide runs the same step first."""
         try:
             done = subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=self.project, env=self.env,
                                   capture_output=True, text=True, timeout=timeout)
