@@ -5,7 +5,6 @@ command; exit codes scripts can test."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -17,8 +16,7 @@ import pytest
 import rasterio
 
 from rasteret_core.cli import COMMANDS
-from rasteret_core.testing.object_store import ObjectStoreServer
-from rasteret_pipelines.demo import BUCKET, prepare_data
+from tests.helpers.demo import served_demo, user_env
 
 ROOT = Path(__file__).resolve().parents[2]
 FARM = "77.55 13.03 77.57 13.05"  # the README's farm_a, inside the demo scenes
@@ -35,12 +33,8 @@ def rasteret(*args: str, env: dict[str, str], check: int | None = 0) -> subproce
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    items = prepare_data(root / "demo")
-    with ObjectStoreServer(buckets={BUCKET: root / "demo" / "bucket"}) as server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RASTERET_"))}
-        env.update(AWS_ENDPOINT_URL=server.endpoint_url, RASTERET_WORKSPACE=str(root / "ws"),
-                   PYTHONPATH=str(ROOT))
-        yield root, items, env
+    with served_demo(root) as (items, endpoint):
+        yield root, items, user_env(AWS_ENDPOINT_URL=endpoint, RASTERET_WORKSPACE=str(root / "ws"))
 
 
 @pytest.fixture(scope="module")

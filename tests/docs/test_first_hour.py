@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from rasteret_core.testing.object_store import ObjectStoreServer
-from rasteret_pipelines.demo import BUCKET, prepare_data
+from tests.helpers.demo import served_demo, user_env
 from tests.helpers.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,24 +36,17 @@ def block(title: str, lang: str) -> str:
     return re.search(rf"```{lang}\n(.*?)```", section(title), re.S).group(1)
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RASTERET_", "DAGSTER_"))}
-    env.update(PYTHONPATH=str(ROOT), **extra)
-    return env
-
-
 @pytest.fixture(scope="module")
 def demo_bucket(tmp_path_factory):
     root = tmp_path_factory.mktemp("first_hour")
-    items = prepare_data(root / "demo")
-    with ObjectStoreServer(buckets={BUCKET: root / "demo" / "bucket"}) as server:
-        yield root, items, server.endpoint_url
+    with served_demo(root) as (items, endpoint):
+        yield root, items, endpoint
 
 
 def test_the_cog_quick_start_runs_as_written_on_the_demo(demo_bucket, tmp_path):
     _, _, endpoint = demo_bucket
     (tmp_path / "cog.py").write_text(block("### The COG engine", "python"))
-    done = subprocess.run([sys.executable, "cog.py"], cwd=tmp_path, env=clean_env(AWS_ENDPOINT_URL=endpoint),
+    done = subprocess.run([sys.executable, "cog.py"], cwd=tmp_path, env=user_env(AWS_ENDPOINT_URL=endpoint),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines() == ["2048 512 32643 1", "(1, 512, 512) uint16"]  # the README's demo figures
@@ -65,7 +57,7 @@ def test_the_cog_quick_start_runs_as_written_on_the_demo(demo_bucket, tmp_path):
 def test_a_failing_cog_read_has_no_unrelated_event_loop_error(tmp_path):
     script = ("from rasteret_core.cog import read_header\n"
               f"read_header({str(tmp_path / 'missing.tif')!r})\n")
-    done = subprocess.run([sys.executable, "-c", script], env=clean_env(), capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", script], env=user_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "missing.tif" in done.stderr
     assert "no running event loop" not in done.stderr and "During handling" not in done.stderr
 
@@ -78,7 +70,7 @@ def test_the_command_line_block_runs_on_the_demo(demo_bucket, tmp_path):
          "geometry": {"type": "Polygon", "coordinates": [[[77.55, 13.03], [77.57, 13.03], [77.57, 13.05], [77.55, 13.05], [77.55, 13.03]]]}},
     ]}
     (tmp_path / "farms.geojson").write_text(json.dumps(farms))
-    env = clean_env(AWS_ENDPOINT_URL=endpoint, RASTERET_WORKSPACE=str(tmp_path / "ws"))
+    env = user_env(AWS_ENDPOINT_URL=endpoint, RASTERET_WORKSPACE=str(tmp_path / "ws"))
     commands = [c for c in block("### Command line", "bash").replace("\\\n", " ").splitlines() if c.strip()]
     assert [c.split()[1] for c in commands] == ["build", "collections", "info", "read"]
     for line in commands:
@@ -119,7 +111,7 @@ def test_a_busy_port_is_one_line_with_the_option_to_use():
         busy.listen()
         port = busy.getsockname()[1]
         done = subprocess.run([sys.executable, "-m", "rasteret_pipelines.demo", "serve", "--port", str(port)],
-                              env=clean_env(), capture_output=True, text=True, timeout=120)
+                              env=user_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip() == (f"port {port} on 127.0.0.1 is in use (an earlier `make serve-demo` still running?);"
                                    f" choose another: make serve-demo PORT={port + 1}")
@@ -154,7 +146,7 @@ def _graphql(port: int, query: str) -> dict:
 
 def test_make_ui_starts_without_warnings_on_the_demo_partitions(tmp_path):
     port = free_port()
-    env = clean_env(RASTERET_DEMO_DIR=str(tmp_path / "demo"), VIRTUAL_ENV=str(Path(sys.executable).parent.parent))
+    env = user_env(RASTERET_DEMO_DIR=str(tmp_path / "demo"), VIRTUAL_ENV=str(Path(sys.executable).parent.parent))
     log = open(tmp_path / "ui.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "rasteret_pipelines.demo", "ui", "--port", str(port)], cwd=ROOT,
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
