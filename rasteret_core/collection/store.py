@@ -390,8 +390,9 @@ class Collection:
             pf = pq.ParquetFile(f)
             columns = None
             if bands is not None:
-                stored = set(table_bands(pf.schema_arrow))
-                columns = [n for n in pf.schema_arrow.names if n not in stored or n in bands]
+                schema = pf.schema_arrow  # decoded from the file's metadata on every access
+                stored = set(table_bands(schema))
+                columns = [n for n in schema.names if n not in stored or n in bands]
             return pf.read(columns=columns, use_threads=use_threads)
 
     def _dates_in(self, date_range: tuple[Any, Any] | None) -> list[dt.date]:
