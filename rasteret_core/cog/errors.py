@@ -78,3 +78,9 @@ class LocationError(FetchError):
 
 class CredentialsError(CogError):
     """Signed access was requested but no AWS credentials were found."""
+
+
+class StaleHeaderError(CogError):
+    """The file changed since its header was read: its validator (ETag, Last-Modified and
+    size, or a local file's size and mtime) no longer matches, so the stored tile offsets
+    describe another file. Never retried and never decoded; refresh the collection."""

@@ -23,7 +23,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 from urllib.parse import urljoin
 
 import aiohttp
@@ -35,6 +35,7 @@ from rasteret_core.cog.errors import (
     LimitError,
     LocationError,
     ShortReadError,
+    StaleHeaderError,
     TruncatedHeaderError,
 )
 from rasteret_core.cog import azure, urls
@@ -276,27 +277,39 @@ class RangeFetcher:
 
     # --- public --------------------------------------------------------------------------
     async def fetch(
-        self, loc: Location, start: int, end: int, stats: ReadStats, *, allow_short: bool = False
+        self, loc: Location, start: int, end: int, stats: ReadStats, *, allow_short: bool = False,
+        validator: str | None = None,
     ) -> tuple[bytes, int | None]:
         """Bytes ``[start, end)`` of ``loc`` and the file size when known.
 
         ``allow_short`` accepts fewer bytes when the file ends before ``end`` (header prefetch).
+        ``validator`` (see :func:`validator_of`) makes the request conditional on the file
+        being the version it names.
 
         Raises:
             LocationError: the caller does not allow reading ``loc`` (scheme, local folder).
             LimitError: the range is larger than :attr:`max_request_bytes`.
+            StaleHeaderError: the file is no longer the version ``validator`` names (never retried).
             FetchError: the request failed after its retries, or the answer was malformed.
         """
+        data, size, _ = await self.fetch_versioned(loc, start, end, stats, allow_short=allow_short, validator=validator)
+        return data, size
+
+    async def fetch_versioned(
+        self, loc: Location, start: int, end: int, stats: ReadStats, *, allow_short: bool = False,
+        validator: str | None = None,
+    ) -> tuple[bytes, int | None, str | None]:
+        """:meth:`fetch` plus the validator of the version answered (``None``: the server sent none)."""
         urls.check_readable(loc, schemes=self.options.allowed_schemes, local_roots=self.options.local_roots)
         if not 0 <= start < end or end - start > self.max_request_bytes:
             raise LimitError(loc.display, f"refusing to request bytes {start}-{end - 1}: more than "
                                           f"{self.max_request_bytes} bytes in one request")
         if loc.kind == "file":
-            return await self._read_file(loc, start, end, stats, allow_short)
+            return await self._read_file(loc, start, end, stats, allow_short, validator)
         attempt = 0
         while True:
             try:
-                return await self._http_once(loc, start, end, stats, allow_short)
+                return await self._http_once(loc, start, end, stats, allow_short, validator)
             except _Retry as retry:
                 attempt += 1
                 if attempt > self.options.retries:
@@ -305,13 +318,13 @@ class RangeFetcher:
                 await asyncio.sleep(self._delay(attempt, retry.retry_after))
 
     async def fetch_many(
-        self, loc: Location, ranges: list[tuple[int, int]], stats: ReadStats
+        self, loc: Location, ranges: list[tuple[int, int]], stats: ReadStats, *, validator: str | None = None
     ) -> dict[tuple[int, int], bytes]:
         """Fetch several ranges of one file, coalesced, concurrently."""
         merged = coalesce(ranges, self.options.coalesce_gap, self.options.max_coalesced_bytes)
 
         async def one(m: MergedRange) -> dict[tuple[int, int], bytes]:
-            data, _ = await self.fetch(loc, m.start, m.end, stats)
+            data, _ = await self.fetch(loc, m.start, m.end, stats, validator=validator)
             return split_merged(m, data, stats)
 
         out: dict[tuple[int, int], bytes] = {}
@@ -327,26 +340,32 @@ class RangeFetcher:
         return min(o.backoff_max, o.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
     async def _read_file(
-        self, loc: Location, start: int, end: int, stats: ReadStats, allow_short: bool
-    ) -> tuple[bytes, int]:
-        def read() -> tuple[bytes, int]:
+        self, loc: Location, start: int, end: int, stats: ReadStats, allow_short: bool, validator: str | None = None
+    ) -> tuple[bytes, int, str]:
+        def read() -> tuple[bytes, int, str]:
             with open(loc.path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                return os.pread(fh.fileno(), end - start, start), size
+                # the version of the open file itself: a replace after this stat is not read
+                st = os.fstat(fh.fileno())
+                seen = file_validator(st.st_size, st.st_mtime_ns)
+                if validator is not None and validator != seen:
+                    return b"", st.st_size, seen
+                return os.pread(fh.fileno(), end - start, start), st.st_size, seen
 
         stats.requests += 1
         try:
-            data, size = await asyncio.get_running_loop().run_in_executor(None, read)
+            data, size, seen = await asyncio.get_running_loop().run_in_executor(None, read)
         except FileNotFoundError:
             raise HttpStatusError(loc.original, "no such file", 404) from None
         except OSError as exc:
             raise FetchError(loc.original, f"cannot read file: {exc.strerror}") from None
+        if validator is not None and validator != seen:
+            raise stale(loc.original, "its size or modification time changed")
         stats.bytes_fetched += len(data)
         if len(data) != end - start and not (allow_short and start + len(data) == size):
             if start >= size and allow_short:
                 raise TruncatedHeaderError(loc.original, "the file is empty" if size == 0 else "read past the end")
             raise ShortReadError(loc.original, f"asked for bytes {start}-{end - 1}, the file has {size} bytes")
-        return data, size
+        return data, size, seen
 
     async def _target_url(self, loc: Location) -> str:
         """The URL to request: the location's own, or what the read-time signer makes of it."""
@@ -364,8 +383,9 @@ class RangeFetcher:
                                              "re-signing at read time (ReaderOptions.signer) or a fresh href")
         return url
 
-    def _headers(self, loc: Location, url: str, start: int, end: int) -> dict[str, str]:
-        headers = {"Range": f"bytes={start}-{end - 1}"}
+    def _headers(self, loc: Location, url: str, start: int, end: int, validator: str | None = None) -> dict[str, str]:
+        # conditions go in before signing: SigV4 signs them with the other headers
+        headers = {"Range": f"bytes={start}-{end - 1}", **condition_headers(validator)}
         if loc.azure_account is not None:
             # Blob Storage answers ranges as 206 + Content-Range for service versions >= 2011-08-18
             headers["x-ms-version"] = azure.BLOB_API_VERSION
@@ -412,21 +432,26 @@ class RangeFetcher:
         return self._credentials.get_frozen_credentials()
 
     async def _http_once(
-        self, loc: Location, start: int, end: int, stats: ReadStats, allow_short: bool
-    ) -> tuple[bytes, int | None]:
+        self, loc: Location, start: int, end: int, stats: ReadStats, allow_short: bool, validator: str | None = None
+    ) -> tuple[bytes, int | None, str | None]:
         assert self._session is not None and self._semaphore is not None, "use 'async with'"
         shown = loc.display
         url = await self._target_url(loc)
         async with self._semaphore:
             for _hop in range(self.options.max_redirects + 1):
-                headers = self._headers(loc, url, start, end)
+                headers = self._headers(loc, url, start, end, validator)
                 signed = "Authorization" in headers
                 stats.requests += 1
                 try:
                     # redirects are handled here, not by aiohttp: each hop is checked first
                     async with self._session.get(url, headers=headers, allow_redirects=False) as resp:
                         if resp.status not in _REDIRECTS:
-                            return await self._read_response(resp, loc, start, end, stats, allow_short)
+                            seen = _check_version(resp, loc, validator)
+                            data, size = await self._read_response(resp, loc, start, end, stats, allow_short)
+                            expected = validator_size(validator)
+                            if expected is not None and size is not None and size != expected:
+                                raise stale(shown, f"its size changed from {expected} to {size} bytes")
+                            return data, size, seen
                         target = resp.headers.get("Location", "")
                         resp.release()
                 except asyncio.TimeoutError:
@@ -566,6 +591,94 @@ async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes | byt
     view.release()
     del buf[size:]  # in place
     return buf
+
+
+# --- validators: which version of a file a header describes ----------------------------------
+# "etag:<ETag>" (sent as If-Match), "modified:<Last-Modified>|<size>" (If-Unmodified-Since, size
+# checked against Content-Range) or "file:<size>:<mtime_ns>" (a local file, checked with fstat)
+_ETAG = re.compile(r'"[\x21\x23-\x7e]{0,200}"')  # a strong ETag, ASCII only (it is sent back)
+_HTTP_DATE = re.compile(r"[A-Za-z0-9 ,:]{1,64}")
+
+
+def validator_of(headers: Mapping[str, str], size: int | None) -> str | None:
+    """The validator of a response: its strong ETag, else its Last-Modified and the file's
+    ``size``; ``None`` when it has neither (or only a weak ETag, which If-Match never matches)."""
+    etag = (headers.get("ETag") or "").strip()
+    if _ETAG.fullmatch(etag):
+        return f"etag:{etag}"
+    modified = (headers.get("Last-Modified") or "").strip()
+    if size is not None and _HTTP_DATE.fullmatch(modified) and _http_date(modified) is not None:
+        return f"modified:{modified}|{size}"
+    return None
+
+
+def file_validator(size: int, mtime_ns: int) -> str:
+    """The validator of a local file: its size and modification time."""
+    return f"file:{size}:{mtime_ns}"
+
+
+def condition_headers(validator: str | None) -> dict[str, str]:
+    """The request headers that make a GET fail (412) unless the file is still ``validator``'s
+    version; none for local files, ``None`` or a malformed validator."""
+    kind, _, value = (validator or "").partition(":")
+    if kind == "etag" and _ETAG.fullmatch(value):
+        return {"If-Match": value}
+    date = value.rpartition("|")[0]
+    if kind == "modified" and _HTTP_DATE.fullmatch(date):
+        return {"If-Unmodified-Since": date}
+    return {}
+
+
+def validator_size(validator: str | None) -> int | None:
+    """The file size a validator records (Last-Modified and local ones), else ``None``."""
+    kind, _, value = (validator or "").partition(":")
+    tail = value.rpartition("|")[2] if kind == "modified" else value.partition(":")[0] if kind == "file" else ""
+    return int(tail) if tail.isdigit() else None
+
+
+def same_version(stored: str, seen: str) -> bool:
+    """Whether a response's validator ``seen`` names the version ``stored`` (strong ETags
+    equal; Last-Modified equal as a time and size equal). Different kinds cannot tell: True."""
+    kind, _, value = stored.partition(":")
+    seen_kind, _, seen_value = seen.partition(":")
+    if kind != seen_kind:
+        return True
+    if kind == "modified":
+        date, _, size = value.rpartition("|")
+        seen_date, _, seen_size = seen_value.rpartition("|")
+        return size == seen_size and _http_date(date) == _http_date(seen_date)
+    return value == seen_value
+
+
+def stale(url: str, why: str) -> StaleHeaderError:
+    """The error for a file that changed since its header was read."""
+    return StaleHeaderError(url, f"stale header: the file changed since its header was read ({why}), so its "
+                                 "stored tile offsets describe another file; nothing was decoded. Refresh the "
+                                 "collection (create_collection(refresh=True), rasteret build --refresh)")
+
+
+def _check_version(resp: aiohttp.ClientResponse, loc: Location, validator: str | None) -> str | None:
+    """The validator of a data answer; raises :class:`StaleHeaderError` on a 412 to a
+    conditional request or a version other than ``validator`` (a server ignoring If-Match)."""
+    if resp.status == 412 and validator is not None:
+        raise stale(loc.display, "HTTP 412: its stored version no longer matches")
+    if resp.status not in (200, 206):
+        return None
+    size = resp.content_length if resp.status == 200 else None
+    match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+    if match is not None and match.group(3) != "*":
+        size = int(match.group(3))
+    seen = validator_of(resp.headers, size)
+    if validator is not None and seen is not None and not same_version(validator, seen):
+        raise stale(loc.display, "the server answered another version")
+    return seen
+
+
+def _http_date(text: str) -> float | None:
+    try:
+        return email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
 
 
 def _printable(text: str) -> str:

@@ -74,6 +74,9 @@ class CogHeader:
     ifd_offset: int = 0
     color_conversion: str | None = None
     """``"cmyk_to_rgba"`` for 8-bit CMYK read as GDAL does (4 RGBA bands); ``None``: samples as stored."""
+    validator: str | None = None
+    """The file's version when the header was read (see :mod:`rasteret_core.cog.fetch`'s
+    ``validator_*`` helpers); tile reads send it as a condition. ``None``: no condition."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", np.dtype(self.dtype))
@@ -207,7 +210,7 @@ class CogHeader:
         file_level = [
             ("url", pa.string()), ("nodata", pa.float64()), ("crs_epsg", pa.int32()), ("crs_wkt", pa.string()),
             ("byte_order", pa.string()), ("bigtiff", pa.bool_()), ("file_size", pa.int64()),
-            ("color_conversion", pa.string()),
+            ("color_conversion", pa.string()), ("validator", pa.string()),
         ]
         mask = pa.struct(image)
         overview = pa.struct(image + [("mask", mask)])
@@ -228,7 +231,7 @@ class CogHeader:
         top.update(
             url=self.url, nodata=self.nodata, crs_epsg=self.crs_epsg, crs_wkt=self.crs_wkt,
             byte_order=self.byte_order, bigtiff=self.bigtiff, file_size=self.file_size,
-            color_conversion=self.color_conversion,
+            color_conversion=self.color_conversion, validator=self.validator,
             overviews=[
                 {**image(o), "mask": image(o.mask) if o.mask is not None else None} for o in self.overviews
             ],
@@ -252,8 +255,10 @@ class CogHeader:
         return cls.from_dict({**row, "overviews": overviews, "mask": inherit(row.get("mask"), True)})
 
 
-_NULLABLE = {"jpeg_tables", "lerc_parameters", "nodata", "crs_epsg", "crs_wkt", "file_size", "mask", "color_conversion"}
-_FILE_FIELDS = ("url", "nodata", "crs_epsg", "crs_wkt", "byte_order", "bigtiff", "file_size", "color_conversion")
+_NULLABLE = {"jpeg_tables", "lerc_parameters", "nodata", "crs_epsg", "crs_wkt", "file_size", "mask", "color_conversion",
+             "validator"}
+_FILE_FIELDS = ("url", "nodata", "crs_epsg", "crs_wkt", "byte_order", "bigtiff", "file_size", "color_conversion",
+                "validator")
 _IMAGE_FIELDS = (
     "width", "height", "tile_width", "tile_height", "samples_per_pixel", "planar_configuration",
     "dtype", "bits_per_sample", "sample_format", "compression", "predictor", "photometric",
@@ -316,7 +321,8 @@ def parse_nodata(text: str | None, dtype: np.dtype | str | None = None) -> float
 
 
 # --- building headers from parsed IFDs ---------------------------------------------------
-def build_header(structure: tiff.TiffStructure, url: str, file_size: int | None, *, cmyk: str = "rgba") -> CogHeader:
+def build_header(structure: tiff.TiffStructure, url: str, file_size: int | None, *, cmyk: str = "rgba",
+                 validator: str | None = None) -> CogHeader:
     """Turn the parsed IFDs of a file into a :class:`CogHeader` with overviews and mask.
 
     Overviews keep the file's IFD order (SubIFD overviews included), as GDAL numbers them, so
@@ -336,6 +342,7 @@ def build_header(structure: tiff.TiffStructure, url: str, file_size: int | None,
         byte_order=structure.byte_order,
         bigtiff=structure.bigtiff,
         file_size=file_size,
+        validator=validator,
     )
     main = _image(main_ifd, url, file_size, common, transform)
     conversion = None

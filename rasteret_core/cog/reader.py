@@ -18,7 +18,7 @@ import numpy as np
 
 from rasteret_core.cog import tiff
 from rasteret_core.cog.codecs import check_supported, cmyk_to_rgba, decode_tile
-from rasteret_core.cog.errors import CogError, DecodeError, InvalidTiffError, LimitError, WindowError
+from rasteret_core.cog.errors import CogError, DecodeError, InvalidTiffError, LimitError, StaleHeaderError, WindowError
 from rasteret_core.cog.fetch import MergedRange, RangeFetcher, coalesce, split_merged
 from rasteret_core.cog.header import CogHeader, build_header
 from rasteret_core.cog.options import ReaderOptions, ReadStats
@@ -82,7 +82,8 @@ class CogClient:
         o = self.options
         loc = resolve(url, endpoint_url=o.endpoint_url, region=o.region, azure_endpoint_url=o.azure_endpoint_url)
         shown = loc.display
-        data, size = await self._fetcher.fetch(loc, 0, o.prefetch, stats, allow_short=True)
+        # the version answered first is the one the header describes: later parts must match it
+        data, size, validator = await self._fetcher.fetch_versioned(loc, 0, o.prefetch, stats, allow_short=True)
         buf = tiff.SparseBuffer(size)
         buf.add(0, data)
         for _ in range(o.max_header_requests):
@@ -97,14 +98,30 @@ class CogClient:
                 if buf.fetched_bytes + sum(e - s for s, e in wanted) > o.max_header_bytes:
                     raise InvalidTiffError(shown, f"header is larger than {o.max_header_bytes} bytes") from None
                 for m in coalesce(wanted, o.coalesce_gap, o.max_header_bytes):
-                    chunk, _ = await self._fetcher.fetch(loc, m.start, m.end, stats)
+                    chunk, _ = await self._fetcher.fetch(loc, m.start, m.end, stats, validator=validator)
                     buf.add(m.start, chunk)
         else:
             raise InvalidTiffError(shown, f"header needs more than {o.max_header_requests} requests")
         stats.header_requests += stats.requests
-        header = build_header(structure, redact_url(os.fspath(url)), size, cmyk=o.cmyk)
+        header = build_header(structure, redact_url(os.fspath(url)), size, cmyk=o.cmyk, validator=validator)
         check_supported(header)
         return header
+
+    async def is_current(self, header: CogHeader, *, stats: ReadStats | None = None) -> bool:
+        """Whether the file at ``header.url`` is still the version ``header`` was read from.
+
+        One request for one byte, conditional on the header's validator (so it is signed,
+        checked and redirected as tile reads are); a header without a validator is compared
+        by file size only. Raises the fetch's :class:`CogError` when the file cannot be asked.
+        """
+        o = self.options
+        loc = resolve(header.url, endpoint_url=o.endpoint_url, region=o.region, azure_endpoint_url=o.azure_endpoint_url)
+        try:
+            _, size = await self._fetcher.fetch(loc, 0, 1, stats if stats is not None else ReadStats(),
+                                                allow_short=True, validator=header.validator)
+        except StaleHeaderError:
+            return False
+        return header.file_size is None or size is None or size == header.file_size
 
     async def read_windows(
         self,
@@ -165,7 +182,8 @@ class CogClient:
             async def run_range(m) -> None:
                 async with budget.reserve(m.end - m.start), inflight:
                     try:
-                        data, _ = await self._fetcher.fetch(loc, m.start, m.end, stats)
+                        # conditional on the header's version: a replaced file is never decoded
+                        data, _ = await self._fetcher.fetch(loc, m.start, m.end, stats, validator=header.validator)
                         parts = split_merged(m, data, stats)
                         tiles = [(t, parts[r]) for r in m.parts for t in ranges[r]]
                         stats.tiles_read += len(tiles)

@@ -5,7 +5,8 @@ local folders, with Blob Storage's rules: a SAS query is required and checked (`
 ``se``, ``sr``, ``sp`` and an HMAC ``sig`` the token endpoint made), an expired or revoked
 token gets 403 ``AuthenticationFailed`` "Signature not valid in the specified time frame",
 ``Range`` / ``x-ms-range`` get 206 with ``Content-Range``, a start past the end 416
-``InvalidRange``. ``/api/sas/v1/token/{account}/{container}`` answers
+``InvalidRange``, a failed ``If-Match`` 412 ``ConditionNotMet`` (blobs carry an ``ETag``).
+``/api/sas/v1/token/{account}/{container}`` answers
 ``{"msft:expiry": ..., "token": ...}`` like Planetary Computer's endpoint.
 
 ``expire_after(n)`` makes every token issued so far expire after ``n`` more blob requests,
@@ -22,6 +23,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -195,10 +197,20 @@ class AzureBlobServer:
         path = (folder / blob).resolve()
         if ".." in blob.split("/") or not path.is_file():
             return self._error(request, 404, "BlobNotFound", "The specified blob does not exist.", signed)
-        size = path.stat().st_size
+        stat = path.stat()
+        size = stat.st_size
+        # Blob Storage's ETag style ("0x" + hex), changed by any replacement of the blob
+        etag = '"0x' + hashlib.md5(f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_ctime_ns}-{size}".encode()).hexdigest()[:15].upper() + '"'
+        wanted = request.headers.get("If-Match")
+        if wanted is not None and etag not in [t.strip() for t in wanted.split(",")] and wanted.strip() != "*":
+            resp = self._error(request, 412, "ConditionNotMet", "The condition specified using HTTP conditional "
+                                                                 "header(s) is not met.", signed)
+            resp.headers["ETag"] = etag
+            return resp
         rng = request.headers.get("x-ms-range") or request.headers.get("Range")  # x-ms-range wins, as in Azure
         headers = {"x-ms-version": request.headers.get("x-ms-version", "2009-09-19"), "Accept-Ranges": "bytes",
-                   "x-ms-blob-type": "BlockBlob"}
+                   "x-ms-blob-type": "BlockBlob", "ETag": etag,
+                   "Last-Modified": formatdate(stat.st_mtime, usegmt=True)}
         if rng is None:
             data = path.read_bytes()
             self._record(request, 200, len(data), signed)

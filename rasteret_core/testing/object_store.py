@@ -3,6 +3,9 @@
 Serves files path-style (``/<bucket>/<key>``) with S3's range rules: a single range gets
 206 with ``Content-Range``, a start past the end 416, a multi-range request the whole
 object with 200. Requester-pays buckets answer 403 without ``x-amz-request-payer``.
+Conditional reads follow S3: a failed ``If-Match`` (or ``If-Unmodified-Since``) gets 412
+``PreconditionFailed``, a matching ``If-None-Match`` (or ``If-Modified-Since``) 304; the
+ETag changes whenever a file is replaced.
 A latency model (first-byte delay, per-connection bandwidth) makes timings realistic, fault
 rules inject throttling, resets, truncation, stalls and wrong ranges, and counters record
 every request so tests can assert request and byte counts. moto is a fuller S3 API, but it
@@ -20,7 +23,7 @@ import random
 import re
 import threading
 from dataclasses import dataclass, field
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -322,6 +325,17 @@ class ObjectStoreServer:
             self._record(request, 404, 0)
             return _error(404, "NoSuchKey", "the key does not exist")
 
+        stat = path.stat()
+        etag = _etag(stat)
+        refused = _precondition(request, etag, stat.st_mtime)
+        if refused is not None:  # checked before Range, as S3 does
+            self._record(request, refused, 0)
+            if refused == 304:
+                return web.Response(status=304, headers={"ETag": etag})
+            condition = "If-Match" if "If-Match" in request.headers else "If-Unmodified-Since"
+            return web.Response(status=412, content_type="application/xml", headers={"ETag": etag}, text=_xml(
+                "PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
+            ).replace("</Message>", f"</Message><Condition>{condition}</Condition>"))
         start, end, status = 0, size, 200  # [start, end)
         range_header = request.headers.get("Range")
         if range_header and "," not in range_header:
@@ -337,11 +351,10 @@ class ObjectStoreServer:
                         self._record(request, 416, 0)
                         return _error(416, "InvalidRange", "the range is not satisfiable", {"Content-Range": f"bytes */{size}"})
                 status = 206
-        stat = path.stat()
         headers = {
             "Accept-Ranges": "bytes",
             "Content-Type": "image/tiff" if path.suffix.lower() in (".tif", ".tiff") else "application/octet-stream",
-            "ETag": '"' + hashlib.md5(f"{stat.st_mtime_ns}-{size}".encode()).hexdigest() + '"',
+            "ETag": etag,
             "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
         }
         if fault is not None and fault.kind == "ignore_range":
@@ -398,6 +411,41 @@ class ObjectStoreServer:
                 if self.bandwidth:
                     await asyncio.sleep(len(chunk) / self.bandwidth)
         return sent
+
+
+def _etag(stat: os.stat_result) -> str:
+    """A strong ETag that changes when the object is replaced: a new file (inode) or new bytes
+    (mtime, ctime, size), even within the filesystem's timestamp granularity when renamed over."""
+    version = f"{stat.st_dev}-{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_ctime_ns}-{stat.st_size}"
+    return '"' + hashlib.md5(version.encode()).hexdigest() + '"'
+
+
+def _precondition(request: web.Request, etag: str, mtime: float) -> int | None:
+    """S3's conditional GET/HEAD: 412 when If-Match fails (or, without If-Match,
+    If-Unmodified-Since), 304 when If-None-Match matches (or, without it, If-Modified-Since
+    holds); ``None`` to serve the object."""
+    def matches(value: str) -> bool:
+        tags = [t.strip() for t in value.split(",")]
+        return "*" in tags or etag in tags or f"W/{etag}" in tags
+
+    def since(name: str) -> float | None:
+        try:
+            return parsedate_to_datetime(request.headers[name]).timestamp()
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+            return None
+
+    seconds = int(mtime)  # HTTP dates have whole seconds
+    if "If-Match" in request.headers:
+        if not matches(request.headers["If-Match"]):
+            return 412
+    elif (limit := since("If-Unmodified-Since")) is not None and seconds > limit:
+        return 412
+    if "If-None-Match" in request.headers:
+        if matches(request.headers["If-None-Match"]):
+            return 304
+    elif (limit := since("If-Modified-Since")) is not None and seconds <= limit:
+        return 304
+    return None
 
 
 def _xml(code: str, message: str) -> str:
