@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping
 
 from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import redact_url
+from rasteret_core.collection.freshness import changed_assets
 from rasteret_core.collection.harvest import AssetFailure, harvest, item_failure, source_reader_options
 from rasteret_core.collection.scene import Scene
 from rasteret_core.collection.store import METADATA_FILE, Collection, WriteResult, parse_date
@@ -186,8 +187,9 @@ def build_date(
     Idempotent (a daily partition job can re-run it); a date without items has its
     partition removed. With ``reuse_unchanged`` (the default), a stored scene whose item has
     the same STAC ``updated`` time and asset hrefs, and whose requested bands all have a
-    header, is kept as stored: a refresh of an unchanged date costs the search and zero
-    header requests. Items without ``updated`` are always re-read.
+    header, is kept as stored: a refresh of an unchanged date costs the search, zero header
+    requests and one 1-byte version check per stored file (a file replaced under the same
+    href has its item read again). Items without ``updated`` are always re-read.
 
     Raises:
         BuildError: items were found but none of their headers could be read; the date's
@@ -232,10 +234,14 @@ def _build(
         stored = {s.id: s for s in stored_collection.scenes(date_range=(only_date, only_date))}
         kept = {item["id"]: stored[item["id"]] for item in found.items
                 if item.get("id") in stored and _unchanged(stored[item["id"]], item, source, bands)}
+    # a file replaced under the same href since its header was stored: the item is read again
+    checks = ReadStats()  # the version checks (one 1-byte request per file) count as the build's requests
+    replaced = changed_assets(kept.values(), source_reader_options(source, reader_options), bands=bands, stats=checks)
+    kept = {i: s for i, s in kept.items() if not any(scene_id == i for scene_id, _ in replaced)}
     to_read = [item for item in found.items if item.get("id") not in kept]
     # searched items are third-party input: only the locations the source may point at
     harvested = harvest(to_read, source, bands=bands, reader_options=source_reader_options(source, reader_options),
-                        progress=progress)
+                        progress=progress, stats=checks)
     report.failures = [item_failure(err) for err in found.rejected] + harvested.failures
     report.warnings, report.stats = harvested.warnings, harvested.stats
     report.reused = len(kept)

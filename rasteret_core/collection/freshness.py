@@ -28,10 +28,12 @@ async def achanged_assets(
     scenes: Iterable[Scene],
     reader_options: ReaderOptions | Mapping[str, Any] | None = None,
     *,
+    bands: Iterable[str] | None = None,
     client: CogClient | None = None,
     stats: ReadStats | None = None,
 ) -> set[tuple[str, str]]:
-    """``(scene id, band)`` of every stored header whose file changed or vanished.
+    """``(scene id, band)`` of every stored header (of ``bands``, default all) whose file
+    changed or vanished.
 
     One conditional one-byte request per distinct file (bands sharing a COG share it), at
     most ``max_concurrency`` at once. A header without a validator (collections written
@@ -41,9 +43,10 @@ async def achanged_assets(
     """
     owners: dict[str, list[tuple[str, str]]] = {}
     headers = {}
+    wanted = set(bands) if bands is not None else None
     for scene in scenes:
         for band, asset in scene.bands.items():
-            if asset.header is None:
+            if asset.header is None or (wanted is not None and band not in wanted):
                 continue
             key = asset.header.url
             headers.setdefault(key, asset.header)

@@ -29,7 +29,7 @@ from rasteret_core.cog import CogClient, ReaderOptions, StaleHeaderError, read_h
 from rasteret_core.cog.fetch import RangeFetcher, condition_headers, validator_of
 from rasteret_core.cog.reader import run_sync
 from rasteret_core.cog.urls import resolve
-from rasteret_core.collection import Collection, build_collection
+from rasteret_core.collection import Collection, build_collection, build_date
 from rasteret_core.collection.freshness import changed_assets
 from rasteret_core.collection.schema import band_type
 from rasteret_core.read import read_aois
@@ -221,6 +221,58 @@ def test_changed_assets_names_exactly_the_replaced_file_with_one_request_per_fil
     # a file that vanished is stale too
     (scene_dir(folder, victim.id) / "SCL.tif").unlink()
     assert changed_assets(scenes) == {(victim.id, "B08"), (victim.id, "SCL")}
+
+
+def test_a_refresh_re_harvests_exactly_the_replaced_item(bucket, server, tmp_path):
+    folder, items = bucket
+    for item in items:
+        item["properties"]["updated"] = "2024-01-20T00:00:00Z"
+    collection = build(items, tmp_path)
+    source = DataSource.from_items_file(tmp_path / "items.json", S2_BAND_MAP, name="s2-stale",
+                                        collection="sentinel-2-l2a")
+    day = dt.date(2024, 1, 10)
+    on_day = list(collection.scenes(date_range=(day, day), bands=BANDS))
+    assert len(on_day) == 2
+    server.reset_stats()
+    report = build_date(source, day, root=collection.root, progress=False)
+    assert report.reused == 2 and {r.range for r in server.requests_for()} == {"bytes=0-0"}  # unchanged: checks only
+
+    victim = on_day[1]
+    new = replace_cog(scene_dir(folder, victim.id) / "B04.tif")
+    server.reset_stats()
+    report = build_date(source, day, root=collection.root, progress=False)
+    assert report.reused == 1 and report.stats.header_requests == 3  # the replaced item's three bands, no other
+    headers_read = sorted(r.path for r in server.requests_for() if r.range != "bytes=0-0")
+    assert headers_read == sorted(f"/{folder.name}/{victim.id}/{b}.tif" for b in ("B04", "B08", "SCL"))
+    assert len(server.requests_for()) == 6 + 3  # six version checks, three header reads
+    fresh = {s.id: s for s in Collection.open(collection.root).scenes(date_range=(day, day), bands=BANDS)}
+    assert fresh[victim.id].bands["B04"].header.tile_width == 128  # the new file's layout
+    np.testing.assert_array_equal(read_window(fresh[victim.id].bands["B04"].header)[0], new)
+
+
+def test_an_uncompressed_cog_replaced_is_stale_where_it_used_to_read_wrong_pixels(server):
+    folder = server.root / "raw"
+    yy, xx = np.mgrid[0:512, 0:512]
+
+    def write(path, data, block):
+        with rasterio.open(path, "w", driver="COG", width=512, height=512, count=1, dtype="uint16",
+                           crs="EPSG:32643", transform=rasterio.transform.from_origin(0, 0, 10, 10),
+                           compress="NONE", blocksize=block) as dst:
+            dst.write(data, 1)
+
+    folder.mkdir()
+    write(folder / "a.tif", (1000 + xx + yy).astype("uint16"), 256)
+    header = read_header(server.url("raw", "a.tif"))
+    new = (5000 - xx).astype("uint16")
+    write(folder / "n.tif", new, 128)
+    os.replace(folder / "n.tif", folder / "a.tif")
+    # before: no condition, no error, and the pixels are not the file's
+    silent = read_window(replace(header, validator=None), ((0, 256), (0, 256)))[0]
+    assert not np.array_equal(silent, new[:256, :256])
+    server.reset_stats()
+    with pytest.raises(StaleHeaderError):
+        read_window(header, ((0, 256), (0, 256)))
+    assert [(r.status, r.bytes_sent) for r in server.requests_for("/raw/*")] == [(412, 0)]
 
 
 def test_collections_written_before_validators_still_read(bucket, server, tmp_path):
