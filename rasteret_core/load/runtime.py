@@ -32,7 +32,7 @@ the tiles along the edges of a row of neighbouring chunks."""
 _LOCK = threading.Lock()
 _RUNTIMES: dict[tuple[int, ReaderOptions, int], "Runtime"] = {}
 
-TileKey = tuple[str, int, int]  # (url, IFD offset, tile index)
+TileKey = tuple[str, str | None, int, int]  # (url, validator, IFD offset, tile index): a replaced file misses
 
 
 class TileCache:
@@ -97,7 +97,7 @@ class Runtime:
         wanted: dict[TileKey, tuple[CogHeader, int]] = {}
         for header, window in reads:
             for t in _tiles(header, window):
-                wanted.setdefault((header.url, header.ifd_offset, t), (header, t))
+                wanted.setdefault((header.url, header.validator, header.ifd_offset, t), (header, t))
         tiles: dict[TileKey, np.ndarray] = {}
         missing: list[TileKey] = []
         waits: list[tuple[TileKey, asyncio.Future]] = []
@@ -194,7 +194,7 @@ def _assemble(header: CogHeader, window: tuple[int, int, int, int], tiles: dict[
     for t in _tiles(header, window):
         tr, tc = divmod(t, header.tiles_across)
         y0, x0 = tr * th, tc * tw
-        tile = tiles[(header.url, header.ifd_offset, t)]
+        tile = tiles[(header.url, header.validator, header.ifd_offset, t)]
         ya, yb = max(r0, y0), min(r1, y0 + tile.shape[0])
         xa, xb = max(c0, x0), min(c1, x0 + tile.shape[1])
         out[ya - r0:yb - r0, xa - c0:xb - c0] = tile[ya - y0:yb - y0, xa - x0:xb - x0]

@@ -275,6 +275,20 @@ def test_an_uncompressed_cog_replaced_is_stale_where_it_used_to_read_wrong_pixel
     assert [(r.status, r.bytes_sent) for r in server.requests_for("/raw/*")] == [(412, 0)]
 
 
+def test_a_process_tile_cache_never_serves_a_replaced_files_tiles(server):
+    from rasteret_core.load.runtime import Runtime
+
+    folder = server.root / "cached"
+    one_cog(folder / "a.tif")
+    url = server.url("cached", "a.tif")
+    runtime = Runtime(ReaderOptions(), cache_bytes=8 * 1024 * 1024)
+    old = read_header(url)
+    runtime.read([(old, (0, 64, 0, 64))])
+    new = replace_cog(folder / "a.tif")
+    fresh = read_header(url)  # what a refreshed collection holds
+    np.testing.assert_array_equal(runtime.read([(fresh, (0, 64, 0, 64))])[0], new[:64, :64])
+
+
 def test_collections_written_before_validators_still_read(bucket, server, tmp_path):
     folder, items = bucket
     collection = build(items, tmp_path)
