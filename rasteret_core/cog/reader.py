@@ -178,10 +178,13 @@ class CogClient:
             for t in requests.sparse:
                 await loop.run_in_executor(pool, _paste_sparse, header, t, wanted[(header.url, header.ifd_offset, t)])
             ranges, merged = requests.ranges, requests.merged
+            stale: list[StaleHeaderError] = []  # once the file is known replaced, its other ranges are not asked
 
             async def run_range(m) -> None:
                 async with budget.reserve(m.end - m.start), inflight:
                     try:
+                        if stale:
+                            raise stale[0]
                         # conditional on the header's version: a replaced file is never decoded
                         data, _ = await self._fetcher.fetch(loc, m.start, m.end, stats, validator=header.validator)
                         parts = split_merged(m, data, stats)
@@ -193,6 +196,8 @@ class CogClient:
                             for t, data in tiles
                         ))
                     except CogError as exc:
+                        if isinstance(exc, StaleHeaderError):
+                            stale.append(exc)
                         fail(header, [t for r in m.parts for t in ranges[r]], exc)
 
             await asyncio.gather(*(run_range(m) for m in merged))

@@ -4,8 +4,11 @@ All headers of a harvest go through ONE :class:`CogClient` (one connection pool)
 ``max_concurrency`` requests in flight; a GDAL COG costs one request. A failing asset (404,
 truncated file, not a TIFF, missing asset key) is recorded on its :class:`BandAsset`
 (``error = "<ErrorType>: message"``) and in :attr:`HarvestResult.failures`; the other assets
-carry on. STAC ``proj:shape``, ``proj:transform`` and ``proj:epsg``/``proj:code`` are compared
-with the header and disagreements listed in :attr:`HarvestResult.warnings`.
+carry on. Each header records its file's validator (ETag, else Last-Modified and size, from
+the same response), so later tile reads fail as stale instead of decoding a replaced file
+(see :mod:`rasteret_core.collection.freshness`). STAC ``proj:shape``, ``proj:transform`` and
+``proj:epsg``/``proj:code`` are compared with the header and disagreements listed in
+:attr:`HarvestResult.warnings`.
 """
 
 from __future__ import annotations

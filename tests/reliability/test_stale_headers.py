@@ -273,6 +273,12 @@ def test_an_uncompressed_cog_replaced_is_stale_where_it_used_to_read_wrong_pixel
     with pytest.raises(StaleHeaderError):
         read_window(header, ((0, 256), (0, 256)))
     assert [(r.status, r.bytes_sent) for r in server.requests_for("/raw/*")] == [(412, 0)]
+    # a whole-image read of 4 separate ranges: once one answers 412 the queued ones are not sent
+    server.reset_stats()
+    options = dict(max_concurrency=1, max_coalesced_bytes=256 * 256 * 2)
+    with pytest.raises(StaleHeaderError):
+        read_window(header, None, **options)
+    assert [r.status for r in server.requests_for("/raw/*")] == [412] * 2  # the two in flight at once
 
 
 def test_a_process_tile_cache_never_serves_a_replaced_files_tiles(server):
