@@ -9,6 +9,10 @@ headers, so signatures and keys never leave this module.
 Every response is bounded: a body is never read past the bytes asked for (a longer answer is
 refused as malformed, not retried), redirects are followed within one origin only and never
 for a signed request, and one request never asks for more than the reader's limits allow.
+
+A request for a header's tiles is conditional on the file's validator recorded with the
+header (``If-Match`` / ``If-Unmodified-Since``; a local file's size and mtime): a 412 or
+another version in the answer raises :class:`StaleHeaderError`, never retried, never decoded.
 """
 
 from __future__ import annotations

@@ -358,6 +358,37 @@ def test_a_replaced_local_file_raises_stale_header(tmp_path):
     assert changed_assets([_scene_of(header)]) == {("s", "B04")}
 
 
+class _LastModifiedOnlyStore(ObjectStoreServer):
+    """The object store without ETags: servers that only send Last-Modified."""
+
+    def add_routes(self, app):
+        async def drop_etag(request, response):
+            response.headers.popall("ETag", None)
+
+        app.on_response_prepare.append(drop_etag)
+        super().add_routes(app)
+
+
+def test_without_an_etag_last_modified_and_size_are_the_validator(tmp_path):
+    folder = tmp_path / "lm"
+    path = one_cog(folder / "a.tif")
+    with _LastModifiedOnlyStore(tmp_path) as store:
+        url = store.url("lm", "a.tif")
+        header = read_header(url)
+        assert header.validator.startswith("modified:") and header.validator.endswith(f"|{path.stat().st_size}")
+        read_window(header, ((0, 64), (0, 64)))
+        stat = path.stat()
+        replace_cog(path)  # another size, within the same second: If-Unmodified-Since still holds
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        with pytest.raises(StaleHeaderError, match="another version"):  # its Content-Range size
+            read_window(header, ((0, 64), (0, 64)))
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5 * 10**9))  # modified later
+        store.reset_stats()
+        with pytest.raises(StaleHeaderError, match="HTTP 412"):
+            read_window(header, ((0, 64), (0, 64)))
+        assert [(r.status, r.bytes_sent) for r in store.requests_for()] == [(412, 0)]
+
+
 def test_signed_requests_sign_the_condition(aws_test_credentials):
     """SigV4 covers If-Match: a proxy cannot strip the condition without breaking the signature."""
     fetcher = RangeFetcher(ReaderOptions(sign=True, region="us-west-2"))
