@@ -185,6 +185,11 @@ def test_a_replaced_cog_fails_as_stale_before_any_byte_and_the_other_scenes_read
     assert [(f.scene_id, f.band) for f in stale] == [(victim.id, "B04")]
     assert "stale header" in stale[0].error and "refresh the collection" in stale[0].error.lower()
     assert f"{victim.id}/B04.tif" in stale[0].error  # names the file
+    # what a user sees (the read's warning or error): cause, scene, band and file
+    from rasteret_core.read.diagnosis import first_causes
+
+    [shown] = first_causes(stale)
+    assert shown.startswith("stale header") and f"e.g. {victim.id} B04 at " in shown
     # not one byte of the replaced file was served, so none was decoded
     hits = server.requests_for(f"/*/{victim.id}/B04.tif")
     assert hits and {r.status for r in hits} == {412} and sum(r.bytes_sent for r in hits) == 0
