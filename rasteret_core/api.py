@@ -17,7 +17,7 @@ from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import s3_endpoint_from_env
 from rasteret_core.collection import Collection, build_collection
 from rasteret_core.collection.build import BuildReport
-from rasteret_core.collection.harvest import reader_options_for
+from rasteret_core.collection.harvest import collection_reader_options, reader_options_for
 from rasteret_core.errors import RasteretError
 from rasteret_core.radiometry import RadiometryWarning
 from rasteret_core.plan import Prices, ReadPlan, plan_aoi_read, plan_load, plan_point_samples
@@ -115,7 +115,8 @@ class Rasteret:
         report = build_collection(
             self.data_source, root=self.root, date_range=self.date_range, bbox=bbox, intersects=intersects,
             cloud_cover_lt=cloud_cover_lt, platform=platform, bands=band_list(bands) if bands is not None else None,
-            max_items=max_items, reader_options=self._options(), progress=self.progress, name=self.name,
+            max_items=max_items, reader_options=reader_options_for(self.data_source, self.reader_options),
+            progress=self.progress, name=self.name,
             if_exists="overwrite" if overwrite else "refresh" if refresh else "error",
         )
         self.last_stats = report.stats
@@ -291,7 +292,8 @@ class Rasteret:
         see :func:`rasteret_core.load.load`. Uses this collection's reader options unless given."""
         from rasteret_core.load import load
 
-        kwargs.setdefault("reader_options", self._options())
+        given = kwargs.get("reader_options", self.reader_options)
+        kwargs["reader_options"] = collection_reader_options(self.data_source, given, root=self.root)
         return load(self.collection, bands, **kwargs)
 
     def get_gdf(self, geometries: Any, bands: str | list[str], cloud_cover_lt: float | None = None,
@@ -413,7 +415,9 @@ class Rasteret:
         return True
 
     def _options(self) -> ReaderOptions:
-        return reader_options_for(self.data_source, self.reader_options)
+        """Options for reading this collection's tiles: its stored hrefs are third-party input,
+        limited to the locations its source may name (:func:`collection_reader_options`)."""
+        return collection_reader_options(self.data_source, self.reader_options, root=self.root)
 
 
 GDF_COLUMNS = ("geometry_id", "scene_id", "datetime", "band", "data", "transform", "crs", "nodata")

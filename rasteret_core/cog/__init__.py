@@ -20,6 +20,7 @@ from rasteret_core.cog.errors import (
     LocationError,
     NotATiffError,
     ShortReadError,
+    StoredHeaderError,
     StaleHeaderError,
     TruncatedHeaderError,
     UnsupportedCodecError,
@@ -42,5 +43,5 @@ __all__ = [
     "read_header", "aread_header", "read_window", "read_windows", "aread_windows",
     "CogError", "NotATiffError", "TruncatedHeaderError", "InvalidTiffError", "UnsupportedTiffError",
     "UnsupportedCodecError", "DecodeError", "WindowError", "FetchError", "HttpStatusError",
-    "ShortReadError", "CredentialsError", "LocationError", "LimitError", "StaleHeaderError",
+    "ShortReadError", "CredentialsError", "LocationError", "LimitError", "StaleHeaderError", "StoredHeaderError",
 ]

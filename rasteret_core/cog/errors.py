@@ -84,3 +84,9 @@ class StaleHeaderError(CogError):
     """The file changed since its header was read: its validator (ETag, Last-Modified and
     size, or a local file's size and mtime) no longer matches, so the stored tile offsets
     describe another file. Never retried and never decoded; refresh the collection."""
+
+
+class StoredHeaderError(InvalidTiffError):
+    """A header stored in a collection is inconsistent (offset lists that do not match the tile
+    grid, impossible sizes, an unknown dtype or codec, a transform that cannot be inverted),
+    or its URL is not the location its item names. Raised before anything is fetched."""

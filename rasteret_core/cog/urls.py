@@ -186,6 +186,20 @@ def same_origin(a: str, b: str) -> bool:
     return bool(oa[1]) and oa == origin(b)
 
 
+def same_place(url: str, href: str) -> bool:
+    """Whether a stored header's ``url`` is on the same place as its item's ``href``: same
+    scheme, host and port (for ``s3://``, the same bucket), or both local paths. A stored
+    collection whose header points elsewhere than the href users see is refused."""
+    def local(text: str) -> bool:
+        return "://" not in text or text.lower().startswith("file://")
+
+    if not isinstance(url, str) or not isinstance(href, str) or not url or not href:
+        return False
+    if local(url) or local(href):
+        return local(url) and local(href)
+    return same_origin(url, href)
+
+
 def _check_endpoint(endpoint: str) -> str:
     parts = _split(endpoint)
     if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \

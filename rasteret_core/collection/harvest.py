@@ -93,6 +93,22 @@ def source_reader_options(source: DataSource, reader_options: ReaderOptions | Ma
     return replace(base, allowed_schemes=schemes, local_roots=roots)
 
 
+def collection_reader_options(source: DataSource | None, reader_options: ReaderOptions | Mapping[str, Any] | None, *,
+                              root: str) -> ReaderOptions:
+    """Options for reading the tiles of a stored collection at ``root``.
+
+    A stored collection is third-party input (a teammate's, or one on a shared bucket): its
+    hrefs get the policy of :func:`source_reader_options`. Its data source is stored too, so a
+    local items folder is trusted as a root only for a collection that is itself local; a
+    remote collection never names local files unless the caller's ``local_roots`` allow them.
+    """
+    base = reader_options_for(source, reader_options) if source is not None else ReaderOptions.coerce(reader_options)
+    local_root = "://" not in str(root) or str(root).startswith("file://")
+    items = source.items_path if source is not None and local_root else None
+    schemes, roots = source_locations(items, schemes=base.allowed_schemes, local_roots=base.local_roots)
+    return replace(base, allowed_schemes=schemes, local_roots=roots)
+
+
 async def aharvest(
     items: Iterable[Any],
     source: DataSource,

@@ -32,7 +32,9 @@ from typing import Any, Iterable
 import pyarrow as pa
 import shapely
 
-from rasteret_core.cog import CogHeader
+from rasteret_core.cog import CogHeader, StoredHeaderError
+from rasteret_core.cog.header_check import stored_header
+from rasteret_core.cog.urls import same_place
 from rasteret_core.collection.scene import BandAsset, Scene
 
 SCHEMA_VERSION = "1"
@@ -224,11 +226,21 @@ def _row_scene(row: dict[str, Any], bands: list[str], successful_only: bool) -> 
         data = row.get(band)
         if data is None:
             continue
-        header = CogHeader.from_arrow_dict(data) if data.get("width") is not None else None
-        if successful_only and header is None:
-            continue
+        header, error = None, data.get("error")
+        if data.get("width") is not None:
+            # a stored collection is third-party input: its header is checked as a parsed one
+            # would be, and must point where the item's href does
+            try:
+                header = stored_header(data, scene_id=str(row.get("id")), band=band)
+                if not same_place(header.url, data.get("href") or ""):
+                    raise StoredHeaderError(header.url, f"stored header of scene {row.get('id')!r} band {band!r}:"
+                                                        " its URL is not the location of the item's href")
+            except StoredHeaderError as exc:
+                header, error = None, f"{type(exc).__name__}: {exc}"
+        if successful_only and header is None and data.get("width") is None:
+            continue  # a failed harvest; a refused stored header stays, so reads report why
         assets[band] = BandAsset(
-            band=band, href=data["href"], header=header, error=data.get("error"),
+            band=band, href=data["href"], header=header, error=error,
             scale=data.get("scale"), offset=data.get("offset"), rule=data.get("rule"), reason=data.get("reason"),
         )
     when: datetime = row["datetime"]

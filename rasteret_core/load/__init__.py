@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from rasteret_core.cog import ReaderOptions
+from rasteret_core.collection.harvest import collection_reader_options
 from rasteret_core.collection.scene import Scene
 from rasteret_core.errors import RasteretError
 from rasteret_core.load.chunk import ChunkTask, SourceRead, compute_chunk
@@ -109,6 +110,8 @@ def load(
     from rasteret_core.load.plan import plan_band
 
     options = _options(reader_options)
+    if hasattr(source, "data_source") and hasattr(source, "root"):  # a stored collection: its hrefs are
+        options = collection_reader_options(source.data_source, options, root=source.root)  # third-party input
     scenes, bands = _scenes(source, bands, bbox=bbox, geometry=geometry, like=like, geobox=geobox,
                             date_range=date_range, cloud_cover_lt=cloud_cover_lt)
     for scene in scenes:
