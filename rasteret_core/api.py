@@ -88,6 +88,7 @@ class Rasteret:
         max_items: int | None = None,
         overwrite: bool = False,
         refresh: bool = False,
+        prune: bool = False,
     ) -> BuildReport:
         """Search the source, read every band's COG header once, write the collection.
 
@@ -99,7 +100,10 @@ class Rasteret:
             intersects: a search geometry instead of ``bbox``.
             max_items: stop the search after this many items.
             overwrite: replace an existing collection of this name.
-            refresh: keep an existing collection and (re)write the dates this search finds.
+            refresh: keep an existing collection and merge what this search reads into it: bands
+                not asked for keep their headers, items the search no longer returns are kept.
+            prune: with ``refresh``, remove the items of the searched dates that the search no
+                longer returns (``report.pruned`` lists them).
 
         Returns:
             A :class:`BuildReport`; ``report.message`` says what was written, or why nothing.
@@ -117,7 +121,7 @@ class Rasteret:
             cloud_cover_lt=cloud_cover_lt, platform=platform, bands=band_list(bands) if bands is not None else None,
             max_items=max_items, reader_options=reader_options_for(self.data_source, self.reader_options),
             progress=self.progress, name=self.name,
-            if_exists="overwrite" if overwrite else "refresh" if refresh else "error",
+            if_exists="overwrite" if overwrite else "refresh" if refresh else "error", prune=prune,
         )
         self.last_stats = report.stats
         self._collection = report.collection

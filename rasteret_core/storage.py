@@ -59,6 +59,30 @@ def _s3_filesystem(options: dict[str, Any]) -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**opts)
 
 
+def s3_client(options: dict[str, Any] | None):
+    """A boto3 S3 client for the same ``storage_options`` as :func:`resolve_root` (endpoint,
+    keys, region; the standard AWS chain for what is not given): for what pyarrow's S3
+    filesystem cannot send, such as conditional writes."""
+    import boto3
+    from botocore.config import Config
+
+    opts = dict(options or {})
+    endpoint = opts.get("endpoint_url") or opts.get("endpoint_override") or os.environ.get(
+        "AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint and "://" not in endpoint:
+        endpoint = f"{opts.get('scheme', 'https')}://{endpoint}"
+    region = opts.get("region_name") or opts.get("region") or os.environ.get("AWS_REGION") or os.environ.get(
+        "AWS_DEFAULT_REGION") or "us-west-2"
+    return boto3.client(
+        "s3", endpoint_url=endpoint or None, region_name=region,
+        aws_access_key_id=opts.get("aws_access_key_id") or opts.get("access_key"),
+        aws_secret_access_key=opts.get("aws_secret_access_key") or opts.get("secret_key"),
+        aws_session_token=opts.get("aws_session_token") or opts.get("session_token"),
+        config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                      s3={"addressing_style": "path" if endpoint else "auto"}),
+    )
+
+
 def atomic_write(fs: pafs.FileSystem, target: str, data: bytes) -> None:
     """Write ``data`` to a hidden temporary name next to ``target``, then rename over it.
 

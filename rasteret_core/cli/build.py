@@ -33,13 +33,16 @@ from rasteret_core.cli._common import (
 @click.option("--bands", "-b", default=None, help="Comma-separated band codes  [default: all of the source's]")
 @click.option("--max-items", type=click.IntRange(min=1), default=None, help="Stop the search after this many items.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing collection of this name.")
-@click.option("--refresh", is_flag=True, help="Keep an existing collection and (re)write the dates found.")
+@click.option("--refresh", is_flag=True, help="Keep an existing collection and merge what this search reads into it "
+                                                "(bands and items not re-read are kept).")
+@click.option("--prune", is_flag=True, help="With --refresh: remove items of the searched dates the search no "
+                                              "longer returns (they are listed).")
 @workspace_option
 @endpoint_option
 @retries_option
 @json_option
 def command(name: str, source_text: str, like: str, start: str, end: str, bbox, cloud_cover_lt, bands,
-            max_items, overwrite: bool, refresh: bool, workspace, endpoint_url, retries, as_json: bool) -> None:
+            max_items, overwrite: bool, refresh: bool, prune: bool, workspace, endpoint_url, retries, as_json: bool) -> None:
     """Build the collection NAME (stored as NAME_<YYYYMM-MM>_<source>) from a STAC search.
 
     Example: rasteret build bangalore --start 2024-01-01 --end 2024-03-31
@@ -52,12 +55,15 @@ def command(name: str, source_text: str, like: str, start: str, end: str, bbox, 
         r = Rasteret(name, source, (start, end), workspace, reader_options=reader_options(endpoint_url, retries),
                      progress=False)
         report = r.create_collection(bbox=tuple(bbox) if bbox else None, cloud_cover_lt=cloud_cover_lt,
-                                     bands=band_codes(bands), max_items=max_items, overwrite=overwrite, refresh=refresh)
+                                     bands=band_codes(bands), max_items=max_items, overwrite=overwrite, refresh=refresh,
+                                     prune=prune)
     if as_json:
         echo_json(report.as_dict())
     else:
         click.echo(f"{r.name}: {report.message}")
         for cause in report.first_causes():
             click.echo(f"  failed headers: {cause}", err=True)
+        for warning in report.warnings[:5]:
+            click.echo(f"  warning: {warning}", err=True)
     if report.empty:
         raise SystemExit(EXIT_EMPTY)

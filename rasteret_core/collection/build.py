@@ -57,6 +57,8 @@ class BuildReport:
     message: str = ""
     reused: int = 0
     """Scenes kept from the stored partition without reading their headers (unchanged items)."""
+    pruned: list[str] = field(default_factory=list)
+    """Stored items removed because ``prune`` was asked and the search no longer returns them."""
 
     @property
     def scenes(self) -> int:
@@ -98,6 +100,7 @@ class BuildReport:
             "warnings": len(self.warnings),
             "search_truncated": self.search.truncated,
             "reused_scenes": self.reused,
+            "pruned": len(self.pruned),
             "message": self.message,
             **{f"stats_{k}": v for k, v in self.stats.as_dict().items()},
         }
@@ -120,6 +123,7 @@ def build_collection(
     storage_options: dict[str, Any] | None = None,
     filter_mode: str = "auto",
     if_exists: str = "error",
+    prune: bool = False,
 ) -> BuildReport:
     """Search ``data_source``, read every requested band's header, store one partition per date.
 
@@ -132,9 +136,12 @@ def build_collection(
         reader_options, progress, name, storage_options: how to read headers, report
             progress, name the collection and reach its storage.
         if_exists: when a collection is already stored at ``root``: ``"error"`` (default)
-            refuses; ``"refresh"`` (re)writes the dates this search finds and keeps the
-            others; ``"overwrite"`` replaces it (dates this search does not find are removed,
-            only once the new dates are written).
+            refuses; ``"refresh"`` merges what this search reads into the stored dates (per
+            item and band: bands not asked for keep their headers, items the search no
+            longer returns are kept) and keeps the other dates; ``"overwrite"`` replaces it
+            (dates this search does not find are removed, only once the new dates are written).
+        prune: with ``"refresh"``, remove stored items of the searched dates that the search
+            no longer returns (``report.pruned`` lists them). An empty search never prunes.
 
     Returns:
         A :class:`BuildReport`. An empty search writes nothing (no empty collection is left
@@ -161,6 +168,7 @@ def build_collection(
         cloud_cover_lt=cloud_cover_lt, platform=platform, bands=bands, max_items=max_items,
         reader_options=reader_options, progress=progress, name=name, storage_options=storage_options,
         filter_mode=filter_mode, only_date=None, existing=existing, overwrite=if_exists == "overwrite",
+        prune=prune,
     )
 
 
@@ -181,11 +189,14 @@ def build_date(
     storage_options: dict[str, Any] | None = None,
     filter_mode: str = "auto",
     reuse_unchanged: bool = True,
+    prune: bool = False,
 ) -> BuildReport:
-    """Rebuild the partition of one UTC ``date``: it ends up holding exactly today's search.
+    """Refresh the partition of one UTC ``date`` with today's search, merged into what is stored.
 
-    Idempotent (a daily partition job can re-run it); a date without items has its
-    partition removed. With ``reuse_unchanged`` (the default), a stored scene whose item has
+    Idempotent (a daily partition job can re-run it). Nothing is dropped that was not re-read:
+    bands not asked for keep their stored headers; items the search no longer returns stay
+    unless ``prune``; an empty search keeps the stored partition and says so in
+    ``report.warnings``. With ``reuse_unchanged`` (the default), a stored scene whose item has
     the same STAC ``updated`` time and asset hrefs, and whose requested bands all have a
     header, is kept as stored: a refresh of an unchanged date costs the search, zero header
     requests and one 1-byte version check per stored file (a file replaced under the same
@@ -201,6 +212,7 @@ def build_date(
         cloud_cover_lt=cloud_cover_lt, platform=platform, bands=bands, max_items=max_items,
         reader_options=reader_options, progress=progress, name=name, storage_options=storage_options,
         filter_mode=filter_mode, only_date=day, existing=None, overwrite=False, reuse_unchanged=reuse_unchanged,
+        prune=prune,
     )
 
 
@@ -209,7 +221,7 @@ def _build(
     cloud_cover_lt: float | None, platform: Any, bands: list[str] | None, max_items: int | None,
     reader_options: Any, progress: bool, name: str | None, storage_options: dict[str, Any] | None,
     filter_mode: str, only_date: dt.date | None, existing: Collection | None, overwrite: bool,
-    reuse_unchanged: bool = False,
+    reuse_unchanged: bool = False, prune: bool = False,
 ) -> BuildReport:
     bands = source.check_bands(bands)
     found = search(
@@ -223,9 +235,16 @@ def _build(
         "platform": platform,
     }
     report = BuildReport(collection=existing, search=found)
-    if found.empty and only_date is None:
-        report.message = found.message + (f"; the collection at {existing.root} is unchanged" if existing else
+    if found.empty:  # a bad minute of the STAC API must not erase history: nothing is removed
+        stored = existing or (_existing(root, storage_options) if only_date is not None else None)
+        report.collection = stored
+        kept = [d for d in (stored.dates() if stored else []) if only_date is None or d == only_date]
+        report.message = found.message + (f"; the collection at {stored.root} is unchanged" if stored else
                                           "; no collection was written")
+        if kept and only_date is not None:
+            report.warnings.append(f"the search returned no items for {only_date}; its stored partition is kept"
+                                   " (remove it with Collection.delete_date, or rebuild with overwrite)")
+            log.warning("%s", report.warnings[-1])
         log.info("%s", report.message)
         return report
     kept: dict[str, Scene] = {}
@@ -261,17 +280,23 @@ def _build(
         day = scene.datetime.astimezone(dt.timezone.utc).date()
         by_date.setdefault(day, {})[scene.id] = scene  # a repeated id keeps its last copy
     if only_date is not None:
-        by_date.setdefault(only_date, {})
-        by_date = {only_date: by_date[only_date]}
+        by_date = {only_date: by_date.get(only_date, {})}
     for day in sorted(by_date):
-        report.writes.append(collection.write_date(day, list(by_date[day].values())))
+        scenes = list(by_date[day].values())
+        if overwrite:
+            report.writes.append(collection.write_date(day, scenes))
+        else:
+            written = collection.merge_date(day, scenes, read_bands=bands, prune=prune)
+            report.writes.append(written)
+            report.pruned += list(written.pruned)
+            report.warnings += [f"{what}: the new header read failed, the stored header is kept"
+                                for what in written.kept_headers]
     if overwrite:  # only now that the new dates are stored: the old ones go
         for day in collection.dates():
             if day not in by_date:
                 collection.delete_date(day)
         if collection.bands != bands:
-            collection.bands = list(bands)
-            collection._save_metadata()
+            collection._save_metadata(bands=bands, replace_bands=True)
 
     if found.empty:
         report.message = found.message
@@ -285,6 +310,9 @@ def _build(
             report.message += f"; {found.message}"
         if report.reused:
             report.message += f"; {report.reused} unchanged scenes kept without reading their headers"
+        if report.pruned:
+            report.message += f"; pruned {len(report.pruned)} items the search no longer returns: " + ", ".join(
+                report.pruned[:10]) + (" ..." if len(report.pruned) > 10 else "")
     log.info("%s", report.message)
     return report
 

@@ -136,8 +136,25 @@ def install_pauses(pauses: list[dict]) -> None:
                          written=os.path.getsize(tmp))
                 hold(armed["then"])
 
+    import rasteret_core.storage_update as storage_update
+
+    original_update = storage_update.update_file
+
+    def paused_update_file(fs, path, change, **kwargs):
+        # a "before_write" pause waits before the writer takes the collection's lock (or reads
+        # the version it will write conditionally), so several writers can be gated at once
+        target = os.path.realpath(path)
+        if by_target.get(target, (None,))[0] == "before_write":
+            _, then = by_target.pop(target)
+            announce("before_write", target=target)
+            hold(then)
+        return original_update(fs, path, change, **kwargs)
+
     storage.open = paused_open
     storage.os = OsWithPausingFsync()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("rasteret_core") and getattr(module, "update_file", None) is original_update:
+            module.update_file = paused_update_file
     # modules that imported atomic_write by name hold their own reference
     for name, module in list(sys.modules.items()):
         if name.startswith("rasteret_core") and getattr(module, "atomic_write", None) is original:
