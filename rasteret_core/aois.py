@@ -9,6 +9,7 @@ from pathlib import Path
 from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.errors import RasteretError
+from rasteret_core.names import UnsafePathError, check_distinct
 from rasteret_core.read.geometry import id_column
 
 _NAME = re.compile(r"[^\x00-\x1f\x7f/\\|,\[\]]{1,100}")
@@ -38,7 +39,7 @@ def load_aois(path: str | os.PathLike[str], *, name_field: str | None = None) ->
 
     Raises:
         AoiError: unreadable file, no name column, a name that is not usable, a duplicate
-            name, or an empty, non-areal or invalid geometry (naming the AOI and the reason).
+            name (also one differing only in letter case), or an empty, non-areal or invalid geometry (naming the AOI and the reason).
     """
     import geopandas as gpd
     import shapely
@@ -74,6 +75,10 @@ def load_aois(path: str | os.PathLike[str], *, name_field: str | None = None) ->
         aois[name] = geom
     if not aois:
         raise AoiError(f"{path}: no AOIs")
+    try:
+        check_distinct(aois, what="AOI names")
+    except UnsafePathError as exc:
+        raise AoiError(f"{path}: {exc}") from None
     return aois
 
 
@@ -81,3 +86,14 @@ def _suggest(name: str) -> str:
     """A usable spelling of ``name`` for the error message (refused characters become ``_``)."""
     text = re.sub(r"[\x00-\x1f\x7f/\\|,\[\]]+", "_", name).strip(" _.").replace("..", ".")
     return text[:100] or "aoi_1"
+
+
+def geometry_fingerprint(geometry: BaseGeometry) -> str:
+    """A short digest of an AOI's shape: equal for the same polygon however its file writes it
+    (ring start, orientation, coordinates within 1e-9 degrees), different once it moves."""
+    import hashlib
+
+    import shapely
+
+    canonical = shapely.normalize(shapely.set_precision(geometry, 1e-9))
+    return hashlib.sha256(shapely.to_wkb(canonical, output_dimension=2)).hexdigest()[:16]

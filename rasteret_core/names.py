@@ -23,6 +23,7 @@ import hashlib
 import os
 import posixpath
 import re
+from typing import Iterable
 
 from rasteret_core.errors import RasteretError
 
@@ -62,6 +63,22 @@ def safe_name(name: str, *, max_length: int = MAX_LENGTH) -> str:
     if tail != -1:  # never end inside an escape
         cut = cut[:tail]
     return f"{cut}{_HASHED}{digest}"
+
+
+def check_distinct(names: Iterable[str], *, what: str = "names") -> None:
+    """Refuse a set of names of which two would overwrite each other's files on a
+    case-insensitive filesystem (macOS, Windows, some network shares): ``FIELD`` and ``field``.
+
+    Raises:
+        UnsafePathError: naming both names.
+    """
+    seen: dict[str, str] = {}
+    for name in names:
+        key = safe_name(name).casefold()
+        other = seen.setdefault(key, name)
+        if other != name:
+            raise UnsafePathError(f"{what} {other!r} and {name!r} differ only in letter case: their files would"
+                                  " overwrite each other on a case-insensitive filesystem; rename one")
 
 
 def original_name(component: str) -> str:

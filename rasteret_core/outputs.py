@@ -11,7 +11,7 @@ import numpy as np
 from affine import Affine
 
 from rasteret_core.cog import CogHeader, read_header, read_window
-from rasteret_core.names import safe_name
+from rasteret_core.names import check_distinct, safe_name
 from rasteret_core.storage import atomic_write, resolve_root
 
 
@@ -66,9 +66,11 @@ def save_per_geometry(ds, output_dir: str | os.PathLike[str], file_prefix: str =
     import xarray as xr
 
     if isinstance(ds, dict):
+        check_distinct([str(g) for g in ds], what="geometry ids")
         return [p for gid, part in ds.items() for p in
                 _save_one(part, output_dir, f"{file_prefix}{safe_name(str(gid))}_", data_var, storage_options)]
     if "geometry" in ds.dims:
+        check_distinct([str(g) for g in ds.geometry.values], what="geometry ids")
         paths = []
         for gid in ds.geometry.values:
             part = ds.sel(geometry=gid)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import email.utils
+import http
 import inspect
 import logging
 import os
@@ -531,7 +532,9 @@ class RangeFetcher:
                                        + (f" ({total} bytes)" if total is not None else ""), 416)
         text = (await _read_at_most(resp, 4096)).decode("utf-8", "replace")
         code = re.search(r"<Code>([A-Za-z0-9.]{1,64})</Code>", text)
-        reason = f"HTTP {status} {_printable(resp.reason or '')}".strip() + (f" ({code.group(1)})" if code else "")
+        # the status and the standard phrase, never the server's own reason phrase: it is
+        # third-party text that would reach logs, failure texts and the stored error column
+        reason = f"HTTP {status} {_standard_phrase(status)}".strip() + (f" ({code.group(1)})" if code else "")
         if status in RETRY_STATUSES:
             raise _Retry(HttpStatusError(url, reason, status), _retry_after(resp.headers.get("Retry-After")))
         invalidate = getattr(self.options.signer, "invalidate", None)
@@ -683,6 +686,13 @@ def _http_date(text: str) -> float | None:
         return email.utils.parsedate_to_datetime(text).timestamp()
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
+
+
+def _standard_phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _printable(text: str) -> str:

@@ -17,7 +17,7 @@ from rasteret_core.collection import Collection
 from rasteret_core.ndvi import aoi_ndvi, preview_png
 from rasteret_core.outputs import read_output, write_ndvi_output
 from rasteret_core.plan import ReadPlan, plan_aoi_read
-from rasteret_core.storage import delete_missing
+from rasteret_core.storage import delete_missing, list_files
 from rasteret_pipelines.defs.checks import (
     COLLECTION_CHECK,
     all_reads_failed,
@@ -60,6 +60,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     rows, failures, previews, warnings = [], [], [], []
     tile_failures: list[str] = []  # tile reads that failed now (harvest failures were reported by scene_collection)
     plan = ReadPlan("ndvi")
+    kept_outputs: list[str] = []  # date x AOI whose input vanished while outputs are stored
     for day, names in by_date(context.partition_keys).items():
         _require_valid_collection(collection, day, list(bands.values()))
         scenes = collection.scenes(date_range=(day, day), bands=list(bands.values()))
@@ -97,7 +98,12 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
                 if len(previews) < 3 and raster.valid_pixels:
                     png = base64.b64encode(preview_png(raster.data)).decode()
                     previews.append(f"**{md_text(f'{aoi} {day} {raster.scene_id}')}**\n\n![ndvi](data:image/png;base64,{png})")
-            if aoi not in unknown:
+            stored = list_files(folder, suffix=".tif", storage_options=storage.storage_options())
+            if not aoi_rasters and stored:
+                # the date's collection partition is empty or gone (an empty search, a deleted
+                # date) while outputs exist: no green run deletes outputs because an input vanished
+                kept_outputs.append(f"{day} {aoi} ({len(stored)} output(s))")
+            elif aoi not in unknown:
                 delete_missing(folder, written, storage_options=storage.storage_options())  # a refresh replaces the date
             rows += aoi_rows
             context.add_asset_metadata(_partition_metadata(aoi_rows, aoi_failures, day_stats, len(names)),
@@ -105,6 +111,13 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         context.log.info("%s: %d scenes read once for %d AOIs, %d mosaic(s), %d failures, %d requests",
                          day, len(scenes), len(names), len(result.rasters), len(result.failures), day_stats.requests)
 
+    if kept_outputs:
+        raise dg.Failure(
+            description=f"{len(kept_outputs)} date x AOI partition(s) now have no scene in the collection while NDVI"
+                        f" outputs are stored; the outputs were kept: {', '.join(kept_outputs[:10])}. Refresh the"
+                        " collection for those dates (or delete the outputs yourself if the scenes are really gone)",
+            allow_retries=False,  # the input vanished: retrying cannot bring it back
+        )
     frame = pd.DataFrame(rows, columns=list(NDVI_OUTPUT_SCHEMA.columns))
     check = run_check(NDVI_CHECK, NDVI_OUTPUT_SCHEMA, frame)
     if tile_failures and check.passed:  # outputs missing for some scenes: block ndvi_stats, say why

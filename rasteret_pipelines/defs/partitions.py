@@ -49,13 +49,49 @@ def partition_key(day: str, aoi: str) -> str:
 def sync_aois(instance: dg.DagsterInstance, names: Iterable[str]) -> tuple[list[str], list[str]]:
     """Make the ``aois`` partitions equal ``names``; returns (added, removed).
 
-    For scripts and tests that run without the daemon; deployments let the sensor do it.
+    For scripts and tests that run without the daemon; deployments let the sensor do it. Safe
+    when several runs, sensors or scripts register the same AOIs at once (see :func:`add_aois`).
     """
     known = set(instance.get_dynamic_partitions(AOIS.name))
     wanted = set(names)
-    added, removed = sorted(wanted - known), sorted(known - wanted)
-    if added:
-        instance.add_dynamic_partitions(AOIS.name, added)
+    removed = sorted(known - wanted)
+    added = add_aois(instance, sorted(wanted))
     for name in removed:
         instance.delete_dynamic_partition(AOIS.name, name)
     return added, removed
+
+
+def add_aois(instance: dg.DagsterInstance, names: Iterable[str], *, attempts: int = 5) -> list[str]:
+    """Register the AOIs of ``names`` not registered yet; returns those this call added.
+
+    Idempotent under concurrency: storage adds the keys with a uniqueness constraint, so a
+    process that loses a race to another adding the same key gets an integrity error (SQLite
+    and PostgreSQL raise different classes); the keys are then read again and only the still
+    missing ones added.
+    """
+    wanted = sorted(set(names))
+    for _ in range(attempts):
+        missing = [n for n in wanted if n not in set(instance.get_dynamic_partitions(AOIS.name))]
+        if not missing:
+            return []
+        try:
+            instance.add_dynamic_partitions(AOIS.name, missing)
+            return missing
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is a concurrent duplicate
+            if not _is_duplicate_key(exc):
+                raise
+    missing = [n for n in wanted if n not in set(instance.get_dynamic_partitions(AOIS.name))]
+    if missing:
+        raise dg.DagsterInvariantViolationError(f"could not register AOI partitions {missing} after {attempts} attempts")
+    return []
+
+
+def _is_duplicate_key(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) is a unique-constraint violation of the storage."""
+    seen = 0
+    while exc is not None and seen < 5:
+        text = f"{type(exc).__name__} {exc}"
+        if "IntegrityError" in text or "UniqueViolation" in text or "UNIQUE constraint" in text:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False

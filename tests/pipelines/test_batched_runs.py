@@ -93,11 +93,16 @@ def _aoi_file(path, names, source=aoi_file()):
     return path
 
 
+def _tick(instance, source, cursor=None):
+    """One evaluation of the sensor, as the daemon runs it (the previous tick's cursor given)."""
+    return aoi_source(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"aois": Aois(path=str(source))}))
+
+
 def test_aoi_sensor_adds_backfills_and_removes(pipeline, tmp_path):
     with dg.instance_for_test() as instance:
         dg.materialize(COLLECTION, partition_key=DAY, resources=pipeline, instance=instance)
         source = _aoi_file(tmp_path / "aois.geojson", PAIR)
-        result = aoi_source(dg.build_sensor_context(instance=instance, resources={"aois": Aois(path=str(source))}))
+        result = _tick(instance, source)
         (add,) = result.dynamic_partitions_requests
         assert add.partitions_def_name == "aois" and list(add.partition_keys) == list(PAIR)
         (run,) = result.run_requests
@@ -105,12 +110,40 @@ def test_aoi_sensor_adds_backfills_and_removes(pipeline, tmp_path):
         assert run.tags["dagster/asset_partition_range_end"] == partition_key(DAY, PAIR[1])
         instance.add_dynamic_partitions("aois", list(PAIR))  # what the daemon does with the request
 
-        unchanged = aoi_source(dg.build_sensor_context(instance=instance, resources={"aois": Aois(path=str(source))}))
+        unchanged = _tick(instance, source, result.cursor)
         assert isinstance(unchanged, dg.SkipReason)
         _aoi_file(source, PAIR[:1])
-        result = aoi_source(dg.build_sensor_context(instance=instance, resources={"aois": Aois(path=str(source))}))
+        result = _tick(instance, source, result.cursor)
         (delete,) = result.dynamic_partitions_requests
         assert list(delete.partition_keys) == [PAIR[1]] and not result.run_requests
+
+
+def test_aoi_sensor_requests_an_aoi_again_when_its_polygon_moves(pipeline, tmp_path):
+    from shapely.affinity import translate
+    from shapely.geometry import mapping, shape
+
+    with dg.instance_for_test() as instance:
+        dg.materialize(COLLECTION, partition_key=DAY, resources=pipeline, instance=instance)
+        source = _aoi_file(tmp_path / "aois.geojson", PAIR)
+        first = _tick(instance, source)
+        instance.add_dynamic_partitions("aois", list(PAIR))
+        # the same polygons written differently (another ring start) are not a change
+        data = json.loads(source.read_text())
+        ring = data["features"][0]["geometry"]["coordinates"][0]
+        data["features"][0]["geometry"]["coordinates"][0] = ring[1:] + [ring[1]]
+        source.write_text(json.dumps(data))
+        assert isinstance(_tick(instance, source, first.cursor), dg.SkipReason)
+        # the second field's polygon moves ~5 km east
+        moved = translate(shape(data["features"][1]["geometry"]), xoff=0.05)
+        data["features"][1]["geometry"] = mapping(moved)
+        source.write_text(json.dumps(data))
+        result = _tick(instance, source, first.cursor)
+        (run,) = result.run_requests
+        assert run.tags["rasteret/aoi_changed"] == PAIR[1] and "changed" in run.tags["rasteret/reason"]
+        assert run.tags["dagster/asset_partition_range_start"] == partition_key(DAY, PAIR[1])
+        assert run.tags["dagster/asset_partition_range_end"] == partition_key(DAY, PAIR[1])
+        assert not result.dynamic_partitions_requests
+        assert isinstance(_tick(instance, source, result.cursor), dg.SkipReason)  # asked once
 
 
 def test_freshness_names_what_is_missing_after_the_deadline(pipeline, instance):
