@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from rasteret_core.cog.errors import FetchError
@@ -35,6 +35,13 @@ PC_TOKEN_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
 """Planetary Computer's token endpoint: ``{PC_TOKEN_URL}/{account}/{container}``."""
 PC_SUBSCRIPTION_KEY_ENV = "PC_SDK_SUBSCRIPTION_KEY"
 """Environment variable of an optional Planetary Computer subscription key (higher rate limits)."""
+PC_ACCOUNTS = frozenset({
+    "sentinel2l2a01", "landsateuwest", "naipeuwest", "modiseuwest", "goeseuwest", "nasademeuwest",
+    "sentinel1euwest", "sentinel1euwestrtc", "sentinel3euwest", "cpdataeuwest", "ai4edataeuwest",
+})
+"""Storage accounts of the Planetary Computer collections the signer signs for by default (the
+Sentinel and Landsat accounts among them); extend with ``PlanetaryComputerSigner(accounts=...)``.
+A token is never asked for, nor sent to, an account an item names outside this list."""
 
 # What Azure says when a SAS token has expired (or is not yet valid): 403 AuthenticationFailed
 # with "Signature not valid in the specified time frame" / "...expired" in the detail.
@@ -52,20 +59,20 @@ def is_blob_host(host: str | None) -> bool:
 
 
 def blob_container(url: str) -> tuple[str, str]:
-    """``(account, container)`` of a blob URL.
+    """``(account, container)`` of an Azure blob URL
+    ``https://{account}.blob.core.windows.net/{container}/{blob}``.
 
-    Accepts the Azure form ``https://{account}.blob.core.windows.net/{container}/{blob}`` and
-    the path-style form of emulators and local endpoints ``http://host:port/{account}/{container}/{blob}``.
+    Only that form: a path-style URL on another host (an emulator's) is never taken to name an
+    account, so an item cannot choose which account a token is fetched for by naming a host.
 
     Raises:
-        ValueError: the URL names no account and container.
+        ValueError: the URL is not an https Azure blob URL with an account and a container.
     """
     parts = urlsplit(url)
     segments = [s for s in parts.path.split("/") if s]
-    if is_blob_host(parts.hostname):
-        account, rest = parts.hostname.split(".", 1)[0], segments
-    else:
-        account, rest = (segments[0] if segments else ""), segments[1:]
+    if parts.scheme.lower() != "https" or not is_blob_host(parts.hostname):
+        raise ValueError(f"not an https Azure blob URL: {parts.scheme}://{parts.netloc}{parts.path}")
+    account, rest = parts.hostname.split(".", 1)[0], segments
     if not account or len(rest) < 2:
         raise ValueError(f"not a blob URL with an account, a container and a blob: {parts.scheme}://{parts.netloc}{parts.path}")
     return account.lower(), rest[0]
@@ -96,13 +103,25 @@ class PlanetaryComputerSigner:
     and are reused until ``refresh_margin`` seconds before their ``msft:expiry``.
     Concurrent requests for a missing token share one token request.
 
+    It signs only what it declares (:meth:`signs`): https blob URLs of the storage ``accounts``
+    it serves; any other location is requested unsigned. Token fetches are bounded by
+    ``deadline`` (all attempts together, ``connect_timeout`` per connection); a failure is
+    remembered for ``failure_backoff`` seconds, during which signings for that container fail
+    at once with the remembered reason; a token already expired (or within
+    ``refresh_margin`` of it) when it arrives is refused.
+
     Args:
         token_url: the token endpoint (default: Planetary Computer's).
         subscription_key: sent as ``Ocp-Apim-Subscription-Key``; default from
-            ``PC_SDK_SUBSCRIPTION_KEY`` when set.
+            ``PC_SDK_SUBSCRIPTION_KEY`` when set. Never pickled: a copy in another process
+            (a dask worker) reads that variable from its own environment.
+        accounts: storage accounts to sign for (default :data:`PC_ACCOUNTS`).
         refresh_margin: seconds before expiry at which a token counts as expired.
         timeout: seconds allowed for one token request.
         attempts: token requests tried on 429/5xx/connection errors before giving up.
+        deadline: seconds allowed for one token fetch, all attempts included.
+        connect_timeout: seconds allowed to connect to the token endpoint.
+        failure_backoff: seconds a failed fetch is remembered before the next try.
         clock: the time source (seconds since the epoch).
     """
 
@@ -111,34 +130,59 @@ class PlanetaryComputerSigner:
         token_url: str = PC_TOKEN_URL,
         *,
         subscription_key: str | None = None,
+        accounts: Iterable[str] | None = None,
         refresh_margin: float = 300.0,
-        timeout: float = 30.0,
+        timeout: float = 10.0,
         attempts: int = 3,
+        deadline: float = 20.0,
+        connect_timeout: float = 5.0,
+        failure_backoff: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.token_url = token_url.rstrip("/")
         self._key = subscription_key if subscription_key is not None else os.environ.get(PC_SUBSCRIPTION_KEY_ENV)
+        self.accounts = frozenset(a.lower() for a in (accounts if accounts is not None else PC_ACCOUNTS))
         self.refresh_margin = refresh_margin
         self.timeout = timeout
         self.attempts = max(1, attempts)
+        self.deadline = deadline
+        self.connect_timeout = connect_timeout
+        self.failure_backoff = failure_backoff
         self.clock = clock
         self.token_requests = 0
         self._lock = threading.Lock()  # the cache is shared by every event loop that reads
         self._tokens: dict[tuple[str, str], SasToken] = {}
+        self._failures: dict[tuple[str, str], tuple[float, SigningError]] = {}
         self._pending: dict[tuple[int, str, str], asyncio.Future] = {}
 
     def __repr__(self) -> str:
         return f"PlanetaryComputerSigner({self.token_url!r})"
 
+    @property
+    def identity(self) -> tuple:
+        """What makes two signers interchangeable (caches of clients key on it): the endpoint,
+        the accounts, and whether a key is used; never the key itself."""
+        return ("planetary-computer", self.token_url, self.accounts, bool(self._key))
+
+    def signs(self, url: str) -> bool:
+        """Whether this signer signs ``url``: an https blob URL of one of its accounts."""
+        try:
+            account, _ = blob_container(url)
+        except ValueError:
+            return False
+        return account in self.accounts
+
     def __getstate__(self) -> dict:
-        # a copy sent to another process (a dask worker) starts with no token of its own
+        # a copy sent to another process (a dask worker) starts with no token of its own and
+        # carries no secret: the subscription key is read again from the worker's environment
         state = dict(self.__dict__)
-        state.update(_lock=None, _tokens={}, _pending={})
+        state.update(_lock=None, _tokens={}, _pending={}, _failures={}, _key=None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._key = os.environ.get(PC_SUBSCRIPTION_KEY_ENV)
 
     async def __call__(self, url: str) -> str:
         """``url`` with a valid SAS token for its container (any query it had is kept).
@@ -150,6 +194,8 @@ class PlanetaryComputerSigner:
             account, container = blob_container(url)
         except ValueError as exc:
             raise SigningError(url, str(exc)) from None
+        if account not in self.accounts:
+            raise SigningError(url, f"account {account!r} is not one this signer serves ({', '.join(sorted(self.accounts))})")
         token = await self.token(account, container)
         return f"{url}{'&' if urlsplit(url).query else '?'}{token.token}"
 
@@ -158,8 +204,12 @@ class PlanetaryComputerSigner:
         key = (account, container)
         with self._lock:
             cached = self._tokens.get(key)
+            failed = self._failures.get(key)
         if cached is not None and cached.expires_at - self.refresh_margin > self.clock():
             return cached
+        if failed is not None and failed[0] > self.clock():
+            raise SigningError(failed[1].url, f"{failed[1].reason} (remembered; next try in"
+                                              f" {failed[0] - self.clock():.0f} s)")
         loop = asyncio.get_running_loop()
         pending_key = (id(loop), account, container)
         pending = self._pending.get(pending_key)
@@ -175,7 +225,10 @@ class PlanetaryComputerSigner:
         ``used`` is the signed URL that failed: a token already replaced since is kept, so
         many failed requests of one read cause one refresh.
         """
-        key = blob_container(url)
+        try:
+            key = blob_container(url)
+        except ValueError:
+            return  # not a blob URL this signer could have signed
         used_sig = parse_qs(urlsplit(used).query).get("sig") if used is not None else None
         with self._lock:
             cached = self._tokens.get(key)
@@ -183,6 +236,18 @@ class PlanetaryComputerSigner:
                 del self._tokens[key]
 
     async def _fetch(self, account: str, container: str) -> SasToken:
+        try:
+            return await asyncio.wait_for(self._fetch_now(account, container), self.deadline)
+        except asyncio.TimeoutError:
+            error = SigningError(f"{self.token_url}/{account}/{container}",
+                                 f"no token within the {self.deadline:g} s deadline")
+        except SigningError as exc:
+            error = exc
+        with self._lock:  # later signings fail fast until the back-off has passed
+            self._failures[(account, container)] = (self.clock() + self.failure_backoff, error)
+        raise error
+
+    async def _fetch_now(self, account: str, container: str) -> SasToken:
         import aiohttp
 
         url = f"{self.token_url}/{account}/{container}"
@@ -195,7 +260,8 @@ class PlanetaryComputerSigner:
                 await asyncio.sleep(0.2 * 2 ** (attempt - 1))
             self.token_requests += 1
             try:
-                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
+                limits = aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout)
+                async with aiohttp.ClientSession(timeout=limits) as session:
                     async with session.get(url, headers=headers, allow_redirects=False) as resp:
                         body = await resp.content.read(64 * 1024)
                         status = resp.status
@@ -216,10 +282,18 @@ class PlanetaryComputerSigner:
             raise SigningError(url, "the answer has no token and msft:expiry") from None
         if not token:
             raise SigningError(url, "the answer holds an empty token")
+        if expiry - self.refresh_margin <= self.clock():
+            raise SigningError(url, f"the token endpoint returned a token expiring at {_iso(expiry)}, already past"
+                                    f" (or within {self.refresh_margin:g} s); is this machine's clock right?")
         sas = SasToken(token, expiry)
         with self._lock:
             self._tokens[(account, container)] = sas
+            self._failures.pop((account, container), None)
         return sas
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _parse_expiry(value: str) -> float:

@@ -28,8 +28,8 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
-from urllib.parse import urljoin
+from typing import Any, Callable, Mapping
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -376,13 +376,18 @@ class RangeFetcher:
         """The URL to request: the location's own, or what the read-time signer makes of it."""
         url = loc.http_url
         signer = self.options.signer
-        if signer is not None:
-            signed = signer(urls.strip_secrets(url))
+        if signer is not None and signs(signer, loc):
+            # the signer sees the canonical Azure URL (never an emulator's path-style one, whose
+            # path an item could use to pick an account); its query goes onto the URL requested
+            canonical = urls.strip_secrets(loc.original)
+            signed = signer(canonical)
             if inspect.isawaitable(signed):
                 signed = await signed
-            if not isinstance(signed, str) or not urls.same_origin(signed, url):
+            if not isinstance(signed, str) or not urls.same_origin(signed, canonical):
                 raise LocationError(loc.display, "the signer returned a URL on another host; refused")
-            return signed
+            query = urlsplit(signed).query
+            base = urls.strip_secrets(url)
+            return f"{base}{'&' if urlsplit(base).query else '?'}{query}" if query else base
         if urls.is_redacted(url):
             raise LocationError(loc.display, "this stored URL had its signature or token removed: it needs "
                                              "re-signing at read time (ReaderOptions.signer) or a fresh href")
@@ -540,7 +545,7 @@ class RangeFetcher:
         invalidate = getattr(self.options.signer, "invalidate", None)
         if invalidate is not None and loc.azure_account is not None and azure.token_expired(status, text):
             # the SAS token expired mid-read: drop it (once per token) and retry with a fresh one
-            invalidate(loc.http_url, str(resp.url))
+            invalidate(urls.strip_secrets(loc.original), str(resp.url))
             raise _Retry(HttpStatusError(url, reason + " (SAS token expired)", status), 0.0)
         if status == 403 and loc.s3_bucket and not self.options.signs_s3:
             reason += ("; the request was unsigned: for a private bucket pass sign=True, for a requester-pays "
@@ -686,6 +691,24 @@ def _http_date(text: str) -> float | None:
         return email.utils.parsedate_to_datetime(text).timestamp()
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
+
+
+def signs(signer: Any, loc: urls.Location) -> bool:
+    """Whether ``signer`` signs requests to ``loc``: only Azure blob locations, and of those only
+    the ones the signer declares (``signer.signs(url)``, when it has that method). Any other
+    location is requested unsigned: a SAS token never goes to an S3, plain-http or foreign host."""
+    if loc.azure_account is None:
+        return False
+    declared = getattr(signer, "signs", None)
+    return bool(declared(loc.original)) if callable(declared) else True
+
+
+def signer_identity(signer: Any) -> Any:
+    """A key for caches of clients: ``signer.identity`` when it declares one, else the object."""
+    if signer is None:
+        return None
+    identity = getattr(signer, "identity", None)
+    return identity if identity is not None else ("object", id(signer))
 
 
 def _standard_phrase(status: int) -> str:

@@ -24,13 +24,14 @@ import numpy as np
 from rasterio.windows import Window
 
 from rasteret_core.cog import CogClient, CogHeader, ReaderOptions, ReadStats
+from rasteret_core.cog.fetch import signer_identity
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 """Decoded tiles kept per process: 32 Sentinel-2 10 m tiles (1024 x 1024 uint16), enough for
 the tiles along the edges of a row of neighbouring chunks."""
 
 _LOCK = threading.Lock()
-_RUNTIMES: dict[tuple[int, ReaderOptions, int], "Runtime"] = {}
+_RUNTIMES: dict[tuple, "Runtime"] = {}  # (pid, options, signer identity, cache bytes)
 
 TileKey = tuple[str, str | None, int, int]  # (url, validator, IFD offset, tile index): a replaced file misses
 
@@ -136,7 +137,9 @@ class Runtime:
 
 def runtime(options: ReaderOptions, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Runtime:
     """This process's runtime for ``options`` (created on first use, also after a fork)."""
-    key = (os.getpid(), options, cache_bytes)
+    # ReaderOptions compare without their signer: two loads differing only in the signer would
+    # otherwise share one client, and sign with the first one's tokens
+    key = (os.getpid(), options, signer_identity(options.signer), cache_bytes)
     with _LOCK:
         rt = _RUNTIMES.get(key)
         if rt is None:
@@ -149,7 +152,7 @@ def _close_all() -> None:
     """Close this process's connection pools at exit (their loops run in daemon threads)."""
     pid = os.getpid()
     with _LOCK:
-        mine = [rt for (owner, _, _), rt in _RUNTIMES.items() if owner == pid]
+        mine = [rt for (owner, *_), rt in _RUNTIMES.items() if owner == pid]
     for rt in mine:
         try:
             asyncio.run_coroutine_threadsafe(rt.client.__aexit__(None, None, None), rt.loop).result(5)
@@ -164,7 +167,7 @@ def process_stats() -> dict[str, Any]:
     hits = 0
     pid = os.getpid()
     with _LOCK:
-        for (owner, _, _), rt in _RUNTIMES.items():
+        for (owner, *_), rt in _RUNTIMES.items():
             if owner != pid:
                 continue
             for name, value in rt.stats.as_dict().items():

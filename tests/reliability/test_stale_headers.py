@@ -418,7 +418,7 @@ def test_azure_blob_stand_in_honours_if_match(tmp_path):
 
     one_cog(tmp_path / "blobs" / "B04.tif")
     with AzureBlobServer({("acct", "cont"): tmp_path / "blobs"}) as blobs:
-        options = ReaderOptions(signer=PlanetaryComputerSigner(token_url=blobs.token_url),
+        options = ReaderOptions(signer=PlanetaryComputerSigner(token_url=blobs.token_url, accounts=["acct"]),
                                 azure_endpoint_url=blobs.endpoint_url)
         url = "https://acct.blob.core.windows.net/cont/B04.tif"
         header = read_header(url, options=options)
