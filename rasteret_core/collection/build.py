@@ -236,7 +236,11 @@ def _build(
     }
     report = BuildReport(collection=existing, search=found)
     if found.empty:  # a bad minute of the STAC API must not erase history: nothing is removed
-        stored = existing or (_existing(root, storage_options) if only_date is not None else None)
+        report.failures = [item_failure(err) for err in found.rejected]
+        stored = existing
+        if only_date is not None:  # a date's job leaves a collection to query, as a build of items would
+            stored = Collection.create(root, name=name, data_source=source, bands=bands,
+                                       storage_options=storage_options)
         report.collection = stored
         kept = [d for d in (stored.dates() if stored else []) if only_date is None or d == only_date]
         report.message = found.message + (f"; the collection at {stored.root} is unchanged" if stored else
