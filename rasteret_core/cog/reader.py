@@ -295,7 +295,7 @@ def plan_requests(
 
     Same tile selection, deduplication and coalescing as the read itself (no output arrays).
     """
-    tiles = (_window_tiles(h, w, overview) for h, w in requests)
+    tiles = (_window_tiles(h, w, overview, options) for h, w in requests)
     by_file = _tiles_by_file((t[0], t[5]) for t in tiles)
     return [file_requests(header, tiles, options) for header, tiles in by_file.values()]
 
@@ -326,12 +326,26 @@ def tile_nbytes(header: CogHeader) -> int:
     return header.tile_width * header.tile_height * samples * header.dtype.itemsize
 
 
-def check_window_limits(header: CogHeader, width: int, height: int, options: ReaderOptions) -> None:
+MAX_WINDOW_TILES = 1_000_000
+"""Tiles one window may touch (every plane counted): the tile list is built before any read."""
+
+
+def check_window_limits(header: CogHeader, width: int, height: int, options: ReaderOptions, *, tiles: int = 0) -> None:
     """Raise :class:`LimitError` when a ``width`` x ``height`` window of ``header``, or one of
-    its tiles, is larger than ``options`` allows (checked before anything is allocated)."""
-    if width * height > options.max_window_pixels:
-        raise LimitError(header.url, f"a {width} x {height} window is {width * height} pixels, more than "
-                                     f"max_window_pixels={options.max_window_pixels}")
+    its tiles, is larger than ``options`` allows (checked before anything is allocated).
+
+    The window counts every sample of every plane: ``width x height x samples per pixel``
+    against ``max_window_pixels`` (a 400-sample file's window is 400 times a one-band one)."""
+    samples = width * height * header.samples_per_pixel
+    if samples > options.max_window_pixels:
+        size = samples * header.dtype.itemsize
+        raise LimitError(header.url, f"a {width} x {height} window of {header.samples_per_pixel} sample(s) per pixel is"
+                                     f" {samples} samples ({size} bytes of {header.dtype.name}), more than"
+                                     f" max_window_pixels={options.max_window_pixels}; read smaller windows, or use"
+                                     " load(..., chunks=...), which streams")
+    if tiles > MAX_WINDOW_TILES:
+        raise LimitError(header.url, f"a {width} x {height} window touches {tiles} tiles of {header.tile_width} x"
+                                     f" {header.tile_height}, more than {MAX_WINDOW_TILES}; read smaller windows")
     if tile_nbytes(header) > options.max_tile_bytes:
         raise LimitError(header.url, f"{header.tile_width} x {header.tile_height} x {header.samples_per_pixel} "
                                      f"{header.dtype.name} tiles decode to {tile_nbytes(header)} bytes, more than "
@@ -339,14 +353,14 @@ def check_window_limits(header: CogHeader, width: int, height: int, options: Rea
 
 
 def _plan(header: CogHeader, window: Any, overview: int | None, options: ReaderOptions) -> _Plan:
-    header, row, col, height, width, tiles = _window_tiles(header, window, overview)
-    check_window_limits(header, width, height, options)
+    header, row, col, height, width, tiles = _window_tiles(header, window, overview, options)
     out = np.empty((header.samples_per_pixel, height, width), dtype=header.dtype)
     return _Plan(header, row, col, height, width, tiles, out)
 
 
-def _window_tiles(header: CogHeader, window: Any, overview: int | None):
-    """(image header, row, col, height, width, tiles) of a checked window."""
+def _window_tiles(header: CogHeader, window: Any, overview: int | None, options: ReaderOptions):
+    """(image header, row, col, height, width, tiles) of a window checked against ``options``'s
+    limits before its tile list is built."""
     if overview is not None:
         if not 0 <= overview < len(header.overviews):
             raise WindowError(header.url, f"overview level {overview} does not exist ({len(header.overviews)} overviews)")
@@ -365,6 +379,8 @@ def _window_tiles(header: CogHeader, window: Any, overview: int | None):
             f"{header.width}x{header.height} image",
         )
     tw, th = header.tile_width, header.tile_height
+    count = header.planes * ((row + height - 1) // th - row // th + 1) * ((col + width - 1) // tw - col // tw + 1)
+    check_window_limits(header, width, height, options, tiles=count)
     per_plane = header.tiles_across * header.tiles_down
     tiles = [
         p * per_plane + r * header.tiles_across + c
