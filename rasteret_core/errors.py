@@ -9,3 +9,8 @@ from __future__ import annotations
 
 class RasteretError(Exception):
     """Base class of every error rasteret raises on purpose."""
+
+
+class ArgumentError(RasteretError, ValueError):
+    """An argument no call could honour (NaN, a negative cloud cover, a zero resolution, ...).
+    Also a ``ValueError``, so existing ``except ValueError`` handlers keep working."""

@@ -16,6 +16,7 @@ no I/O.
 from __future__ import annotations
 
 import math
+import numpy as np
 from collections import defaultdict
 from typing import Any, Iterable, Sequence
 
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-class GridError(RasteretError):
+class GridError(RasteretError, ValueError):
     """The arguments do not describe one output grid (or describe several)."""
 
 
@@ -172,13 +173,40 @@ def output_geobox(
         if not same_crs:
             raise GridError(f"no band is stored in {out_crs}: give resolution=")
         resolution = min(abs(h.transform[0]) for h in same_crs)
-    res = (float(resolution), -float(resolution)) if isinstance(resolution, (int, float)) else tuple(map(float, resolution))
+    res = _check_resolution(resolution)
     if anchor == "native":
         ref = min(same_crs, key=lambda h: abs(h.transform[0]), default=None)
         anchor = native_anchor(ref, abs(res[0])) if ref is not None and abs(res[0]) == abs(res[1]) else "edge"
     from odc.geo import resxy_
 
+    bounds = region.to_crs(out_crs).boundingbox
+    pixels = (abs(bounds.right - bounds.left) / abs(res[0]) + 1) * (abs(bounds.top - bounds.bottom) / abs(res[1]) + 1)
+    if not math.isfinite(pixels) or pixels > MAX_GRID_PIXELS:
+        raise GridError(f"a {abs(bounds.right - bounds.left):.6g} x {abs(bounds.top - bounds.bottom):.6g} area at"
+                        f" resolution {abs(res[0]):g} x {abs(res[1]):g} is {pixels:.3g} pixels per time step, more"
+                        f" than {MAX_GRID_PIXELS:.3g}: check resolution= (it is in {out_crs} units) or the area")
     return GeoBox.from_geopolygon(region.to_crs(out_crs), resolution=resxy_(res[0], res[1]), crs=out_crs, anchor=anchor)
+
+
+MAX_GRID_PIXELS = 2**40
+"""Largest output grid (pixels per time step) :func:`output_geobox` builds: beyond it a grid is a
+mistake in ``resolution`` or the region (0.01 m over 22 km is 4.8e12 pixels)."""
+
+
+def _check_resolution(resolution: Any) -> tuple[float, float]:
+    """``(x, y)`` pixel size from a positive number (y made negative, north up) or a pair."""
+    if isinstance(resolution, (int, float, np.integer, np.floating)):
+        value = float(resolution)
+        if not math.isfinite(value) or value <= 0:
+            raise GridError(f"resolution must be a finite, positive pixel size, got {resolution!r}")
+        return value, -value
+    try:
+        x, y = (float(v) for v in resolution)
+    except (TypeError, ValueError):
+        raise GridError(f"resolution must be a number or an (x, y) pair, got {resolution!r}") from None
+    if not (math.isfinite(x) and math.isfinite(y)) or x == 0 or y == 0:
+        raise GridError(f"resolution must be finite and non-zero, got {resolution!r}")
+    return x, y
 
 
 def _finest_res(headers, band: str) -> float:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from rasteret_core.collection.schema import (
     table_bands,
     table_to_scenes,
 )
-from rasteret_core.errors import RasteretError
+from rasteret_core.errors import ArgumentError, RasteretError
 from rasteret_core.sources import DataSource, DataSources
 from rasteret_core.collection.merge import Merged, merge_tables, read_table
 from rasteret_core.storage import resolve_root
@@ -330,6 +331,7 @@ class Collection:
         being read. Raises ``ValueError`` for unknown band codes before anything is read.
         """
         wanted = self._check_bands(bands)
+        check_cloud_cover(cloud_cover_lt)
         query_box = shapely.box(*_check_bbox(bbox)) if bbox is not None else None
         dates = self._dates_in(date_range)
         if not dates:
@@ -530,6 +532,18 @@ def parse_date_range(date_range: tuple[Any, Any]) -> tuple[dt.date, dt.date]:
 
 def _as_date(value: Any) -> dt.date:
     return parse_date(value)
+
+
+def check_cloud_cover(cloud_cover_lt: float | None) -> None:
+    """Refuse a cloud-cover filter no scene could pass or that means nothing (NaN, negative)."""
+    if cloud_cover_lt is None:
+        return
+    try:
+        value = float(cloud_cover_lt)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"cloud_cover_lt must be a percentage, got {cloud_cover_lt!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ArgumentError(f"cloud_cover_lt must be a percentage from 0 to 100, got {cloud_cover_lt!r}")
 
 
 def _check_bbox(bbox: Any) -> tuple[float, float, float, float]:

@@ -42,6 +42,10 @@ _RESAMPLING = {"nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "avera
                "med", "q1", "q3", "sum", "rms"}
 
 
+MAX_TASKS = 200_000
+"""Most chunk tasks one :func:`load` builds (each is planned before the graph is returned)."""
+
+
 class LoadError(RasteretError):
     """A load's arguments are inconsistent, or it selects nothing (the message says which step)."""
 
@@ -125,6 +129,12 @@ def load(
     cy, cx = _chunk_shape(chunks, gbox.shape)
     tiles = GeoboxTiles(gbox, (cy, cx))
     steps = group_scenes(scenes, groupby)
+    tasks = len(steps) * len(bands) * tiles.shape[0] * tiles.shape[1]
+    if tasks > MAX_TASKS:  # every task is planned up front: refuse a graph no scheduler should hold
+        raise LoadError(f"this load would build {tasks:,} tasks ({len(steps)} time steps x {len(bands)} bands x"
+                        f" {tiles.shape[0]} x {tiles.shape[1]} chunks of {cy} x {cx} on a {gbox.shape[0]} x"
+                        f" {gbox.shape[1]} grid), more than {MAX_TASKS:,}: use larger chunks=, a coarser"
+                        " resolution=, a smaller area or fewer dates")
     variables = {}
     for band in bands:
         method = _resampling(resampling, band)

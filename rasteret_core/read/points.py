@@ -29,8 +29,14 @@ from rasteret_core import radiometry
 from rasteret_core.cog import CogClient, CogError, CogHeader, ReaderOptions, ReadStats
 from rasteret_core.cog.reader import run_sync
 from rasteret_core.collection.scene import Scene
+from rasteret_core.errors import ArgumentError
 from rasteret_core.read.aoi import ReadFailure
 from rasteret_core.read.geometry import GeometryError
+
+MAX_NEIGHBOURHOOD = 101
+"""Largest ``neighbourhood``: 10,201 rows per point, scene and band (99,999 asked for 4.19 M rows
+and 1.7 GiB for one point)."""
+
 
 SAMPLE_SCHEMA = pa.schema([
     ("point_id", pa.string()),
@@ -240,8 +246,10 @@ async def asample_points(
             or both options at once.
         GeometryError: see :func:`named_points`.
     """
-    if neighbourhood < 1 or neighbourhood % 2 == 0:
-        raise ValueError(f"neighbourhood must be an odd number >= 1, got {neighbourhood}")
+    if not isinstance(neighbourhood, (int, np.integer)) or neighbourhood < 1 or neighbourhood % 2 == 0 \
+            or neighbourhood > MAX_NEIGHBOURHOOD:
+        raise ArgumentError(f"neighbourhood must be an odd number from 1 to {MAX_NEIGHBOURHOOD}"
+                            f" ({MAX_NEIGHBOURHOOD}^2 pixels per point and scene), got {neighbourhood!r}")
     if max_distance is not None and (not math.isfinite(max_distance) or max_distance < 0):
         raise ValueError(f"max_distance must be a finite distance >= 0, got {max_distance}")
     if max_distance is not None and neighbourhood != 1:
