@@ -377,8 +377,8 @@ class RangeFetcher:
         url = loc.http_url
         signer = self.options.signer
         if signer is not None and signs(signer, loc):
-            # the signer sees the canonical Azure URL (never an emulator's path-style one, whose
-            # path an item could use to pick an account); its query goes onto the URL requested
+            # the signer sees the canonical URL (never an emulator's path-style one, whose path
+            # an item could use to pick an Azure account); its query goes onto the URL requested
             canonical = urls.strip_secrets(loc.original)
             signed = signer(canonical)
             if inspect.isawaitable(signed):
@@ -694,10 +694,13 @@ def _http_date(text: str) -> float | None:
 
 
 def signs(signer: Any, loc: urls.Location) -> bool:
-    """Whether ``signer`` signs requests to ``loc``: only Azure blob locations, and of those only
-    the ones the signer declares (``signer.signs(url)``, when it has that method). Any other
-    location is requested unsigned: a SAS token never goes to an S3, plain-http or foreign host."""
-    if loc.azure_account is None:
+    """Whether the read-time ``signer`` signs requests to ``loc``.
+
+    Never ``s3://`` locations (they are signed with SigV4, or not at all) nor local files. A
+    signer that declares its scope (``signer.signs(url)``, as the Planetary Computer signer
+    does) signs only what it accepts; a plain callable signs the http(s) locations it is
+    given (a caller's re-signing of presigned URLs)."""
+    if loc.kind != "http" or loc.s3_bucket is not None:
         return False
     declared = getattr(signer, "signs", None)
     return bool(declared(loc.original)) if callable(declared) else True

@@ -54,19 +54,25 @@ def check_round(root: str, options) -> tuple[int, bool]:
     return len(want - stored_headers(coll)), partition_bands(coll) <= set(coll.bands)
 
 
-def test_two_processes_refreshing_other_bands_of_a_local_collection_both_land(writers, header, tmp_path, record_property):
+def rounds_losing_a_band(writers, header, root_for, options) -> int:
+    """Run :data:`ROUNDS` races on fresh collections; how many lost an (item, band) header."""
     lost_rounds = 0
     for n in range(ROUNDS):
-        root = str(tmp_path / f"round{n}")
-        Collection.create(root, name="shared", bands=["B04"]).merge_date(
+        root = root_for(n)
+        Collection.create(root, name="shared", bands=["B04"], storage_options=options).merge_date(
             DAY, [scene(i, ["B04"], header) for i in ITEMS], read_bands=["B04"])
-        outcomes = race(writers, root, None, header)
+        outcomes = race(writers, root, options, header)
         assert [o for o in outcomes if o[0] != "ok"] == []
-        missing, agrees = check_round(root, None)
+        missing, agrees = check_round(root, options)
         assert agrees, f"round {n}: the metadata misses a band the partitions hold"
         lost_rounds += missing > 0
-    record_property("reliability.concurrent_local_rounds_losing_a_band", lost_rounds)
-    assert lost_rounds == 0
+    return lost_rounds
+
+
+def test_two_processes_refreshing_other_bands_of_a_local_collection_both_land(writers, header, tmp_path, record_property):
+    lost = rounds_losing_a_band(writers, header, lambda n: str(tmp_path / f"round{n}"), None)
+    record_property("reliability.concurrent_local_rounds_losing_a_band", lost)
+    assert lost == 0
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +93,9 @@ def s3_bucket():
 
 
 def test_two_machines_refreshing_other_bands_on_s3_both_land(writers, header, s3_bucket, record_property):
-    lost_rounds = 0
-    for n in range(ROUNDS):
-        root = f"s3://team/round{n}"
-        Collection.create(root, name="shared", bands=["B04"], storage_options=s3_bucket).merge_date(
-            DAY, [scene(i, ["B04"], header) for i in ITEMS], read_bands=["B04"])
-        outcomes = race(writers, root, s3_bucket, header)
-        assert [o for o in outcomes if o[0] != "ok"] == []
-        missing, agrees = check_round(root, s3_bucket)
-        assert agrees, f"round {n}: the metadata misses a band the partitions hold"
-        lost_rounds += missing > 0
-    record_property("reliability.concurrent_s3_rounds_losing_a_band", lost_rounds)
-    assert lost_rounds == 0
+    lost = rounds_losing_a_band(writers, header, lambda n: f"s3://team/round{n}", s3_bucket)
+    record_property("reliability.concurrent_s3_rounds_losing_a_band", lost)
+    assert lost == 0
 
 
 @pytest.mark.parametrize("writes_before_kill", [1, 3, 6])

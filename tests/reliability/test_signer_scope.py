@@ -70,13 +70,13 @@ def test_the_pc_signer_signs_none_but_its_accounts(url):
     assert signs(signer, resolve(PC_BLOB))
 
 
-def test_a_plain_callable_signer_never_signs_s3_or_http_hosts():
+def test_a_plain_callable_signer_never_signs_s3_locations_or_local_files(tmp_path):
     def sas(url: str) -> str:
         return url + "?sig=appended"
 
     assert not signs(sas, resolve("s3://sentinel-cogs/tiles/x.tif"))
-    assert not signs(sas, resolve("https://example.com/x.tif"))
-    assert signs(sas, resolve(PC_BLOB))
+    assert not signs(sas, resolve(str(tmp_path / "x.tif")))
+    assert signs(sas, resolve(PC_BLOB)) and signs(sas, resolve("https://example.com/presigned.tif"))
 
 
 def test_a_foreign_account_blob_is_requested_unsigned_and_no_token_is_fetched(tmp_path):

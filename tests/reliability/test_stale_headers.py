@@ -290,7 +290,9 @@ def test_an_uncompressed_cog_replaced_is_stale_where_it_used_to_read_wrong_pixel
     options = dict(max_concurrency=1, max_coalesced_bytes=256 * 256 * 2)
     with pytest.raises(StaleHeaderError):
         read_window(header, None, **options)
-    assert [r.status for r in server.requests_for("/raw/*")] == [412] * 2  # the two in flight at once
+    server.wait_idle()  # answers are recorded after they are sent
+    statuses = [r.status for r in server.requests_for("/raw/*")]
+    assert set(statuses) == {412} and 1 <= len(statuses) <= 2  # at most the two in flight at once, never 4
 
 
 def test_a_process_tile_cache_never_serves_a_replaced_files_tiles(server):

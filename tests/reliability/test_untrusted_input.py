@@ -133,14 +133,15 @@ def test_a_redirect_to_an_internal_host_is_not_followed(store, record_property):
 @settings(max_examples=300, deadline=None)
 @given(bucket=st.text(min_size=0, max_size=70), key=st.text(min_size=1, max_size=40))
 @example(bucket="000/", key="0")  # the bucket is what precedes the first "/": "000", key "/0"
+@example(bucket="000", key="\x00")  # refused: a NUL is never part of a URL or path
 def test_an_s3_url_is_either_refused_or_addressed_to_its_own_bucket(bucket, key):
     """Property: whatever the bucket part, the URL built goes to that bucket's AWS origin and
     carries the key in its path, or the href is refused."""
     real_bucket, _, real_key = f"{bucket}/{key}".partition("/")
     try:
         loc = resolve(f"s3://{bucket}/{key}", region="us-west-2")
-    except LocationError:
-        assert not valid_bucket_name(real_bucket) or "/" in bucket
+    except LocationError:  # an invalid bucket, or a NUL anywhere (no URL or path holds one)
+        assert not valid_bucket_name(real_bucket) or "/" in bucket or "\x00" in key
         return
     assert valid_bucket_name(real_bucket)
     parts = urlsplit(loc.http_url)
