@@ -18,7 +18,9 @@ import numpy as np
 
 from rasteret_core.cog import tiff
 from rasteret_core.cog.codecs import check_supported, cmyk_to_rgba, decode_tile
-from rasteret_core.cog.errors import CogError, DecodeError, InvalidTiffError, LimitError, StaleHeaderError, WindowError
+from rasteret_core.cog.errors import (
+    CogError, DecodeError, FetchError, InvalidTiffError, LimitError, StaleHeaderError, WindowError,
+)
 from rasteret_core.cog.fetch import MergedRange, RangeFetcher, coalesce, split_merged
 from rasteret_core.cog.header import CogHeader, build_header
 from rasteret_core.cog.options import ReaderOptions, ReadStats
@@ -72,7 +74,11 @@ class CogClient:
         # count this header's requests on its own: concurrent headers share ``shared``
         stats = ReadStats()
         try:
-            return await self._header(url, stats)
+            return await asyncio.wait_for(self._header(url, stats), self.options.header_deadline)
+        except asyncio.TimeoutError:
+            raise FetchError(redact_url(os.fspath(url)), f"the header was not read within header_deadline="
+                                                         f"{self.options.header_deadline:g} s ({stats.requests}"
+                                                         f" requests, {stats.retries} retries)") from None
         finally:
             if shared is not None:
                 for name, value in stats.as_dict().items():
