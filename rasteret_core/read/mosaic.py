@@ -33,7 +33,7 @@ import numpy as np
 from odc.geo.geobox import GeoBox
 from shapely.geometry.base import BaseGeometry
 
-from rasteret_core import radiometry
+from rasteret_core import budget, radiometry
 from rasteret_core.collection.scene import Scene
 from rasteret_core.grid import aoi_geobox, crs_of_largest_overlap, geobox_crs, inside_mask, sample_nearest
 from rasteret_core.read.aoi import AoiRaster
@@ -154,8 +154,13 @@ def mosaic_aoi(
     if gbox is None:
         return None
     shape = gbox.shape.yx
-    inside = inside_mask(gbox, geometry)
     present = {r.band for r in rasters}
+    pixels = int(shape[0]) * int(shape[1])
+    per_pixel = sum(max(r.data.dtype.itemsize, 4 if physical else 0) for r in {r.band: r for r in rasters}.values())
+    budget.check(pixels * (per_pixel + 3), pixels=pixels,  # + the inside, taken and covered masks
+                 what=f"the mosaic of {geometry_id!r} ({shape[0]} x {shape[1]}, {len(present)} band(s))",
+                 alternative="use load(..., chunks=...), which streams, or smaller AOIs")
+    inside = inside_mask(gbox, geometry)
     bands = [b for b in bands if b in present]  # a band no scene has is left out, as the read warned
     data_bands = [b for b in bands if b not in MASK_BANDS and b != mask] or list(bands)
     by_scene: dict[str, dict[str, AoiRaster]] = defaultdict(dict)
