@@ -24,6 +24,7 @@ from rasteret_core.cog import StoredHeaderError
 from rasteret_core.cog.header_check import stored_header
 from rasteret_core.collection import Collection
 from rasteret_core.errors import RasteretError
+from rasteret_core.read.diagnosis import PartialReadWarning
 from rasteret_core.sources import DataSource
 from rasteret_core.testing.object_store import ObjectStoreServer
 from tests.collection.conftest import S2_BAND_MAP, make_s2_scenes
@@ -90,7 +91,9 @@ def target(r: Rasteret) -> tuple[str, object]:
 
 
 def read(r: Rasteret, aoi) -> tuple[dict, list]:
-    datasets = r.get_xarray({"field": aoi}, ["B04"], per_geometry=True)
+    """A read of one field in which the refused row makes one read fail (and warn) by name."""
+    with pytest.warns(PartialReadWarning, match="1 of 3 read"):
+        datasets = r.get_xarray({"field": aoi}, ["B04"], per_geometry=True)
     return datasets, list(datasets.diagnosis.failures)
 
 
