@@ -142,7 +142,38 @@ def to_crs(geom: BaseGeometry, dst_epsg: int | str, src_crs: str = "EPSG:4326") 
     dst = f"EPSG:{dst_epsg}" if isinstance(dst_epsg, int) else dst_epsg
     if src_crs.upper() == dst.upper():
         return geom
+    if src_crs.upper() == "EPSG:4326":
+        geom = _within_area_of_use(geom, dst)
     return shape(transform_geom(src_crs, dst, geom.__geo_interface__))
+
+
+AREA_OF_USE_MARGIN = 15.0
+"""Degrees kept around a CRS's area of use when a lon/lat geometry is clipped to it: far more
+than any AOI straddling a UTM zone edge needs, far less than a hemisphere."""
+
+
+def _within_area_of_use(geom: BaseGeometry, dst: str) -> BaseGeometry:
+    """``geom`` (lon/lat) clipped to where ``dst`` can project it (its area of use plus
+    :data:`AREA_OF_USE_MARGIN`). A whole-world box projected to a UTM zone otherwise collapses
+    to a line and the read reported "smaller than a pixel"; an AOI near its scene is unchanged."""
+    from pyproj import CRS
+
+    try:
+        area = CRS.from_user_input(dst).area_of_use
+    except Exception:  # noqa: BLE001 - a CRS pyproj cannot describe: project as given
+        return geom
+    if area is None:
+        return geom
+    m = AREA_OF_USE_MARGIN
+    west, south, east, north = area.west - m, max(area.south - m, -90.0), area.east + m, min(area.north + m, 90.0)
+    if area.west > area.east or east - west >= 360:  # crosses the antimeridian, or global: no clipping
+        return geom
+    x0, y0, x1, y1 = geom.bounds
+    if x0 >= west and x1 <= east and y0 >= south and y1 <= north:
+        return geom
+    clipped = geom.intersection(shapely.box(west, south, east, north))
+    # wholly outside: projected as before, it lands far from every image of that CRS
+    return clipped if not clipped.is_empty else geom
 
 
 def union_bounds(geoms: Iterable[BaseGeometry]) -> tuple[float, float, float, float]:

@@ -53,3 +53,16 @@ def test_any_text_is_a_size_or_a_value_error(text):
         assert parse_size(text) >= 1
     except ValueError:
         pass
+
+
+@pytest.mark.parametrize("box", [(-180, -90, 180, 90), (-180, 0, 0, 90)])  # the world, the north-west quarter
+def test_a_world_sized_aoi_reads_the_scene_then_is_refused_by_the_budget_not_dropped(s2_collection, s2_options, box):
+    scene = s2_collection.scenes()[0]
+    assert shapely.box(*box).contains(scene.geometry)
+    aoi = {"world": shapely.box(*box)}
+    result = read_aois([scene], aoi, ["B04"], reader_options=s2_options, fill_outside=False)
+    # before: the box projected to the scene's UTM zone collapsed to a line, 0 windows were read
+    # and the diagnosis said the geometry was smaller than a pixel
+    assert not result.failures and [r.scene_id for r in result.rasters] == [scene.id]
+    with pytest.raises(MemoryBudgetError, match="the mosaic of 'world'"):
+        per_geometry_datasets(result.rasters, ["B04"], [scene], aoi)
