@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import os
 import threading
@@ -161,8 +162,10 @@ class PlanetaryComputerSigner:
     @property
     def identity(self) -> tuple:
         """What makes two signers interchangeable (caches of clients key on it): the endpoint,
-        the accounts, and whether a key is used; never the key itself."""
-        return ("planetary-computer", self.token_url, self.accounts, bool(self._key))
+        the accounts and a digest of the key (signers with other keys never share a client);
+        never the key itself."""
+        digest = hashlib.sha256(self._key.encode()).hexdigest()[:16] if self._key else None
+        return ("planetary-computer", self.token_url, self.accounts, digest)
 
     def signs(self, url: str) -> bool:
         """Whether this signer signs ``url``: an https blob URL of one of its accounts."""

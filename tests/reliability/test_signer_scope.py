@@ -97,6 +97,8 @@ def test_two_signers_never_share_a_client():
     ra, rb = runtime(replace(base, signer=a)), runtime(replace(base, signer=b))
     assert ra is not rb and ra.client.options.signer is a and rb.client.options.signer is b
     assert runtime(replace(base, signer=a)) is ra  # the same signer reuses its client
+    keyed = [PlanetaryComputerSigner(token_url="http://127.0.0.1:9/a", subscription_key=k) for k in ("k1", "k2")]
+    assert runtime(replace(base, signer=keyed[0])) is not runtime(replace(base, signer=keyed[1]))  # other keys
 
 
 def test_no_secret_travels_in_a_pickle(monkeypatch):
