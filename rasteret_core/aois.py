@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -91,8 +92,6 @@ def _suggest(name: str) -> str:
 def geometry_fingerprint(geometry: BaseGeometry) -> str:
     """A short digest of an AOI's shape: equal for the same polygon however its file writes it
     (ring start, orientation, coordinates within 1e-9 degrees), different once it moves."""
-    import hashlib
-
     import shapely
 
     canonical = shapely.normalize(shapely.set_precision(geometry, 1e-9))
