@@ -68,6 +68,8 @@ def safe_name(name: str, *, max_length: int = MAX_LENGTH) -> str:
 def check_distinct(names: Iterable[str], *, what: str = "names") -> None:
     """Refuse a set of names of which two would overwrite each other's files on a
     case-insensitive filesystem (macOS, Windows, some network shares): ``FIELD`` and ``field``.
+    Only ASCII letters reach a file name as themselves (:func:`safe_name` escapes the rest), so
+    the check compares the file names made, folded.
 
     Raises:
         UnsafePathError: naming both names.

@@ -15,7 +15,7 @@ import pandas as pd
 from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
 from rasteret_core.ndvi import aoi_ndvi, preview_png
-from rasteret_core.outputs import read_output, write_ndvi_output
+from rasteret_core.outputs import read_ndvi_sidecar, read_output, write_ndvi_output
 from rasteret_core.plan import ReadPlan, plan_aoi_read
 from rasteret_core.storage import delete_missing, list_files
 from rasteret_pipelines.defs.checks import (
@@ -64,6 +64,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     for day, names in by_date(context.partition_keys).items():
         _require_valid_collection(collection, day, list(bands.values()))
         scenes = collection.scenes(date_range=(day, day), bands=list(bands.values()))
+        day_ids = {scene.id for scene in scenes}
         unknown = [a for a in names if a not in shapes]  # removed from the AOI source since requested
         known = {a: shapes[a] for a in names if a in shapes}
         # what this read will request and cost, from the stored headers, next to what it did
@@ -91,6 +92,12 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
                 failures.append(aoi_failures[-1])
             folder = storage.path("ndvi", aoi, day)
             written, aoi_rows = [], []
+            vanished = None if aoi in unknown else _vanished_inputs(folder, aoi_rasters, day_ids, storage)
+            if vanished:
+                # no green run deletes or thins outputs because an input vanished (an empty
+                # search, a deleted date, pruned scenes): keep them, fail after the other partitions
+                kept_outputs.append(f"{day} {aoi}: {vanished}")
+                aoi_rasters = []
             for raster in aoi_rasters:  # at most one: the date x AOI mosaic
                 path = write_ndvi_output(raster, folder, storage_options=storage.storage_options())
                 written += [path, path[: -len(".tif")] + ".json"]
@@ -98,12 +105,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
                 if len(previews) < 3 and raster.valid_pixels:
                     png = base64.b64encode(preview_png(raster.data)).decode()
                     previews.append(f"**{md_text(f'{aoi} {day} {raster.scene_id}')}**\n\n![ndvi](data:image/png;base64,{png})")
-            stored = list_files(folder, suffix=".tif", storage_options=storage.storage_options())
-            if not aoi_rasters and stored:
-                # the date's collection partition is empty or gone (an empty search, a deleted
-                # date) while outputs exist: no green run deletes outputs because an input vanished
-                kept_outputs.append(f"{day} {aoi} ({len(stored)} output(s))")
-            elif aoi not in unknown:
+            if aoi not in unknown and not vanished:
                 delete_missing(folder, written, storage_options=storage.storage_options())  # a refresh replaces the date
             rows += aoi_rows
             context.add_asset_metadata(_partition_metadata(aoi_rows, aoi_failures, day_stats, len(names)),
@@ -113,9 +115,10 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
 
     if kept_outputs:
         raise dg.Failure(
-            description=f"{len(kept_outputs)} date x AOI partition(s) now have no scene in the collection while NDVI"
-                        f" outputs are stored; the outputs were kept: {', '.join(kept_outputs[:10])}. Refresh the"
-                        " collection for those dates (or delete the outputs yourself if the scenes are really gone)",
+            description=f"the collection lost scenes that stored NDVI outputs were made from, for {len(kept_outputs)}"
+                        f" date x AOI partition(s); the outputs were kept, not replaced: {'; '.join(kept_outputs[:10])}."
+                        " Refresh the collection for those dates (or delete the outputs yourself if the scenes are"
+                        " really gone)",
             allow_retries=False,  # the input vanished: retrying cannot bring it back
         )
     frame = pd.DataFrame(rows, columns=list(NDVI_OUTPUT_SCHEMA.columns))
@@ -165,6 +168,24 @@ def _partition_metadata(rows: list[dict], failures: list[tuple[str, str, str]], 
     if failures:
         meta["failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], failures))
     return meta
+
+
+def _vanished_inputs(folder: str, rasters: list, day_ids: set[str], storage: Storage) -> str | None:
+    """Why the stored outputs of ``folder`` must be kept rather than replaced by ``rasters``, or
+    None: the date's collection partition is empty or gone while outputs exist, or it no longer
+    holds scenes the stored mosaic was made from (its sidecar names them)."""
+    options = storage.storage_options()
+    stored = list_files(folder, suffix=".tif", storage_options=options)
+    if not stored:
+        return None
+    used = (read_ndvi_sidecar(folder, storage_options=options) or {}).get("scene_ids") or []
+    gone = sorted({str(i) for i in used} - day_ids)
+    if gone:
+        return (f"{len(stored)} output(s) kept, made from {len(used)} scene(s) of which {len(gone)} the collection"
+                f" no longer holds ({', '.join(gone[:3])}{', ...' if len(gone) > 3 else ''})")
+    if not rasters and not day_ids:
+        return f"{len(stored)} output(s) kept; the collection holds no scene on this date"
+    return None
 
 
 def _add_stats(total: ReadStats, part: ReadStats) -> None:

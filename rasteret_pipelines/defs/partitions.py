@@ -12,6 +12,7 @@ import datetime as dt
 
 import dagster as dg
 
+from rasteret_core.errors import RasteretError
 from rasteret_pipelines import settings
 
 
@@ -64,34 +65,56 @@ def sync_aois(instance: dg.DagsterInstance, names: Iterable[str]) -> tuple[list[
 def add_aois(instance: dg.DagsterInstance, names: Iterable[str], *, attempts: int = 5) -> list[str]:
     """Register the AOIs of ``names`` not registered yet; returns those this call added.
 
-    Idempotent under concurrency: storage adds the keys with a uniqueness constraint, so a
-    process that loses a race to another adding the same key gets an integrity error (SQLite
-    and PostgreSQL raise different classes); the keys are then read again and only the still
-    missing ones added.
+    Idempotent under concurrency (two runs, two sensors, a script at once): Dagster's storage
+    adds keys by a read then an insert under a uniqueness constraint, so a process losing a race
+    to another adding the same key gets the database's integrity error (a different class on
+    SQLite and PostgreSQL, both ``IntegrityError`` in the DB-API's sense). The keys are then
+    read again and only the still missing ones added.
+
+    Raises:
+        AoiRegistrationError: the keys are still missing after ``attempts`` tries.
     """
     wanted = sorted(set(names))
+    added: list[str] = []
     for _ in range(attempts):
-        missing = [n for n in wanted if n not in set(instance.get_dynamic_partitions(AOIS.name))]
+        missing = _missing(instance, wanted)
         if not missing:
-            return []
+            return added
         try:
             instance.add_dynamic_partitions(AOIS.name, missing)
-            return missing
-        except Exception as exc:  # noqa: BLE001 - re-raised unless it is a concurrent duplicate
-            if not _is_duplicate_key(exc):
+        except Exception as exc:  # noqa: BLE001 - re-raised unless a concurrent add explains it
+            if not is_integrity_error(exc):
                 raise
-    missing = [n for n in wanted if n not in set(instance.get_dynamic_partitions(AOIS.name))]
+            continue  # another process added some of them first: read again
+        added += missing
+    missing = _missing(instance, wanted)
     if missing:
-        raise dg.DagsterInvariantViolationError(f"could not register AOI partitions {missing} after {attempts} attempts")
-    return []
+        raise AoiRegistrationError(f"AOI partitions {missing} still not registered after {attempts} attempts"
+                                   " (other processes kept adding the same keys)")
+    return added
 
 
-def _is_duplicate_key(exc: BaseException) -> bool:
-    """Whether ``exc`` (or its cause) is a unique-constraint violation of the storage."""
-    seen = 0
-    while exc is not None and seen < 5:
-        text = f"{type(exc).__name__} {exc}"
-        if "IntegrityError" in text or "UniqueViolation" in text or "UNIQUE constraint" in text:
+class AoiRegistrationError(RasteretError):
+    """AOI partitions could not be registered."""
+
+
+def _missing(instance: dg.DagsterInstance, wanted: list[str]) -> list[str]:
+    known = set(instance.get_dynamic_partitions(AOIS.name))
+    return [n for n in wanted if n not in known]
+
+
+def is_integrity_error(exc: BaseException) -> bool:
+    """Whether ``exc`` or one of its causes is a database integrity error (a unique key taken).
+
+    By the DB-API's class name (PEP 249), so every backend Dagster's storage runs on counts:
+    SQLAlchemy's wrapper, ``sqlite3.IntegrityError``, psycopg's ``UniqueViolation`` (a subclass
+    of its ``IntegrityError``), MySQL drivers' ``IntegrityError``.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if any(cls.__name__ == "IntegrityError" for cls in type(cause).__mro__):
             return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        cause = cause.__cause__ or cause.__context__
     return False

@@ -17,7 +17,7 @@ import dagster as dg
 from rasteret_core.aois import geometry_fingerprint
 from rasteret_pipelines import settings
 
-from rasteret_pipelines.defs.partitions import AOIS
+from rasteret_pipelines.defs.partitions import AOIS, add_aois
 from rasteret_pipelines.defs.resources import Aois
 
 ASSET_PARTITION_RANGE_START = "dagster/asset_partition_range_start"
@@ -70,10 +70,15 @@ def aoi_source(context: dg.SensorEvaluationContext, aois: Aois) -> dg.SensorResu
                 ASSET_PARTITION_RANGE_START: str(dg.MultiPartitionKey({"date": first, "aoi": added[0]})),
                 ASSET_PARTITION_RANGE_END: str(dg.MultiPartitionKey({"date": last, "aoi": added[-1]})),
                 "rasteret/aois_added": ",".join(added),
+                "rasteret/reason": f"{len(added)} new AOI(s) in the AOI source",
             },
         ))
     context.log.info("AOIs added: %s; changed: %s; removed: %s; backfilling %d dates in %d runs", added, changed,
                      removed, len(dates) if added or changed else 0, len(requests))
+    # registered here, tolerating a concurrent run, sensor or script adding the same keys (the
+    # daemon's own handling of the request below is a check then an add, which can race); the
+    # request stays so the tick shows what was added
+    add_aois(context.instance, added)
     return dg.SensorResult(
         run_requests=requests,
         cursor=cursor,

@@ -31,6 +31,8 @@ from rasteret_pipelines.defs.resources import Aois, Storage
 def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) -> dg.MaterializeResult:
     shapes = aois.load()
     written, all_rows = [], []
+    kept: list[str] = []  # date x AOI whose NDVI outputs vanished while good statistics are stored
+    stored = _StoredStats(storage)
     for key in context.partition_keys:
         day, aoi = date_aoi(key)
         if aoi not in shapes:
@@ -38,7 +40,13 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
                              allow_retries=False)
         rows = []
         folder = storage.path("ndvi", aoi, day)
-        for path in list_files(folder, suffix=NDVI_FILE, storage_options=storage.storage_options()):
+        paths = list_files(folder, suffix=NDVI_FILE, storage_options=storage.storage_options())
+        if not paths and (scenes := stored.scenes(day, aoi)) and not _ndvi_found_nothing(context, key):
+            # the NDVI outputs are gone but NDVI never said the date has nothing for this AOI:
+            # an input vanished, so the stored statistics stay rather than become an empty row
+            kept.append(f"{day} {aoi} (statistics of {scenes} scene(s) kept)")
+            continue
+        for path in paths:
             header, values = read_output(path, **storage.reader_options())
             crop = aoi_window(header, to_crs(shapes[aoi], header.crs_epsg))  # the COG's grid is the AOI's crop
             inside = ~crop.outside if crop is not None and crop.shape == values.shape else values == values
@@ -49,6 +57,13 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
                                    storage_options=storage.storage_options()))
         context.add_asset_metadata(_partition_metadata(rows, written[-1]), partition_key=partition_key(day, aoi))
         all_rows += [{"aoi": aoi, "date": day, **r} for r in rows] or [{"aoi": aoi, "date": day, **empty_row()}]
+    if kept:
+        raise dg.Failure(
+            description=f"the NDVI outputs of {len(kept)} date x AOI partition(s) with stored statistics are gone;"
+                        f" the statistics were kept, not replaced by empty rows: {', '.join(kept[:10])}. Rebuild"
+                        " their NDVI first (refreshing the collection if its scenes vanished)",
+            allow_retries=False,  # the outputs will not come back by retrying
+        )
     import pandas as pd
 
     frame = pd.DataFrame(all_rows)
@@ -66,6 +81,32 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
         },
         check_results=[check],
     )
+
+
+class _StoredStats:
+    """The statistics already stored, read once and only when a partition needs them."""
+
+    def __init__(self, storage: Storage):
+        self._storage, self._table = storage, None
+
+    def scenes(self, day: str, aoi: str) -> int:
+        """How many scenes the stored statistics of (``day``, ``aoi``) were computed from."""
+        if self._table is None:
+            self._table = read_stats(self._storage.stats_root, self._storage.storage_options())
+        table = self._table
+        rows = table[(table["date"] == day) & (table["aoi"] == aoi)] if len(table) else table
+        return sum(len(ids) for ids in rows["scene_ids"] if ids is not None) if len(rows) else 0
+
+
+def _ndvi_found_nothing(context: dg.AssetExecutionContext, key: str) -> bool:
+    """Whether the latest NDVI materialisation of partition ``key`` recorded an explicit empty
+    result (no scene with pixels in the AOI), the one case where outputs go away on purpose."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("ndvi"), asset_partitions=[key]), limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return False
+    rasters = records[0].asset_materialization.metadata.get("rasters")
+    return rasters is not None and rasters.value == 0
 
 
 def _partition_metadata(rows: list[dict], path: str) -> dict:
