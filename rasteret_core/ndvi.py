@@ -94,6 +94,8 @@ class NdviRaster:
     key: Any = None
     crs_wkt: str | None = None
     """The CRS as WKT when it has no EPSG code."""
+    covered: np.ndarray | None = None
+    """The pixels some scene covered (with data, cloudy or not): tells clouds from no data."""
 
     @property
     def valid_pixels(self) -> int:
@@ -164,7 +166,7 @@ def aoi_ndvi(
         result.rasters.append(NdviRaster(
             gid, ",".join(mosaic.scene_ids), mosaic.time, values, mosaic.gbox.affine, mosaic.crs_epsg,
             scene_ids=mosaic.scene_ids, inside=mosaic.inside, covered_pixels=int(mosaic.covered.sum()), key=key,
-            crs_wkt=None if mosaic.crs_epsg is not None else mosaic.crs,
+            crs_wkt=None if mosaic.crs_epsg is not None else mosaic.crs, covered=mosaic.covered,
         ))
     for warning in result.warnings:
         log.warning("%s", warning)
@@ -196,18 +198,3 @@ def ndvi_of(ds, red: str = "B04", nir: str = "B08", mask: str | None = "SCL", ma
         out = out.where(~flagged)
     out.attrs = {"long_name": "NDVI", "nodata": float("nan"), "grid_mapping": "spatial_ref"}
     return out.rename("ndvi")
-
-
-def preview_png(data: np.ndarray, max_size: int = 256) -> bytes:
-    """A small PNG of an NDVI array (brown-to-green ramp, masked pixels transparent)."""
-    import imagecodecs
-
-    step = max(1, int(np.ceil(max(data.shape) / max_size)))
-    small = data[::step, ::step]
-    t = np.clip((np.nan_to_num(small, nan=0.0) + 1.0) / 2.0, 0.0, 1.0)
-    rgba = np.zeros(small.shape + (4,), dtype=np.uint8)
-    rgba[..., 0] = (166 * (1 - t) + 26 * t).astype(np.uint8)
-    rgba[..., 1] = (97 * (1 - t) + 150 * t).astype(np.uint8)
-    rgba[..., 2] = (26 * (1 - t) + 65 * t).astype(np.uint8)
-    rgba[..., 3] = np.where(np.isfinite(small), 255, 0).astype(np.uint8)
-    return bytes(imagecodecs.png_encode(rgba))

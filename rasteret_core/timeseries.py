@@ -1,12 +1,17 @@
 """The NDVI time series table: one row of statistics per AOI and date, one small GeoParquet file per
 (date, AOI) so partitions are written independently and atomically, and the folder reads as
-one table (``geopandas.read_parquet(folder)`` / ``pyarrow.dataset``)."""
+one table (``geopandas.read_parquet(folder)`` / ``pyarrow.dataset``).
+
+The files store ``date`` as a dictionary-encoded string (what the ``date=...`` hive folder
+reads as, so both agree); :func:`read_stats` and :func:`ndvi_timeseries` return it as a real
+``datetime64`` column (midnight of the UTC date). Charts: :mod:`rasteret_core.timeseries_chart`.
+"""
 
 from __future__ import annotations
 
 import io
 import os
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -95,7 +100,9 @@ def empty_row() -> dict[str, Any]:
 
 
 def read_stats(root: str | os.PathLike[str], storage_options: dict[str, Any] | None = None):
-    """The whole time series as a GeoDataFrame (EPSG:4326 AOI geometries)."""
+    """The whole time series as a GeoDataFrame (EPSG:4326 AOI geometries), one row per
+    (date, AOI) as :data:`STATS_SCHEMA`, sorted by date then AOI; ``date`` is ``datetime64``
+    (compare it with ``"2024-01-05"`` or a ``datetime``)."""
     import geopandas as gpd
     import pyarrow.dataset as ds
 
@@ -103,13 +110,55 @@ def read_stats(root: str | os.PathLike[str], storage_options: dict[str, Any] | N
     files = [f.path for f in fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
              if f.path.endswith(".parquet") and not f.base_name.startswith(".")]
     if not files:
-        return gpd.GeoDataFrame({name: [] for name in STATS_SCHEMA.names if name != "geometry"},
-                                geometry=gpd.GeoSeries([], crs=4326))
+        empty = {name: [] for name in STATS_SCHEMA.names if name != "geometry"}
+        empty["date"] = _dates([])
+        return gpd.GeoDataFrame(empty, geometry=gpd.GeoSeries([], crs=4326))
     table = ds.dataset(files, schema=STATS_SCHEMA, filesystem=fs, format="parquet").to_table()
     frame = table.to_pandas()
-    frame["date"] = frame["date"].astype(str)  # stored as a dictionary, as the hive partition reads
+    frame["date"] = _dates(frame["date"].astype(str))  # stored as a dictionary, as the hive partition reads
     frame["geometry"] = shapely.from_wkb(frame["geometry"])
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=4326).sort_values(["date", "aoi"]).reset_index(drop=True)
+
+
+TIMESERIES_COLUMNS = ["aoi", "date", "mean", "median", "p10", "p90", "valid_fraction", "coverage", "scenes",
+                      "scene_ids"]
+"""The columns of :func:`ndvi_timeseries`."""
+
+
+def ndvi_timeseries(stats: Any, storage_options: dict[str, Any] | None = None, *,
+                    aois: Iterable[str] | None = None):
+    """The NDVI time series per AOI as a tidy ``pandas.DataFrame``, sorted by AOI then date.
+
+    ``stats``: the statistics folder (local path or ``s3://``, as ``ndvi_stats`` writes it) or
+    a table :func:`read_stats` returned. ``aois``: keep only these AOIs. Columns
+    (:data:`TIMESERIES_COLUMNS`): ``aoi``; ``date`` (``datetime64``, one row per AOI and date);
+    ``mean``, ``median``, ``p10``, ``p90`` of the valid NDVI pixels (NaN when none was valid:
+    a cloudy or empty date); ``valid_fraction`` (share of the AOI's pixels with a valid NDVI);
+    ``coverage`` (share covered by any scene); ``scenes`` (how many scenes were mosaicked);
+    ``scene_ids`` (their ids, comma-separated).
+    """
+    import pandas as pd
+
+    frame = stats if isinstance(stats, pd.DataFrame) else read_stats(stats, storage_options)
+    if aois is not None:
+        frame = frame[frame["aoi"].isin(list(aois))]
+    ids = [list(v) if v is not None else [] for v in frame["scene_ids"]]
+    out = pd.DataFrame({
+        "aoi": frame["aoi"].astype(str).to_numpy(),
+        "date": _dates(frame["date"].astype(str).str[:10]).to_numpy(),
+        **{name: pd.to_numeric(frame[name], errors="coerce").astype("float64").to_numpy()
+           for name in ("mean", "median", "p10", "p90", "valid_fraction", "coverage")},
+        "scenes": np.array([len(v) for v in ids], dtype=np.int64),
+        "scene_ids": [",".join(str(i) for i in v) for v in ids],
+    }, columns=TIMESERIES_COLUMNS)
+    return out.sort_values(["aoi", "date"], kind="stable").reset_index(drop=True)
+
+
+def _dates(values: Any):
+    """``YYYY-MM-DD`` strings as a ``datetime64`` Series (a bad string raises, naming it)."""
+    import pandas as pd
+
+    return pd.to_datetime(pd.Series(values, dtype=object), format="%Y-%m-%d").astype("datetime64[ns]")
 
 
 def _geo_metadata(geometry: BaseGeometry) -> bytes:

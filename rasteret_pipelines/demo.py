@@ -111,12 +111,17 @@ def run_pipeline() -> int:
             print(f"[{key}] {aoi}: {meta['rasters'].value} NDVI raster(s); the date's reads, shared by"
                   f" {meta['aois_sharing_reads'].value} AOIs: {meta['requests'].value} range requests,"
                   f" {meta['header_requests'].value} header requests")
+    # the product: every AOI's time series and chart, from the whole statistics table
+    dg.materialize([defs.get_assets_def("ndvi_timeseries")], instance=instance, resources=defs.resources,
+                   run_config=quiet, raise_on_error=True)
+    runs += 1
     storage = Path(os.environ["RASTERET_STORAGE"])
     table = read_stats(storage / "ndvi_stats")
     print(f"\n{runs} runs in {time.perf_counter() - started:.1f} s (Dagster instance: {os.environ['DAGSTER_HOME']})")
     print(f"collection: {storage / 'collection'}")
     print(f"NDVI GeoTIFFs: {storage / 'ndvi'} ({len(list((storage / 'ndvi').rglob('*.tif')))} files)")
-    print(f"statistics: {storage / 'ndvi_stats'}\n")
+    print(f"statistics: {storage / 'ndvi_stats'}")
+    print(f"time series and charts: {storage / 'ndvi_timeseries'} (also on the ndvi_timeseries asset page)\n")
     print(table[["date", "aoi", "scene_ids", "coverage", "valid_fraction", "mean", "median"]].to_string(index=False))
     return 0
 

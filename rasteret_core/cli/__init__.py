@@ -24,6 +24,7 @@ COMMANDS = {
     "build": "rasteret_core.cli.build",
     "read": "rasteret_core.cli.read",
     "plan": "rasteret_core.cli.plan",
+    "timeseries": "rasteret_core.cli.timeseries",
 }
 """Subcommand name -> module defining ``command`` (imported only when that command runs)."""
 

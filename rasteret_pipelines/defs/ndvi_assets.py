@@ -6,15 +6,13 @@ all the run's AOIs on that date, so AOIs on the same scene share tiles, and ever
 still gets its own materialisation metadata (what was read for it, what failed).
 """
 
-import base64
-
 import dagster as dg
 import numpy as np
 import pandas as pd
 
 from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
-from rasteret_core.ndvi import aoi_ndvi, preview_png
+from rasteret_core.ndvi import aoi_ndvi
 from rasteret_core.outputs import read_ndvi_sidecar, read_output, write_ndvi_output
 from rasteret_core.plan import ReadPlan, plan_aoi_read
 from rasteret_core.storage import delete_missing, list_files
@@ -29,7 +27,7 @@ from rasteret_pipelines.defs.checks import (
     run_check,
 )
 from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
-from rasteret_pipelines.defs.markdown import md_table, md_text
+from rasteret_pipelines.defs.markdown import md_table, preview_markdown
 from rasteret_pipelines.defs.partitions import DATE_AOI, by_date, date_aoi, partition_key
 from rasteret_pipelines.defs.policies import DATE_AOI_BACKFILL, RETRY, S3_POOL
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
@@ -102,13 +100,12 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
                 path = write_ndvi_output(raster, folder, storage_options=storage.storage_options())
                 written += [path, path[: -len(".tif")] + ".json"]
                 aoi_rows.append(_describe_output(path, raster.scene_id, storage))
-                if len(previews) < 3 and raster.valid_pixels:
-                    png = base64.b64encode(preview_png(raster.data)).decode()
-                    previews.append(f"**{md_text(f'{aoi} {day} {raster.scene_id}')}**\n\n![ndvi](data:image/png;base64,{png})")
+                previews.append(preview_markdown(raster, aoi, day))  # this partition's own map
             if aoi not in unknown and not vanished:
                 delete_missing(folder, written, storage_options=storage.storage_options())  # a refresh replaces the date
             rows += aoi_rows
-            context.add_asset_metadata(_partition_metadata(aoi_rows, aoi_failures, day_stats, len(names)),
+            preview = {"preview": dg.MetadataValue.md(previews[-1])} if aoi_rasters else {}
+            context.add_asset_metadata(_partition_metadata(aoi_rows, aoi_failures, day_stats, len(names)) | preview,
                                        partition_key=partition_key(day, aoi))
         context.log.info("%s: %d scenes read once for %d AOIs, %d mosaic(s), %d failures, %d requests",
                          day, len(scenes), len(names), len(result.rasters), len(result.failures), day_stats.requests)
@@ -137,8 +134,6 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
         "planned_price_usd": dg.MetadataValue.float(plan.price_usd),
         "plan": dg.MetadataValue.md(_plan_table(plan, stats)),
     }
-    if previews:
-        metadata["preview"] = dg.MetadataValue.md("\n\n".join(previews))
     if warnings:
         metadata["radiometry_warnings"] = dg.MetadataValue.json(warnings[:20])
         for text in warnings:

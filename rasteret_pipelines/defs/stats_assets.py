@@ -55,7 +55,7 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
                          **ndvi_statistics(values, inside, sidecar.get("covered_pixels"))})
         written.append(write_stats(rows, storage.stats_root, date=day, aoi=aoi, geometry=shapes[aoi],
                                    storage_options=storage.storage_options()))
-        context.add_asset_metadata(_partition_metadata(rows, written[-1]), partition_key=partition_key(day, aoi))
+        context.add_asset_metadata(_partition_metadata(rows, written[-1], aoi), partition_key=partition_key(day, aoi))
         all_rows += [{"aoi": aoi, "date": day, **r} for r in rows] or [{"aoi": aoi, "date": day, **empty_row()}]
     if kept:
         raise dg.Failure(
@@ -109,14 +109,17 @@ def _ndvi_found_nothing(context: dg.AssetExecutionContext, key: str) -> bool:
     return rasters is not None and rasters.value == 0
 
 
-def _partition_metadata(rows: list[dict], path: str) -> dict:
-    """One date x AOI partition's statistics, as its materialisation metadata."""
+def _partition_metadata(rows: list[dict], path: str, aoi: str) -> dict:
+    """One date x AOI partition's statistics, as its materialisation metadata. The UI's Plots tab
+    draws each numeric label over the partition keys (sorted aoi|date), so the NDVI values are
+    labelled per AOI: each plot is then one AOI's dates, never a line from one field to another
+    (the charts themselves are on ``ndvi_timeseries``)."""
     row = rows[0] if rows else {}
     return {
         "scenes": len(row.get("scene_ids") or []),
         "file": dg.MetadataValue.path(path),
-        "mean_ndvi": row.get("mean"),
-        "valid_fraction": row.get("valid_fraction", 0.0),
+        f"median NDVI {aoi}": row.get("median"),
+        f"valid fraction {aoi}": row.get("valid_fraction", 0.0),
     }
 
 

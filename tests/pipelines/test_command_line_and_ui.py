@@ -128,7 +128,8 @@ def test_the_main_job_runs_end_to_end_on_the_embedded_demo(tmp_path):
     env["RASTERET_DEMO_DIR"] = str(tmp_path / "demo")
     done = run([sys.executable, "-m", "rasteret_pipelines.demo"], env, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert "6 runs" in done.stdout  # per date: the collection, then NDVI for all AOIs
+    assert "7 runs" in done.stdout  # per date: the collection, then NDVI for all AOIs; then the time series
+    assert list((tmp_path / "demo" / "storage" / "ndvi_timeseries" / "charts").glob("*.png")), done.stdout
     outputs = list((tmp_path / "demo" / "storage" / "ndvi").rglob("*.tif"))
     assert outputs, done.stdout
     assert " 0 header requests" in done.stdout and "AWS" not in done.stdout

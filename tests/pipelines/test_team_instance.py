@@ -129,7 +129,7 @@ def test_backfills_run_on_postgres_in_few_runs_and_concurrent_ones_lose_nothing(
     table = read_stats(str(team.storage / "ndvi_stats"))
     assert not table.duplicated(["date", "aoi"]).any()  # one row per date x AOI: nothing written twice
     with_scenes = table[table.scene_ids.map(lambda ids: ids is not None and len(ids) > 0)]
-    assert sorted(set(zip(with_scenes.date, with_scenes.aoi))) == sorted(
+    assert sorted(set(zip(with_scenes.date.dt.strftime("%Y-%m-%d"), with_scenes.aoi))) == sorted(
         (d, a) for d in ("2024-01-05", "2024-01-10", "2024-01-15") for a in FIRST)
     for d in ("2024-01-05", "2024-01-10", "2024-01-15"):
         for a in FIRST:

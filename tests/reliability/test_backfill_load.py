@@ -51,7 +51,7 @@ def test_backfill_memory_and_connections_stay_bounded(demo_scenes, tmp_path, rec
     from rasteret_core.timeseries import read_stats
 
     table = read_stats(tmp_path / "storage" / "ndvi_stats")
-    assert len(table) == partitions and set(table.date) == set(DATES)
+    assert len(table) == partitions and set(table.date.dt.strftime("%Y-%m-%d")) == set(DATES)
     record_property("reliability.backfill_partitions", partitions)
     record_property("reliability.backfill_requests", requests)
     record_property("reliability.peak_rss_mib_backfill", peak)

@@ -155,7 +155,7 @@ def test_statistics_of_two_aois_written_at_once_are_both_kept(pipeline, shared):
     for r, aoi in zip(results, AOI_PAIR):
         assert r["metadata"]["ndvi"]["scene_ids"] == expected_ids(shared.items, FIRST)
         want[(FIRST, aoi, tuple(r["metadata"]["ndvi"]["scene_ids"]))] += 1
-    got = Counter((d, a, tuple(sorted(ids))) for d, a, ids in zip(table.date, table.aoi, table.scene_ids))
+    got = Counter((d, a, tuple(sorted(ids))) for d, a, ids in zip(table.date.dt.strftime("%Y-%m-%d"), table.aoi, table.scene_ids))
     assert got == want  # one row per AOI and date, none lost
     assert (table.valid_pixels > 0).all()
     assert sorted(p.name for p in (stats_root / f"date={FIRST}").iterdir()) == sorted(f"aoi={a}.parquet" for a in AOI_PAIR)
