@@ -106,7 +106,7 @@ def draw_panel(ax: Any, table: Any, aoi: str, *, min_valid_fraction: float = 0.0
     ax.axhline(0.0, color="#bbbbbb", linewidth=0.6, zorder=0)
     ax.grid(True, axis="y", color="#e5e5e5", linewidth=0.6)
     dates, gaps = len(x), int((~ok).sum())
-    ax.set_title(f"{aoi}: NDVI median and p10-p90, {dates} date(s), {gaps} without valid pixels", fontsize=10)
+    ax.set_title(f"{aoi}\n{dates} date(s), {gaps} without valid pixels", fontsize=10)
 
 
 def plot_timeseries(table: Any, aois: str | Iterable[str] | None = None, *, min_valid_fraction: float = 0.0,

@@ -144,7 +144,7 @@ def test_dates_below_the_minimum_clear_fraction_are_gaps_too(stats):
 def test_one_panel_per_aoi_with_a_legend_of_the_markers(stats):
     fig = plot_timeseries(ndvi_timeseries(stats))
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert [t.split(":")[0] for t in titles] == ["field_a", "field_b"]
+    assert titles == ["field_a\n4 date(s), 1 without valid pixels", "field_b\n3 date(s), 1 without valid pixels"]
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "median NDVI" in labels and "100% clear" in labels and any("no valid" in t for t in labels)
 
