@@ -12,7 +12,6 @@ a per-pixel coverage mask the last two are one class, "masked or no data".
 
 from __future__ import annotations
 
-import io
 from typing import Any, Sequence
 
 import numpy as np

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings, strategies as st
 from matplotlib.collections import PolyCollection
-from matplotlib.lines import Line2D
 from shapely.geometry import box
 
 from rasteret_core.timeseries import ndvi_statistics, ndvi_timeseries, read_stats, write_stats

@@ -84,3 +84,11 @@ def test_the_demo_pipeline_shows_each_fields_time_series_and_previews(pipeline, 
             assert stats_meta[key][f"median NDVI {aoi}"].value == row["median"]
             assert not [k for k in stats_meta[key] if k.startswith("median NDVI ") and k != f"median NDVI {aoi}"]
             assert "mean_ndvi" not in stats_meta[key]  # the label the Plots tab joined across AOIs
+
+
+def test_before_any_statistics_the_time_series_is_an_empty_table_not_a_failure(pipeline, instance):
+    result = dg.materialize(TIMESERIES, resources=pipeline, instance=instance)
+    meta = result.asset_materializations_for_node("ndvi_timeseries")[0].metadata
+    assert meta["dagster/row_count"].value == 0 and meta["aois"].value == 0 and not meta["summary"].value.records
+    table = pd.read_parquet(Path(pipeline["storage"].path("ndvi_timeseries")) / "timeseries.parquet")
+    assert table.empty and pd.api.types.is_datetime64_dtype(table["date"])
