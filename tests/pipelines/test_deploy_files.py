@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import re
 import subprocess
 import sys
@@ -80,9 +81,13 @@ def test_image_entry_point_serves_the_definitions(tmp_path):
                                 env=env, capture_output=True, text=True, timeout=120)
         assert listed.returncode == 0, listed.stderr[-2000:]
         assert {"collection_job", "ndvi_job"} <= set(re.findall(r"\w+", listed.stdout)), listed.stdout
-    finally:
-        server.terminate()
-        server.wait(30)
+    finally:  # the whole process group: the code server's own children too, even if it ignores SIGTERM
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(30)
 
 
 def test_helm_run_launcher_validates_and_matches_the_team_instance():
