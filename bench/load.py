@@ -86,7 +86,7 @@ def truth(path: Path, gbox, overview_level: int | None) -> np.ndarray:
 def intersecting_tiles(header, gbox, overview: int | None) -> int:
     from odc.geo.overlap import compute_reproject_roi
 
-    from rasteret_core.grid import header_geobox
+    from rasteret_core.raster.grid import header_geobox
     from rasteret_core.load.runtime import _tiles
 
     image = header if overview is None else header.overviews[overview]
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args, peers, n_dates, warmup, reps, lat, server, meta, bucket_dir, workdir, started) -> int:
     from rasteret_core.cog import read_header
     from rasteret_core.collection import build_collection
-    from rasteret_core.sources import DataSource
+    from rasteret_core.stac.sources import DataSource
 
     endpoint = server.endpoint
     header = read_header(f"{endpoint}/{BUCKET}/setup/x/B04.tif")

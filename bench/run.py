@@ -164,8 +164,8 @@ def make_aois(header, k: int, seed: int = 5) -> list[dict]:
     from affine import Affine
     from pyproj import Transformer
 
-    from rasteret_core.read.geometry import to_crs
-    from rasteret_core.read.windows import aoi_window
+    from rasteret_core.raster.geometry import to_crs
+    from rasteret_core.raster.windows import aoi_window
 
     rng = random.Random(seed)
     t = Affine(*header.transform)
@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args, cfg, mode, name, peers, lat, server, meta, bucket_dir, workdir, started, cores) -> int:
     from rasteret_core.cog import read_header
     from rasteret_core.collection import build_collection
-    from rasteret_core.sources import DataSource
+    from rasteret_core.stac.sources import DataSource
 
     endpoint = server.endpoint
     header = read_header(f"{endpoint}/{BUCKET}/setup/x/B04.tif")

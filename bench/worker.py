@@ -200,7 +200,7 @@ def rasteret(spec: dict, rep: int) -> dict:
     from rasteret_core.collection import Collection
     from rasteret_core.collection.harvest import aharvest
     from rasteret_core.read.aoi import aread_aois
-    from rasteret_core.sources import DataSource
+    from rasteret_core.stac.sources import DataSource
 
     prefix = rep_prefix(rep)
     stats = ReadStats()

@@ -1,9 +1,22 @@
 """rasteret: fast, cheap access to Cloud-Optimized GeoTIFF time series.
 
 The library reads each COG header once, stores it with its STAC item in a GeoParquet
-collection, and later fetches only the tiles an area of interest needs. The data flows
-through the sub-packages in this order: ``stac`` (search) -> ``cog`` (headers) ->
-``collection`` (GeoParquet per date) -> ``read`` (tile reads to xarray) -> ``ndvi``.
+collection, and later fetches only the tiles an area of interest needs. The sub-packages
+follow the data flow:
+
+- ``stac`` finds items (STAC API search, items files, the named data sources);
+- ``cog`` parses headers and reads tiles with range requests;
+- ``collection`` stores items and headers as GeoParquet per date;
+- ``raster`` holds the pixel-grid rules (grids, geometries, windows, grouping, cloud masks);
+- ``read`` (eager reads to xarray, points) and ``load`` (the lazy, dask-backed datacube);
+- ``plan``: what a read or a load will request and cost, before reading;
+- ``products``: NDVI, statistics, time series, charts, outputs, AOIs;
+- ``workspace`` (named collections), ``api`` (the
+  :class:`Rasteret` front door) and ``cli`` (the ``rasteret`` command).
+
+Concerns with one home each: ``errors`` (every error and warning), ``redact``
+(credential-free URLs), ``names`` (path-safe names), ``budget`` (the memory budget),
+``radiometry`` (DN to physical values), ``storage`` (atomic writes, locked updates).
 """
 
 from __future__ import annotations
@@ -14,21 +27,21 @@ from typing import TYPE_CHECKING, Any
 # Exports load on first use, so `import rasteret_core.cog` stays light (no xarray/pandas).
 _EXPORTS = {
     "Rasteret": "rasteret_core.api",
-    "save_per_geometry": "rasteret_core.outputs",
+    "save_per_geometry": "rasteret_core.products.outputs",
     "Collection": "rasteret_core.collection",
     "build_collection": "rasteret_core.collection",
-    "DataSource": "rasteret_core.sources",
-    "DataSources": "rasteret_core.sources",
+    "DataSource": "rasteret_core.stac.sources",
+    "DataSources": "rasteret_core.stac.sources",
     "RasteretError": "rasteret_core.errors",
-    "BuildError": "rasteret_core.collection",
-    "CollectionExistsError": "rasteret_core.collection",
-    "ReadError": "rasteret_core.read.diagnosis",
-    "EmptyResultError": "rasteret_core.read.diagnosis",
+    "BuildError": "rasteret_core.errors",
+    "CollectionExistsError": "rasteret_core.errors",
+    "ReadError": "rasteret_core.errors",
+    "EmptyResultError": "rasteret_core.errors",
     "ReadDiagnosis": "rasteret_core.read.diagnosis",
-    "RasteretWarning": "rasteret_core.read.diagnosis",
-    "EmptyResultWarning": "rasteret_core.read.diagnosis",
-    "PartialReadWarning": "rasteret_core.read.diagnosis",
-    "MissingBandWarning": "rasteret_core.read.diagnosis",
+    "RasteretWarning": "rasteret_core.errors",
+    "EmptyResultWarning": "rasteret_core.errors",
+    "PartialReadWarning": "rasteret_core.errors",
+    "MissingBandWarning": "rasteret_core.errors",
     "list_collections": "rasteret_core.workspace",
     "load_collection": "rasteret_core.workspace",
 }
@@ -36,14 +49,14 @@ __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
     from rasteret_core.api import Rasteret
-    from rasteret_core.collection import BuildError, Collection, CollectionExistsError, build_collection
-    from rasteret_core.read.diagnosis import (
-        EmptyResultError, EmptyResultWarning, MissingBandWarning, PartialReadWarning, RasteretWarning,
-        ReadDiagnosis, ReadError,
+    from rasteret_core.collection import Collection, build_collection
+    from rasteret_core.errors import (
+        BuildError, CollectionExistsError, EmptyResultError, EmptyResultWarning, MissingBandWarning,
+        PartialReadWarning, RasteretError, RasteretWarning, ReadError,
     )
-    from rasteret_core.errors import RasteretError
-    from rasteret_core.outputs import save_per_geometry
-    from rasteret_core.sources import DataSource, DataSources
+    from rasteret_core.products.outputs import save_per_geometry
+    from rasteret_core.read.diagnosis import ReadDiagnosis
+    from rasteret_core.stac.sources import DataSource, DataSources
     from rasteret_core.workspace import list_collections, load_collection
 
 

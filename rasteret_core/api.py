@@ -15,18 +15,19 @@ from typing import Any
 
 from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import s3_endpoint_from_env
-from rasteret_core.collection import Collection, build_collection
+from rasteret_core.collection import build_collection, Collection
 from rasteret_core.collection.build import BuildReport
 from rasteret_core.collection.harvest import collection_reader_options, reader_options_for
-from rasteret_core.errors import RasteretError
-from rasteret_core.radiometry import RadiometryWarning
-from rasteret_core.plan import Prices, ReadPlan, plan_aoi_read, plan_load, plan_point_samples
+from rasteret_core.errors import EmptyResultError, EmptyResultWarning, RadiometryWarning, RasteretError
+from rasteret_core.load import load
+from rasteret_core.plan import plan_aoi_read, plan_load, plan_point_samples, Prices, ReadPlan
+from rasteret_core.raster.geometry import check_lonlat, named_geometries, swap_axes, union_bounds
+from rasteret_core.raster.masks import MASK_BANDS
 from rasteret_core.read.aoi import AoiReadResult, read_aois
-from rasteret_core.read.diagnosis import EmptyResultError, EmptyResultWarning, GeometryDatasets, ReadDiagnosis
-from rasteret_core.read.geometry import check_lonlat, named_geometries, swap_axes, union_bounds
-from rasteret_core.read.points import PointSamples, named_points, sample_points
+from rasteret_core.read.diagnosis import GeometryDatasets, ReadDiagnosis
+from rasteret_core.read.points import named_points, PointSamples, sample_points
 from rasteret_core.read.xarray import per_geometry_datasets, stack_datasets
-from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.stac.sources import DataSource, DataSources
 from rasteret_core.workspace import collection_name, collection_root, list_collections, load_collection
 
 
@@ -182,7 +183,7 @@ class Rasteret:
         """Clipped rasters per geometry, scene and band (the form the other queries build on).
 
         Args:
-            geometries: polygons, see :func:`~rasteret_core.read.geometry.named_geometries`
+            geometries: polygons, see :func:`~rasteret_core.raster.geometry.named_geometries`
                 for the accepted forms and how each geometry gets its id.
             bands: band codes (``["B04", "B08"]``, or one code as a string).
             cloud_cover_lt: keep scenes with a known cloud cover strictly below this (%).
@@ -260,7 +261,7 @@ class Rasteret:
           are not valid, so another scene of the day can fill them.
 
         Radiometry warnings (many negative reflectances: the metadata is probably wrong) are
-        logged, issued as :class:`~rasteret_core.radiometry.RadiometryWarning` and kept in
+        logged, issued as :class:`~rasteret_core.errors.RadiometryWarning` and kept in
         ``last_warnings``; values are never changed.
 
         Raises:
@@ -268,7 +269,6 @@ class Rasteret:
                 step emptied it); the per-geometry form returns an empty mapping and warns.
             ReadError, GeometryError, ValueError: as :meth:`read`.
         """
-        from rasteret_core.read.mosaic import MASK_BANDS
 
         mask = next((b for b in band_list(bands) if b in MASK_BANDS), None)
         if mask_clouds and mask is None:
@@ -294,7 +294,6 @@ class Rasteret:
         """A lazy, dask-backed ``Dataset(time, y, x)`` on one grid, in ``odc.stac.load``'s terms
         (``bbox``/``geometry``/``like``, ``crs``, ``resolution``, ``chunks``, ``groupby``, ...):
         see :func:`rasteret_core.load.load`. Uses this collection's reader options unless given."""
-        from rasteret_core.load import load
 
         given = kwargs.get("reader_options", self.reader_options)
         kwargs["reader_options"] = collection_reader_options(self.data_source, given, root=self.root)

@@ -14,16 +14,12 @@ from __future__ import annotations
 import os
 import re
 
-from rasteret_core.errors import RasteretError
+from rasteret_core.errors import MemoryBudgetError
 
 ENV = "RASTERET_MEMORY_BUDGET"
 DEFAULT_BUDGET = 4 * 2**30
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-class MemoryBudgetError(RasteretError, MemoryError):
-    """An eager result would exceed the memory budget; nothing was allocated."""
 
 
 def parse_size(text: str | int) -> int:

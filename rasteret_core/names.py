@@ -25,7 +25,7 @@ import posixpath
 import re
 from typing import Iterable
 
-from rasteret_core.errors import RasteretError
+from rasteret_core.errors import UnsafePathError
 
 MAX_LENGTH = 160
 """Longest component made: leaves room under the usual 255-byte file-name limit for a
@@ -34,10 +34,6 @@ suffix and the hidden temporary name an atomic write uses."""
 _PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 _ESCAPE = re.compile(r"~([0-9A-F]{2})")
 _HASHED = "~~"
-
-
-class UnsafePathError(RasteretError, ValueError):
-    """A path built from names would leave its root (or a name cannot be used at all)."""
 
 
 def safe_name(name: str, *, max_length: int = MAX_LENGTH) -> str:

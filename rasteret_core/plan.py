@@ -24,6 +24,10 @@ from rasteret_core.cog import CogHeader, ReaderOptions, ReadStats
 from rasteret_core.cog.reader import FileRequests, plan_requests
 from rasteret_core.cog.urls import resolve
 from rasteret_core.collection.scene import Scene
+from rasteret_core.load import chunk_tasks
+from rasteret_core.load.runtime import _tile_window
+from rasteret_core.read.aoi import AoiReadResult, job_batches, plan_reads
+from rasteret_core.read.points import named_points, plan_point_windows, point_batches
 
 GIB = 1024**3  # AWS bills data transfer per GB of 2^30 bytes
 
@@ -219,7 +223,6 @@ def plan_aoi_read(
     reader_region: str | None = None, prices: Prices | None = None,
 ) -> ReadPlan:
     """The plan of :func:`rasteret_core.read.aoi.read_aois` with the same arguments."""
-    from rasteret_core.read.aoi import AoiReadResult, job_batches, plan_reads
 
     scenes = list(scenes)
     jobs = plan_reads(scenes, geometries, bands, AoiReadResult())
@@ -236,7 +239,6 @@ def plan_point_samples(
     """The plan of :func:`rasteret_core.read.points.sample_points` with the same arguments."""
     import numpy as np
 
-    from rasteret_core.read.points import named_points, plan_point_windows, point_batches
 
     scenes = list(scenes)
     lonlat = np.array(list(named_points(points, crs).values()), dtype=np.float64).reshape(-1, 2)
@@ -255,8 +257,6 @@ def plan_load(ds: Any, *, reader_region: str | None = None, prices: Prices | Non
     are exact for loads whose chunks share no tile (otherwise the merges depend on the order
     the scheduler runs the chunks in).
     """
-    from rasteret_core.load import chunk_tasks
-    from rasteret_core.load.runtime import _tile_window
 
     plan = ReadPlan("load", reader_region=reader_region, prices=prices or Prices())
     seen: set[tuple[str, int, int]] = set()

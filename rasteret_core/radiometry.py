@@ -85,10 +85,6 @@ _LANDSAT_SR_FILE = re.compile(r"_SR_B\d+\.TIF", re.IGNORECASE)
 _LANDSAT_ST_FILE = re.compile(r"_ST_B\d+\.TIF", re.IGNORECASE)
 
 
-class RadiometryWarning(UserWarning):
-    """Values read look implausible for their radiometry rule (see :func:`check_plausible`)."""
-
-
 @dataclass(frozen=True)
 class Radiometry:
     """How one band of one item turns DN into a physical value.

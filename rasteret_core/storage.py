@@ -16,12 +16,7 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
-from rasteret_core.errors import RasteretError
-
-
-class StorageError(RasteretError, OSError):
-    """A write to storage failed (disk full, permissions, network); names the target path.
-    Nothing was changed: the previous file, if any, is intact."""
+from rasteret_core.errors import StorageError
 
 
 def resolve_root(root: str | Path, storage_options: dict[str, Any] | None) -> tuple[str, pafs.FileSystem, str]:

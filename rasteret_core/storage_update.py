@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterator
 
 import pyarrow.fs as pafs
 
-from rasteret_core.storage import StorageError, atomic_write, s3_client
+from rasteret_core.errors import StorageError, WriteConflictError
+from rasteret_core.storage import atomic_write, s3_client
 
 MAX_ATTEMPTS = 10
 """Conditional writes tried before :class:`WriteConflictError` (each after a growing, jittered pause)."""
@@ -33,10 +34,6 @@ MAX_ATTEMPTS = 10
 Change = Callable[[bytes | None], bytes | None]
 """Given the file's current bytes (``None``: no file), the bytes to store (``None``: leave it).
 It may be called more than once (once per attempt), so it must not accumulate side effects."""
-
-
-class WriteConflictError(StorageError):
-    """Other writers kept changing the file: the update was not applied (nothing was lost)."""
 
 
 def update_file(fs: pafs.FileSystem, path: str, change: Change, *, lock: str | None = None,

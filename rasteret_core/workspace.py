@@ -17,9 +17,10 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from rasteret_core.collection.store import METADATA_FILE, Collection, CollectionError, parse_date_range
+from rasteret_core.collection.store import Collection, METADATA_FILE, parse_date_range
+from rasteret_core.errors import CollectionError
+from rasteret_core.stac.sources import DataSource, DataSources
 from rasteret_core.storage import resolve_root
-from rasteret_core.sources import DataSource, DataSources
 
 ENV_VAR = "RASTERET_WORKSPACE"
 DEFAULT_DIRNAME = "rasteret_workspace"

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from rasteret_core.testing.object_store import ObjectStoreServer
-from rasteret_core.testing.synthetic import TileGrid, s2_like_item, write_scene
+from rasteret_core.testing.synthetic import s2_like_item, TileGrid, write_scene
 
 PROJECT = Path(__file__).resolve().parents[1]
 BUCKET = "sentinel-cogs"
@@ -79,7 +79,7 @@ def run_pipeline() -> int:
     """Materialise every asset for the demo dates and print where the outputs are."""
     import dagster as dg
 
-    from rasteret_core.timeseries import read_stats
+    from rasteret_core.products.timeseries import read_stats
     from rasteret_pipelines.definitions import defs
     from rasteret_pipelines.defs.partitions import AOIS, partition_key, sync_aois
     from rasteret_pipelines.settings import aoi_file, aoi_names

@@ -21,7 +21,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from rasteret_core.aois import load_aois
+from rasteret_core.cog.urls import s3_endpoint_from_env
+from rasteret_core.products.aois import load_aois
 from rasteret_core.workspace import resolve_workspace
 
 DEFAULT_AOIS = Path(__file__).parent / "data" / "aois_bangalore.geojson"
@@ -51,7 +52,6 @@ def end_date() -> str | None:
 def s3_endpoint() -> str | None:
     """The S3-compatible endpoint: ``RASTERET_S3_ENDPOINT``, else the standard
     ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` the library reads, else ``None`` (AWS)."""
-    from rasteret_core.cog.urls import s3_endpoint_from_env
 
     return os.environ.get("RASTERET_S3_ENDPOINT") or s3_endpoint_from_env()
 

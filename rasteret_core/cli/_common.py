@@ -29,7 +29,7 @@ def data_source(text: str, like: str = "sentinel-2"):
     """A registered source name, or a local items file read with ``like``'s band codes."""
     from pathlib import Path
 
-    from rasteret_core.sources import DataSource, DataSources
+    from rasteret_core.stac.sources import DataSource, DataSources
 
     if text.lower().endswith((".json", ".geojson", ".ndjson", ".parquet", ".geoparquet")) or Path(text).is_file():
         if not Path(text).is_file():
@@ -75,7 +75,7 @@ def reported() -> Iterator[None]:
     """Warnings to stderr as one line each; rasteret's own errors as one line and exit code 1
     (3 for an empty result), instead of a traceback."""
     from rasteret_core.errors import RasteretError
-    from rasteret_core.read.diagnosis import EmptyResultError
+    from rasteret_core.errors import EmptyResultError
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -91,7 +91,7 @@ def reported() -> Iterator[None]:
 
 
 def _flush(caught: list[warnings.WarningMessage]) -> None:
-    from rasteret_core.read.diagnosis import RasteretWarning
+    from rasteret_core.errors import RasteretWarning
 
     for w in caught:
         if issubclass(w.category, (RasteretWarning, UserWarning)) and not issubclass(w.category, DeprecationWarning):

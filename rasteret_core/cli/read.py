@@ -5,14 +5,7 @@ from __future__ import annotations
 import click
 
 from rasteret_core.cli._common import (
-    band_codes,
-    echo_json,
-    endpoint_option,
-    fail,
-    json_option,
-    reader_options,
-    reported,
-    retries_option,
+    band_codes, echo_json, endpoint_option, fail, json_option, reader_options, reported, retries_option,
     workspace_option,
 )
 
@@ -41,7 +34,7 @@ def command(collection: str, aoi_file, bbox, bands: str, start, end, cloud_cover
     import shapely
 
     from rasteret_core.api import Rasteret
-    from rasteret_core.outputs import save_per_geometry
+    from rasteret_core.products.outputs import save_per_geometry
 
     if (aoi_file is None) == (bbox is None):
         raise click.UsageError("give exactly one of --aois or --bbox")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rasteret_core.cli._common import EXIT_EMPTY, echo_json, endpoint_option, fail, json_option, reported
+from rasteret_core.cli._common import echo_json, endpoint_option, EXIT_EMPTY, fail, json_option, reported
 
 
 @click.command("timeseries")
@@ -26,7 +26,7 @@ def command(stats_folder: str, aois: tuple[str, ...], out, csv_path, min_valid: 
 
     Example: rasteret timeseries .rasteret_demo/storage/ndvi_stats --out ndvi.png --csv ndvi.csv
     """
-    from rasteret_core.timeseries import ndvi_timeseries
+    from rasteret_core.products.timeseries import ndvi_timeseries
 
     options = {"endpoint_url": endpoint_url} if endpoint_url and stats_folder.startswith("s3://") else None
     with reported():
@@ -39,7 +39,7 @@ def command(stats_folder: str, aois: tuple[str, ...], out, csv_path, min_valid: 
         if csv_path:
             table.to_csv(csv_path, index=False, date_format="%Y-%m-%d")
         if out:
-            from rasteret_core.timeseries_chart import plot_timeseries, save
+            from rasteret_core.products.timeseries_chart import plot_timeseries, save
 
             save(plot_timeseries(table, min_valid_fraction=min_valid), out)
     if as_json:

@@ -9,33 +9,15 @@ Headers are plain values (:class:`CogHeader`) that serialise to JSON or Arrow, s
 header lets later reads skip the header request entirely.
 """
 
-from rasteret_core.cog.errors import (
-    CogError,
-    CredentialsError,
-    DecodeError,
-    FetchError,
-    HttpStatusError,
-    InvalidTiffError,
-    LimitError,
-    LocationError,
-    NotATiffError,
-    ShortReadError,
-    StoredHeaderError,
-    StaleHeaderError,
-    TruncatedHeaderError,
-    UnsupportedCodecError,
-    UnsupportedTiffError,
-    WindowError,
-)
 from rasteret_core.cog.header import CogHeader
 from rasteret_core.cog.options import ReaderOptions, ReadStats
 from rasteret_core.cog.reader import (
-    CogClient,
-    aread_header,
-    aread_windows,
-    read_header,
-    read_window,
-    read_windows,
+    aread_header, aread_windows, CogClient, read_header, read_window, read_windows,
+)
+from rasteret_core.errors import (
+    CogError, CredentialsError, DecodeError, FetchError, HttpStatusError, InvalidTiffError, LimitError,
+    LocationError, NotATiffError, ShortReadError, StaleHeaderError, StoredHeaderError, TruncatedHeaderError,
+    UnsupportedCodecError, UnsupportedTiffError, WindowError,
 )
 
 __all__ = [

@@ -6,7 +6,7 @@ and hands out short-lived SAS tokens per container. A collection stores the unsi
 read time. Tokens are cached in memory until shortly before their ``msft:expiry``, refreshed
 when that comes near during a long read, and refreshed at once when the blob service answers
 403 saying the signature is no longer valid; the request is then retried. No token is ever
-written anywhere: stored and shown URLs go through ``urls.redact_url``.
+written anywhere: stored and shown URLs go through ``rasteret_core.redact.redact_url``.
 
 Range semantics: Blob Storage honours ``Range: bytes=a-b`` with 206 and ``Content-Range``
 when the request names a service version (``x-ms-version``) of 2011-08-18 or later; every blob
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
-from rasteret_core.cog.errors import FetchError
 from rasteret_core.cog.urls import AZURE_BLOB_SUFFIX
+from rasteret_core.errors import SigningError
 
 BLOB_API_VERSION = "2021-08-06"
 """The Blob service version sent with every blob request (range answers follow it)."""
@@ -47,11 +47,6 @@ A token is never asked for, nor sent to, an account an item names outside this l
 # What Azure says when a SAS token has expired (or is not yet valid): 403 AuthenticationFailed
 # with "Signature not valid in the specified time frame" / "...expired" in the detail.
 _EXPIRED_MARKERS = ("not valid in the specified time frame", "expired")
-
-
-class SigningError(FetchError):
-    """A token could not be obtained (endpoint down, refused, or an answer without a token);
-    the message names the token endpoint and the reason."""
 
 
 def is_blob_host(host: str | None) -> bool:

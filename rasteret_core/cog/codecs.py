@@ -14,7 +14,7 @@ from typing import Callable
 import imagecodecs
 import numpy as np
 
-from rasteret_core.cog.errors import DecodeError, UnsupportedCodecError, UnsupportedTiffError
+from rasteret_core.errors import DecodeError, UnsupportedCodecError, UnsupportedTiffError
 from rasteret_core.cog.header import CogHeader
 
 COMPRESSION_NAMES = {

@@ -33,19 +33,14 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from rasteret_core.cog.errors import (
-    CredentialsError,
-    FetchError,
-    HttpStatusError,
-    LimitError,
-    LocationError,
-    ShortReadError,
-    StaleHeaderError,
-    TruncatedHeaderError,
-)
+from rasteret_core import redact
 from rasteret_core.cog import azure, urls
 from rasteret_core.cog.options import ReaderOptions, ReadStats
 from rasteret_core.cog.urls import Location
+from rasteret_core.errors import (
+    CredentialsError, FetchError, HttpStatusError, LimitError, LocationError, ShortReadError,
+    StaleHeaderError, TruncatedHeaderError,
+)
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 
@@ -379,16 +374,16 @@ class RangeFetcher:
         if signer is not None and signs(signer, loc):
             # the signer sees the canonical URL (never an emulator's path-style one, whose path
             # an item could use to pick an Azure account); its query goes onto the URL requested
-            canonical = urls.strip_secrets(loc.original)
+            canonical = redact.strip_secrets(loc.original)
             signed = signer(canonical)
             if inspect.isawaitable(signed):
                 signed = await signed
             if not isinstance(signed, str) or not urls.same_origin(signed, canonical):
                 raise LocationError(loc.display, "the signer returned a URL on another host; refused")
             query = urlsplit(signed).query
-            base = urls.strip_secrets(url)
+            base = redact.strip_secrets(url)
             return f"{base}{'&' if urlsplit(base).query else '?'}{query}" if query else base
-        if urls.is_redacted(url):
+        if redact.is_redacted(url):
             raise LocationError(loc.display, "this stored URL had its signature or token removed: it needs "
                                              "re-signing at read time (ReaderOptions.signer) or a fresh href")
         return url
@@ -481,7 +476,7 @@ class RangeFetcher:
                     next_url = ""
                 if not target or not urls.same_origin(next_url, url):
                     raise LocationError(shown, f"redirect refused: HTTP {resp.status} to another host "
-                                               f"({urls.redact_url(next_url) or 'no Location'})")
+                                               f"({redact.redact_url(next_url) or 'no Location'})")
                 stats.redirects += 1
                 url = next_url
             raise LocationError(shown, f"more than {self.options.max_redirects} redirects")
@@ -545,7 +540,7 @@ class RangeFetcher:
         invalidate = getattr(self.options.signer, "invalidate", None)
         if invalidate is not None and loc.azure_account is not None and azure.token_expired(status, text):
             # the SAS token expired mid-read: drop it (once per token) and retry with a fresh one
-            invalidate(urls.strip_secrets(loc.original), str(resp.url))
+            invalidate(redact.strip_secrets(loc.original), str(resp.url))
             raise _Retry(HttpStatusError(url, reason + " (SAS token expired)", status), 0.0)
         if status == 403 and loc.s3_bucket and not self.options.signs_s3:
             reason += ("; the request was unsigned: for a private bucket pass sign=True, for a requester-pays "

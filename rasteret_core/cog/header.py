@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from rasteret_core.cog import geokeys, tiff
-from rasteret_core.cog.errors import InvalidTiffError, TruncatedHeaderError, UnsupportedTiffError
+from rasteret_core.errors import InvalidTiffError, TruncatedHeaderError, UnsupportedTiffError
 
 MAX_TILE_BYTES = 512 * 1024 * 1024  # one decoded tile; bounds memory on hostile headers
 MAX_DIMENSION = 2**31 - 1

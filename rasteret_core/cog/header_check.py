@@ -17,8 +17,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from rasteret_core.cog.codecs import check_supported
-from rasteret_core.cog.errors import CogError, StoredHeaderError
-from rasteret_core.cog.header import _DTYPES, MAX_DIMENSION, MAX_TILE_BYTES, CogHeader
+from rasteret_core.cog.header import _DTYPES, CogHeader, MAX_DIMENSION, MAX_TILE_BYTES
+from rasteret_core.errors import CogError, StoredHeaderError
 
 _KNOWN_DTYPES = frozenset(_DTYPES.values())
 _LIST_FIELDS = ("tile_offsets", "tile_byte_counts")

@@ -18,13 +18,12 @@ import numpy as np
 
 from rasteret_core.cog import tiff
 from rasteret_core.cog.codecs import check_supported, cmyk_to_rgba, decode_tile
-from rasteret_core.cog.errors import (
-    CogError, DecodeError, FetchError, InvalidTiffError, LimitError, StaleHeaderError, WindowError,
-)
+from rasteret_core.errors import CogError, DecodeError, FetchError, InvalidTiffError, LimitError, StaleHeaderError, WindowError
 from rasteret_core.cog.fetch import MergedRange, RangeFetcher, coalesce, split_merged
 from rasteret_core.cog.header import CogHeader, build_header
 from rasteret_core.cog.options import ReaderOptions, ReadStats
-from rasteret_core.cog.urls import redact_url, resolve
+from rasteret_core.redact import redact_url
+from rasteret_core.cog.urls import resolve
 
 _POOL_LOCK = threading.Lock()
 _POOLS: dict[int, ThreadPoolExecutor] = {}

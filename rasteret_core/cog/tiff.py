@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rasteret_core.cog.errors import InvalidTiffError, NotATiffError, TruncatedHeaderError
+from rasteret_core.errors import InvalidTiffError, NotATiffError, TruncatedHeaderError
 
 # Limits that bound memory and time on hostile input.
 MAX_IFDS = 256

@@ -27,7 +27,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable, Union
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote
+
+from rasteret_core.errors import LocationError
+from rasteret_core.redact import redact_url, split_url
 
 DEFAULT_S3_REGION = "us-west-2"  # home of sentinel-cogs and usgs-landsat
 AZURE_BLOB_SUFFIX = ".blob.core.windows.net"
@@ -46,15 +49,6 @@ A signer may also have ``invalidate(url, used)``: the reader calls it when a blo
 that the signature has expired (Azure 403 ``AuthenticationFailed``), then retries the request
 (see :class:`rasteret_core.cog.azure.PlanetaryComputerSigner`)."""
 
-# Query parameters of presigned/tokenised URLs: exact names, lower case...
-_SECRET_QUERY_KEYS = {
-    "signature", "awsaccesskeyid", "sig", "se", "st", "sp", "sv", "sr", "spr", "srt", "ss", "si",
-    "skoid", "sktid", "skt", "ske", "sks", "skv", "token", "access_token", "security-token",
-    "policy", "key-pair-id", "expires",
-}
-# ...and prefixes: every X-Amz-* (SigV4 query auth) and X-Goog-* (GCS signed URLs) parameter
-_SECRET_QUERY_PREFIXES = ("x-amz-", "x-goog-")
-REDACTED = "REDACTED"
 
 # S3 bucket naming rules (general purpose buckets):
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
@@ -62,81 +56,6 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
-
-
-def _location_error(url: str, reason: str):
-    from rasteret_core.cog.errors import LocationError  # errors.py imports this module
-
-    return LocationError(url, reason)
-
-
-def is_secret_query_key(key: str) -> bool:
-    """Whether a query parameter of an href carries a signature, token or expiry."""
-    k = key.lower()
-    return k in _SECRET_QUERY_KEYS or k.startswith(_SECRET_QUERY_PREFIXES)
-
-
-def _split(url: str):
-    """``urlsplit``, or ``None`` for text it cannot split (e.g. an unbalanced ``[``)."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a malformed port
-        return parts
-    except ValueError:
-        return None
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user info and with signature/token/expiry query values replaced.
-
-    Covers SigV4 (``X-Amz-*``), GCS (``X-Goog-*``), Azure SAS (``sig``, ``se``, ``st``,
-    ``sp``, ...), CloudFront (``Signature``, ``Policy``, ``Key-Pair-Id``) and bearer
-    ``token`` parameters. Anything that is not a URL is returned as text.
-    """
-    if not isinstance(url, str) or "://" not in url:
-        return str(url)
-    parts = _split(url)
-    if parts is None:  # not a URL a client would send: keep only the scheme and what is safe
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://{rest.split('?', 1)[0].split('#', 1)[0].rpartition('@')[2]}"
-    netloc = parts.hostname or ""
-    if ":" in netloc:  # IPv6 literal
-        netloc = f"[{netloc}]"
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    query = parts.query
-    if query:
-        kept = [(k, REDACTED if is_secret_query_key(k) else v) for k, v in parse_qsl(query, keep_blank_values=True)]
-        query = urlencode(kept, safe="")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def is_redacted(url: str) -> bool:
-    """Whether ``url`` had its secrets removed by :func:`redact_url` (it needs re-signing)."""
-    parts = _split(url) if isinstance(url, str) and "://" in url else None
-    if parts is None:
-        return False
-    return any(is_secret_query_key(k) and v == REDACTED for k, v in parse_qsl(parts.query))
-
-
-def strip_secrets(url: str) -> str:
-    """``url`` without user info and without its signature/token/expiry parameters: what a
-    read-time :data:`Signer` is given to sign afresh."""
-    parts = _split(url) if isinstance(url, str) and "://" in url else None
-    if parts is None:
-        return redact_url(url)
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_secret_query_key(k)]
-    return urlunsplit((parts.scheme, urlsplit(redact_url(url)).netloc, parts.path, urlencode(kept, safe=""), ""))
-
-
-def redact_hrefs(value):
-    """A copy of a STAC structure (assets, links) with every ``href`` passed through
-    :func:`redact_url`: what is stored never holds a signature or token."""
-    if isinstance(value, dict):
-        return {k: redact_url(v) if k == "href" and isinstance(v, str) else redact_hrefs(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_hrefs(v) for v in value]
-    return value
 
 
 def valid_bucket_name(name: str) -> bool:
@@ -170,7 +89,7 @@ def aws_endpoint(bucket: str, region: str) -> str:
 def origin(url: str) -> tuple[str, str, int | None]:
     """``(scheme, host, port)`` of ``url``, lower-cased, default ports made explicit; an
     unparseable URL has an empty host, which matches no origin."""
-    parts = _split(url)
+    parts = split_url(url)
     if parts is None:
         return "", "", None
     scheme = parts.scheme.lower()
@@ -201,10 +120,10 @@ def same_place(url: str, href: str) -> bool:
 
 
 def _check_endpoint(endpoint: str) -> str:
-    parts = _split(endpoint)
+    parts = split_url(endpoint)
     if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
             or parts.username or parts.password:
-        raise _location_error(redact_url(endpoint), "the S3 endpoint must be a plain http(s)://host[:port] URL")
+        raise LocationError(redact_url(endpoint), "the S3 endpoint must be a plain http(s)://host[:port] URL")
     return endpoint.rstrip("/")
 
 
@@ -266,12 +185,12 @@ def resolve(url: str | os.PathLike[str], *, endpoint_url: str | None = None, reg
     """
     text = os.fspath(url)
     if not isinstance(text, str) or not text or "\x00" in text:
-        raise _location_error(repr(text)[:100], "not a URL or path")
+        raise LocationError(repr(text)[:100], "not a URL or path")
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in ("http", "https"):
-        parts = _split(text)
+        parts = split_url(text)
         if parts is None or not parts.hostname:
-            raise _location_error(text, "the URL has no host")
+            raise LocationError(text, "the URL has no host")
         host = parts.hostname.lower()
         if host.endswith(AZURE_BLOB_SUFFIX) and len(host) > len(AZURE_BLOB_SUFFIX) and scheme == "https":
             account = host[: -len(AZURE_BLOB_SUFFIX)]
@@ -285,12 +204,12 @@ def resolve(url: str | os.PathLike[str], *, endpoint_url: str | None = None, reg
         rest = text[5:]
         bucket, _, key = rest.partition("/")
         if not valid_bucket_name(bucket):
-            raise _location_error(text, f"{bucket[:80]!r} is not a valid S3 bucket name")
+            raise LocationError(text, f"{bucket[:80]!r} is not a valid S3 bucket name")
         if not key:
-            raise _location_error(text, "not an s3://bucket/key URL")
+            raise LocationError(text, "not an s3://bucket/key URL")
         region = region or s3_region_from_env()
         if not valid_region(region):
-            raise _location_error(text, f"{region[:40]!r} is not an AWS region")
+            raise LocationError(text, f"{region[:40]!r} is not an AWS region")
         endpoint = endpoint_url or s3_endpoint_from_env()
         if endpoint:
             base = _check_endpoint(endpoint)
@@ -303,7 +222,7 @@ def resolve(url: str | os.PathLike[str], *, endpoint_url: str | None = None, reg
     if scheme in ("", "file"):
         path = Path(text[7:] if scheme == "file" else text)
         return Location("file", text, path=path)
-    raise _location_error(text, f"unsupported URL scheme {scheme[:20]!r} (use http, https, s3 or a local path)")
+    raise LocationError(text, f"unsupported URL scheme {scheme[:20]!r} (use http, https, s3 or a local path)")
 
 
 def may_sign(loc: Location, url: str) -> bool:
@@ -322,13 +241,13 @@ def check_readable(loc: Location, *, schemes: Iterable[str] | None = None, local
     allowed = tuple(schemes) if schemes is not None else ALL_SCHEMES
     if loc.scheme not in allowed:
         what = "local files" if loc.kind == "file" else f"{loc.scheme}:// URLs"
-        raise _location_error(loc.original, f"{what} may not be read here (allowed: {', '.join(allowed) or 'none'})")
+        raise LocationError(loc.original, f"{what} may not be read here (allowed: {', '.join(allowed) or 'none'})")
     if loc.kind != "file" or local_roots is None:
         return
     roots = [os.path.realpath(r) for r in local_roots]
     path = os.path.realpath(loc.path)
     if not any(os.path.commonpath([path, r]) == r for r in roots):
-        raise _location_error(loc.original, "local path is outside the allowed folders")
+        raise LocationError(loc.original, "local path is outside the allowed folders")
 
 
 def source_locations(

@@ -9,35 +9,20 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from rasteret_core.cog import ReaderOptions, ReadStats
-from rasteret_core.cog.urls import redact_url
 from rasteret_core.collection.freshness import changed_assets
 from rasteret_core.collection.harvest import AssetFailure, harvest, item_failure, source_reader_options
 from rasteret_core.collection.scene import Scene
-from rasteret_core.collection.store import METADATA_FILE, Collection, WriteResult, parse_date
-from rasteret_core.errors import RasteretError
+from rasteret_core.collection.store import Collection, METADATA_FILE, parse_date, WriteResult
+from rasteret_core.errors import BuildError, CollectionExistsError
+from rasteret_core.redact import redact_url
+from rasteret_core.stac.search import search, SearchResult
+from rasteret_core.stac.sources import DataSource
 from rasteret_core.storage import resolve_root
-from rasteret_core.sources import DataSource
-from rasteret_core.stac.search import SearchResult, search
 
 log = logging.getLogger(__name__)
 
 IF_EXISTS = ("error", "overwrite", "refresh")
 """What :func:`build_collection` does when a collection already exists at ``root``."""
-
-
-class CollectionExistsError(RasteretError, FileExistsError):
-    """A collection is already stored there and neither overwrite nor refresh was asked."""
-
-
-class BuildError(RasteretError):
-    """A build found items but could read none of their COG headers; nothing was written.
-
-    ``report`` holds the search, every failed asset and the I/O counts.
-    """
-
-    def __init__(self, message: str, report: "BuildReport") -> None:
-        super().__init__(message)
-        self.report = report
 
 
 @dataclass

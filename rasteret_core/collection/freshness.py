@@ -14,9 +14,9 @@ import logging
 from typing import Any, Iterable, Mapping
 
 from rasteret_core.cog import CogClient, CogError, ReaderOptions, ReadStats
-from rasteret_core.cog.errors import HttpStatusError
 from rasteret_core.cog.reader import run_sync
 from rasteret_core.collection.scene import Scene
+from rasteret_core.errors import HttpStatusError
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,17 @@ from typing import Any, Iterable, Mapping
 
 from rasteret_core import radiometry
 from rasteret_core.cog import CogClient, CogHeader, ReaderOptions, ReadStats
+from rasteret_core.cog.azure import planetary_computer_signer
 from rasteret_core.cog.reader import run_sync
-from rasteret_core.cog.urls import redact_hrefs, redact_url, source_locations
+from rasteret_core.cog.urls import source_locations
 from rasteret_core.collection.scene import BandAsset, Scene
 from rasteret_core.collection.schema import ASSETS_PROPERTY
+from rasteret_core.errors import InvalidItemError
 from rasteret_core.progress import Progress
-from rasteret_core.stac.validate import InvalidItemError, split_valid
-from rasteret_core.sources import DataSource
+from rasteret_core.redact import redact_hrefs, redact_url
 from rasteret_core.stac.local_items import item_datetime_range, item_geometry
+from rasteret_core.stac.sources import DataSource
+from rasteret_core.stac.validate import split_valid
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +79,6 @@ def reader_options_for(source: DataSource, reader_options: ReaderOptions | Mappi
 def with_source_signer(source: DataSource, options: ReaderOptions) -> ReaderOptions:
     """``options`` with ``source``'s read-time signer, unless they already carry one."""
     if source.signing == "planetary-computer" and options.signer is None:
-        from rasteret_core.cog.azure import planetary_computer_signer
-
         return replace(options, signer=planetary_computer_signer())
     return options
 

@@ -32,18 +32,13 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import shapely
 
+from rasteret_core.collection.merge import merge_tables, Merged, read_table
 from rasteret_core.collection.scene import Scene
 from rasteret_core.collection.schema import (
-    COVERING_COLUMN,
-    SCHEMA_VERSION,
-    collection_schema,
-    scenes_to_table,
-    table_bands,
-    table_to_scenes,
+    collection_schema, COVERING_COLUMN, scenes_to_table, SCHEMA_VERSION, table_bands, table_to_scenes,
 )
-from rasteret_core.errors import ArgumentError, RasteretError
-from rasteret_core.sources import DataSource, DataSources
-from rasteret_core.collection.merge import Merged, merge_tables, read_table
+from rasteret_core.errors import ArgumentError, CollectionError
+from rasteret_core.stac.sources import DataSource, DataSources
 from rasteret_core.storage import resolve_root
 from rasteret_core.storage_update import update_file
 
@@ -53,10 +48,6 @@ METADATA_FILE = "_rasteret_collection.json"
 PARTITION_FILE = "part.parquet"
 PARTITION_COMPRESSION = "snappy"  # see Collection.write_date
 _PARTITION_PREFIX = "date="
-
-
-class CollectionError(RasteretError):
-    """A collection could not be opened, read or written."""
 
 
 @dataclass(frozen=True)
@@ -380,12 +371,6 @@ class Collection:
         if first is not None:
             yield first
         yield from tables
-
-    def load(self, bands: list[str] | str | None = None, **kwargs: Any):
-        """A lazy, dask-backed ``Dataset(time, y, x)`` on one grid: see :func:`rasteret_core.load.load`."""
-        from rasteret_core.load import load
-
-        return load(self, bands, **kwargs)
 
     def read_table(self, *, date_range: tuple[str | dt.date, str | dt.date] | None = None) -> pa.Table:
         """The stored rows as one Arrow table with a ``date`` column (hive partition value)."""

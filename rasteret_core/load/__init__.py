@@ -24,10 +24,12 @@ import numpy as np
 from rasteret_core.cog import ReaderOptions
 from rasteret_core.collection.harvest import collection_reader_options
 from rasteret_core.collection.scene import Scene
-from rasteret_core.errors import RasteretError
-from rasteret_core.load.chunk import ChunkTask, SourceRead, compute_chunk
-from rasteret_core.load.groups import TimeStep, group_scenes, mosaic_order, solar_day
+from rasteret_core.errors import LoadError
+from rasteret_core.load.chunk import ChunkTask, compute_chunk, SourceRead
 from rasteret_core.load.runtime import DEFAULT_CACHE_BYTES, process_stats
+from rasteret_core.load.tasks import plan_band
+from rasteret_core.raster.grid import _lonlat, output_geobox
+from rasteret_core.raster.grouping import group_scenes, mosaic_order, solar_day, TimeStep
 
 __all__ = [
     "load", "LoadError", "ChunkTask", "SourceRead", "compute_chunk", "chunk_tasks", "process_stats",
@@ -44,10 +46,6 @@ _RESAMPLING = {"nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "avera
 
 MAX_TASKS = 200_000
 """Most chunk tasks one :func:`load` builds (each is planned before the graph is returned)."""
-
-
-class LoadError(RasteretError):
-    """A load's arguments are inconsistent, or it selects nothing (the message says which step)."""
 
 
 def load(
@@ -104,14 +102,12 @@ def load(
     :returns: ``xarray.Dataset`` with ``time``, ``y``, ``x``, a ``spatial_ref`` coordinate
         (rioxarray/odc-geo: ``ds.rio.crs``, ``ds.odc.geobox``) and ``scene_id`` per time.
     :raises LoadError: for inconsistent arguments or when nothing is selected.
-    :raises rasteret_core.grid.GridError: when the grid cannot be built.
+    :raises rasteret_core.errors.GridError: when the grid cannot be built.
     """
     import xarray as xr
     from odc.geo.geobox import GeoboxTiles
     from odc.geo.xr import xr_coords
 
-    from rasteret_core.grid import output_geobox
-    from rasteret_core.load.plan import plan_band
 
     options = _options(reader_options)
     if hasattr(source, "data_source") and hasattr(source, "root"):  # a stored collection: its hrefs are
@@ -216,8 +212,6 @@ def _query_bbox(bbox, geometry, like, geobox):
     if bbox is not None:
         return tuple(float(v) for v in bbox)
     if geometry is not None:
-        from rasteret_core.grid import _lonlat
-
         return tuple(_lonlat(geometry).boundingbox)
     box = geobox if geobox is not None else None
     if like is not None:

@@ -15,7 +15,8 @@ import numpy as np
 from affine import Affine
 
 from rasteret_core.cog import CogHeader, ReaderOptions
-from rasteret_core.load.runtime import DEFAULT_CACHE_BYTES, runtime
+from rasteret_core.load.runtime import _tiles, DEFAULT_CACHE_BYTES, runtime
+from rasteret_core.radiometry import to_physical
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,6 @@ class SourceRead:
     @property
     def tiles(self) -> list[int]:
         """Indexes of the tiles of ``header`` this read needs."""
-        from rasteret_core.load.runtime import _tiles
 
         return _tiles(self.header, self.window)
 
@@ -119,8 +119,6 @@ def _fill_marks_empty(task: ChunkTask, src: SourceRead, dtype: np.dtype) -> bool
 
 def _convert(values: np.ndarray, src: SourceRead, task: ChunkTask, dtype: np.dtype) -> np.ndarray:
     if task.physical:
-        from rasteret_core.radiometry import to_physical
-
         return to_physical(values, src.scale, src.offset, nodata=None).astype(dtype, copy=False)
     return values.astype(dtype, copy=False)
 

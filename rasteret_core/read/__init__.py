@@ -1,9 +1,10 @@
 """AOI reads: stored headers -> pixel windows -> concurrent tile reads -> clip -> xarray."""
 
-from rasteret_core.read.aoi import AoiRaster, AoiReadResult, ReadFailure, aread_aois, read_aois
-from rasteret_core.read.geometry import GeometryError, named_geometries
-from rasteret_core.read.points import PointSamples, asample_points, sample_points
-from rasteret_core.read.windows import aoi_window
+from rasteret_core.errors import GeometryError
+from rasteret_core.raster.geometry import named_geometries
+from rasteret_core.raster.windows import aoi_window
+from rasteret_core.read.aoi import AoiRaster, AoiReadResult, aread_aois, read_aois, ReadFailure
+from rasteret_core.read.points import asample_points, PointSamples, sample_points
 from rasteret_core.read.xarray import per_geometry_datasets, stack_datasets
 
 __all__ = [

@@ -21,8 +21,8 @@ from rasteret_core.cog import CogClient, CogError, ReaderOptions, ReadStats
 from rasteret_core.cog.reader import run_sync
 from rasteret_core.collection.scene import Scene
 from rasteret_core.progress import Progress
-from rasteret_core.read.geometry import to_crs
-from rasteret_core.read.windows import AoiWindow, aoi_window
+from rasteret_core.raster.geometry import to_crs
+from rasteret_core.raster.windows import aoi_window, AoiWindow
 
 
 @dataclass

@@ -20,43 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rasteret_core.cog import ReadStats
-from rasteret_core.errors import RasteretError
+from rasteret_core.errors import EmptyResultWarning, MissingBandWarning, PartialReadWarning, ReadError
 from rasteret_core.read.aoi import ReadFailure
 
 FIRST_CAUSES = 3
 """How many distinct causes messages quote."""
-
-
-class RasteretWarning(UserWarning):
-    """Base class of rasteret's warnings."""
-
-
-class EmptyResultWarning(RasteretWarning):
-    """A read returned nothing; the message says which step emptied it."""
-
-
-class PartialReadWarning(RasteretWarning):
-    """Some reads failed; the message names the first causes."""
-
-
-class MissingBandWarning(RasteretWarning):
-    """A requested band is stored for none of the scenes that were read."""
-
-
-class ReadError(RasteretError):
-    """Every read of a query failed; ``diagnosis`` holds every failure with its cause."""
-
-    def __init__(self, message: str, diagnosis: "ReadDiagnosis") -> None:
-        super().__init__(message)
-        self.diagnosis = diagnosis
-
-
-class EmptyResultError(RasteretError, LookupError):
-    """A form that cannot be empty (the stacked Dataset) had nothing to hold."""
-
-    def __init__(self, message: str, diagnosis: "ReadDiagnosis") -> None:
-        super().__init__(message)
-        self.diagnosis = diagnosis
 
 
 @dataclass

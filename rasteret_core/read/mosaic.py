@@ -7,9 +7,9 @@ Conventions (the same for ``get_xarray``, ``aoi_ndvi`` and the ``ndvi`` assets):
   longitude / 15 hours). ``groupby="time"`` keeps every acquisition instant apart; ``None``
   puts all scenes given into one step.
 - **Grid**: the CRS of the scenes covering most of the AOI
-  (:func:`rasteret_core.grid.crs_of_largest_overlap`), the pixel lattice and resolution of the
+  (:func:`rasteret_core.raster.grid.crs_of_largest_overlap`), the pixel lattice and resolution of the
   finest requested band stored in that CRS, the AOI's extent with ``rasterio.mask(crop=True)``
-  semantics not cut at scene edges (:func:`rasteret_core.grid.aoi_geobox`). Scenes in another
+  semantics not cut at scene edges (:func:`rasteret_core.raster.grid.aoi_geobox`). Scenes in another
   CRS (the next UTM zone) are brought onto it by nearest neighbour.
 - **Masks** (SCL, QA_PIXEL) and coarser bands are brought onto that grid by nearest neighbour
   *before* the AOI clip, so a 20 m mask pixel straddling the AOI edge keeps its class.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 from odc.geo.geobox import GeoBox
@@ -35,36 +35,12 @@ from shapely.geometry.base import BaseGeometry
 
 from rasteret_core import budget, radiometry
 from rasteret_core.collection.scene import Scene
-from rasteret_core.grid import aoi_geobox, crs_of_largest_overlap, geobox_crs, inside_mask, sample_nearest
+from rasteret_core.raster.grid import (
+    aoi_geobox, crs_of_largest_overlap, geobox_crs, inside_mask, sample_nearest,
+)
+from rasteret_core.raster.grouping import mosaic_order
+from rasteret_core.raster.masks import MASK_BANDS
 from rasteret_core.read.aoi import AoiRaster
-
-MASK_BANDS = ("SCL", "QA_PIXEL")
-"""Band codes treated as cloud masks: never scaled, never a reason to skip a pixel by nodata."""
-
-
-def solar_day(scene: Scene) -> dt.date:
-    """The local solar date of a scene (odc-stac's ``solar_day``): UTC time + centroid longitude / 15 h."""
-    lon = scene.geometry.centroid.x
-    return (scene.datetime + dt.timedelta(hours=lon / 15.0)).date()
-
-
-def mosaic_order(scenes: Iterable[Scene]) -> list[Scene]:
-    """Scenes in first-valid-wins order: least cloud cover first (unknown last), then id."""
-    return sorted(scenes, key=lambda s: (s.cloud_cover is None, s.cloud_cover or 0.0, s.id))
-
-
-def group_key(scene: Scene, groupby: str | Callable[[Scene], Any] | None) -> Any:
-    """The time-step key of a scene: its solar day, its datetime, a callable's value, or None."""
-    if groupby is None:
-        return None
-    if groupby == "solar_day":
-        return solar_day(scene)
-    if groupby == "time":
-        return scene.datetime
-    if callable(groupby):
-        return groupby(scene)
-    raise ValueError(f"groupby must be 'solar_day', 'time', a callable or None, not {groupby!r}")
-
 
 @dataclass
 class AoiMosaic:

@@ -29,9 +29,8 @@ from rasteret_core import radiometry
 from rasteret_core.cog import CogClient, CogError, CogHeader, ReaderOptions, ReadStats
 from rasteret_core.cog.reader import run_sync
 from rasteret_core.collection.scene import Scene
-from rasteret_core.errors import ArgumentError
+from rasteret_core.errors import ArgumentError, GeometryError
 from rasteret_core.read.aoi import ReadFailure
-from rasteret_core.read.geometry import GeometryError
 
 MAX_NEIGHBOURHOOD = 101
 """Largest ``neighbourhood``: 10,201 rows per point, scene and band (99,999 asked for 4.19 M rows

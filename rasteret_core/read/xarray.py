@@ -21,9 +21,11 @@ from shapely.geometry.base import BaseGeometry
 from rasteret_core import radiometry
 from rasteret_core.collection.scene import Scene
 from rasteret_core.errors import RasteretError
-from rasteret_core.grid import geobox_crs
+from rasteret_core.raster.grid import geobox_crs
+from rasteret_core.raster.grouping import group_key
+from rasteret_core.raster.masks import mask_function
 from rasteret_core.read.aoi import AoiRaster
-from rasteret_core.read.mosaic import group_key, mosaic_aoi, target_geobox
+from rasteret_core.read.mosaic import mosaic_aoi, target_geobox
 
 MAX_SPARSE_FACTOR = 4.0
 """A stacked Dataset may hold at most this many times the pixels of its per-geometry parts..."""
@@ -71,7 +73,6 @@ def geometry_dataset(
     with NaN for nodata. Coordinates ``scene_id`` (comma-joined, mosaic order) and
     ``coverage`` (fraction of the AOI's pixels with data) per time step.
     """
-    from rasteret_core.ndvi import mask_function
 
     gbox = target_geobox(geometry, scenes, rasters, bands)
     if gbox is None:

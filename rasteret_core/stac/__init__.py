@@ -1,14 +1,8 @@
 """Finding items: STAC API search (pystac-client) and local items files, with one filter set."""
 
-from rasteret_core.stac.local_items import ItemsFileError, load_items
-from rasteret_core.stac.search import (
-    SearchFilters,
-    SearchResult,
-    StacSearchError,
-    make_filters,
-    parse_datetime_range,
-    search,
-)
+from rasteret_core.errors import ItemsFileError, StacSearchError
+from rasteret_core.stac.local_items import load_items
+from rasteret_core.stac.search import make_filters, parse_datetime_range, search, SearchFilters, SearchResult
 
 __all__ = [
     "search", "SearchResult", "SearchFilters", "StacSearchError", "ItemsFileError",

@@ -17,11 +17,7 @@ from typing import Any, Iterable, Mapping
 import shapely
 import shapely.geometry
 
-from rasteret_core.errors import RasteretError
-
-
-class ItemsFileError(RasteretError):
-    """A local items file is missing or cannot be parsed as STAC items."""
+from rasteret_core.errors import ItemsFileError
 
 
 _TOP_LEVEL = {"type", "stac_version", "stac_extensions", "id", "geometry", "bbox", "links", "assets", "collection"}

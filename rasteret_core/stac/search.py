@@ -20,28 +20,16 @@ from typing import Any, Iterable, Mapping
 
 import shapely.geometry
 
-from rasteret_core.errors import RasteretError
+from rasteret_core.errors import InvalidItemError, StacSearchError
 from rasteret_core.progress import Progress
-from rasteret_core.sources import DataSource
 from rasteret_core.stac import local_items
-from rasteret_core.stac.validate import InvalidItemError, split_valid
+from rasteret_core.stac.sources import DataSource
+from rasteret_core.stac.validate import split_valid
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ITEMS = 10_000
 DEFAULT_PAGE_SIZE = 100
-
-
-class StacSearchError(RasteretError):
-    """The STAC API could not be searched (network failure, error status, bad answer)."""
-
-    def __init__(self, endpoint: str, reason: str) -> None:
-        self.endpoint = endpoint
-        self.reason = reason
-        super().__init__(f"STAC search at {endpoint} failed: {reason}")
-
-    def __reduce__(self):
-        return (self.__class__, (self.endpoint, self.reason))
 
 
 @dataclass

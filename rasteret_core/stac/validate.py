@@ -14,18 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping
 
-from rasteret_core.errors import RasteretError
-
-
-class InvalidItemError(RasteretError):
-    """A STAC item rasteret cannot use; names the item and the offending field."""
-
-    def __init__(self, item_id: str, field: str, reason: str) -> None:
-        self.item_id, self.field, self.reason = item_id, field, reason
-        super().__init__(f"item {item_id!r}: {field}: {reason}")
-
-    def __reduce__(self):
-        return (self.__class__, (self.item_id, self.field, self.reason))
+from rasteret_core.errors import InvalidItemError
+from rasteret_core.stac.local_items import parse_timestamp
 
 
 def _number(value: Any) -> bool:
@@ -49,7 +39,6 @@ def check_item(item: Any, *, cloud_cover_property: str = "eo:cloud_cover", asset
 
     ``asset_keys`` limits the asset checks to the assets that will be read (default: all).
     """
-    from rasteret_core.stac.local_items import parse_timestamp
 
     item_id = item_id_of(item)
 

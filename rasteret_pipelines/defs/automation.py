@@ -14,6 +14,7 @@ import datetime as dt
 import dagster as dg
 
 from rasteret_pipelines import settings
+from rasteret_pipelines.defs.partitions import AOIS, partition_key
 
 COLLECTION_REFRESH_CRON = "0 6 * * *"
 FRESHNESS_DEADLINE_HOUR = 9
@@ -43,7 +44,6 @@ def freshness_day(now: dt.datetime, deadline_hour: int = FRESHNESS_DEADLINE_HOUR
 
 def missing_partitions(instance: dg.DagsterInstance, day: str) -> dict[str, list[str]]:
     """What is missing for ``day``: the collection partition and the AOIs without NDVI."""
-    from rasteret_pipelines.defs.partitions import AOIS, partition_key
 
     missing: dict[str, list[str]] = {}
     if day not in instance.get_materialized_partitions(dg.AssetKey("scene_collection")):

@@ -13,6 +13,8 @@ import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 
+from rasteret_core.cog.urls import s3_endpoint_from_env
+from rasteret_core.read.diagnosis import first_causes, s3_target
 from rasteret_pipelines.defs.markdown import md_table
 
 COLLECTION_CHECK = "collection_schema"
@@ -129,9 +131,6 @@ def stats_check_spec(asset: str) -> dg.AssetCheckSpec:
 
 
 def _where_s3_goes(endpoint_url: str | None) -> str:
-    from rasteret_core.cog.urls import s3_endpoint_from_env
-    from rasteret_core.read.diagnosis import s3_target
-
     return s3_target(endpoint_url or s3_endpoint_from_env())
 
 
@@ -141,7 +140,6 @@ def all_reads_failed(what: str, failures: list[Any], endpoint_url: str | None) -
     Not retried: the reader already retried each request with backoff, and a wrong endpoint
     or missing credentials do not heal by waiting.
     """
-    from rasteret_core.read.diagnosis import first_causes
 
     causes = "; ".join(first_causes(failures))
     return dg.Failure(

@@ -7,6 +7,9 @@ import datetime as dt
 import re
 from typing import Any, Iterable
 
+from rasteret_core.products.ndvi_preview import raster_preview_png
+from rasteret_core.products.timeseries_chart import sparkline_png
+
 # the characters that make links and images ([ ] !), autolinks and raw HTML (< >), code (`),
 # table cells (|) and escapes (\\); emphasis and headings are left alone, they load nothing,
 # and ids such as S2A_29RKH_20200219_0_L2A stay searchable as written
@@ -55,8 +58,7 @@ def png_markdown(png: bytes, alt: str, caption: str | None = None) -> str:
 
 
 def preview_markdown(raster: Any, aoi: str, day: str) -> str:
-    """The readable NDVI map of one date x AOI partition (see :mod:`rasteret_core.ndvi_preview`)."""
-    from rasteret_core.ndvi_preview import raster_preview_png
+    """The readable NDVI map of one date x AOI partition (see :mod:`rasteret_core.products.ndvi_preview`)."""
 
     return png_markdown(raster_preview_png(raster, aoi, day), f"NDVI {aoi} {day}")
 
@@ -65,7 +67,6 @@ def sparkline_markdown(table: Any, aoi: str, summary: str, *, limit: int = INLIN
     """A small chart of ``aoi``'s time series and a one-line ``summary``, kept under ``limit``
     characters so the UI shows it in place: smaller images, then only the latest dates (said
     in the text), then the summary alone."""
-    from rasteret_core.timeseries_chart import sparkline_png
 
     rows = table[table["aoi"] == aoi].sort_values("date")
     keep = len(rows)

@@ -12,23 +12,17 @@ import pandas as pd
 
 from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
-from rasteret_core.ndvi import aoi_ndvi
-from rasteret_core.outputs import read_ndvi_sidecar, read_output, write_ndvi_output
-from rasteret_core.plan import ReadPlan, plan_aoi_read
+from rasteret_core.plan import plan_aoi_read, ReadPlan
+from rasteret_core.products.ndvi import aoi_ndvi
+from rasteret_core.products.outputs import read_ndvi_sidecar, read_output, write_ndvi_output
 from rasteret_core.storage import delete_missing, list_files
-from rasteret_pipelines.defs.checks import (
-    COLLECTION_CHECK,
-    all_reads_failed,
-    failed_reads_check,
-    NDVI_CHECK,
-    NDVI_OUTPUT_SCHEMA,
-    collection_schema,
-    ndvi_check_spec,
-    run_check,
-)
 from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
+from rasteret_pipelines.defs.checks import (
+    all_reads_failed, COLLECTION_CHECK, collection_schema, failed_reads_check, NDVI_CHECK, ndvi_check_spec,
+    NDVI_OUTPUT_SCHEMA, run_check,
+)
 from rasteret_pipelines.defs.markdown import md_table, preview_markdown
-from rasteret_pipelines.defs.partitions import DATE_AOI, by_date, date_aoi, partition_key
+from rasteret_pipelines.defs.partitions import by_date, DATE_AOI, date_aoi, partition_key
 from rasteret_pipelines.defs.policies import DATE_AOI_BACKFILL, RETRY, S3_POOL
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
 

@@ -14,10 +14,9 @@ import json
 
 import dagster as dg
 
-from rasteret_core.aois import geometry_fingerprint
+from rasteret_core.products.aois import geometry_fingerprint
 from rasteret_pipelines import settings
-
-from rasteret_pipelines.defs.partitions import AOIS, add_aois
+from rasteret_pipelines.defs.partitions import add_aois, AOIS
 from rasteret_pipelines.defs.resources import Aois
 
 ASSET_PARTITION_RANGE_START = "dagster/asset_partition_range_start"

@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from rasteret_core.read.geometry import to_crs
-from rasteret_core.read.windows import aoi_window
-from rasteret_core.outputs import NDVI_FILE, read_ndvi_sidecar, read_output
+from rasteret_core.products.outputs import NDVI_FILE, read_ndvi_sidecar, read_output
+from rasteret_core.products.timeseries import empty_row, ndvi_statistics, read_stats, write_stats
+from rasteret_core.raster.geometry import to_crs
+from rasteret_core.raster.windows import aoi_window
 from rasteret_core.storage import list_files
-from rasteret_core.timeseries import empty_row, ndvi_statistics, read_stats, write_stats
-from rasteret_pipelines.defs.checks import STATS_CHECK, STATS_SCHEMA, run_check, stats_check_spec
 from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
+from rasteret_pipelines.defs.checks import run_check, STATS_CHECK, stats_check_spec, STATS_SCHEMA
 from rasteret_pipelines.defs.markdown import md_table
 from rasteret_pipelines.defs.partitions import DATE_AOI, date_aoi, partition_key
 from rasteret_pipelines.defs.policies import DATE_AOI_BACKFILL, RETRY

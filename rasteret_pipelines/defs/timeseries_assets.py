@@ -13,8 +13,9 @@ from typing import Any
 
 import dagster as dg
 
+from rasteret_core.products.timeseries import ndvi_timeseries as timeseries_table
+from rasteret_core.products.timeseries_chart import plot_timeseries, png_bytes
 from rasteret_core.storage import atomic_write, resolve_root
-from rasteret_core.timeseries import ndvi_timeseries as timeseries_table
 from rasteret_pipelines.defs.markdown import png_markdown, sparkline_markdown
 from rasteret_pipelines.defs.resources import Aois, Storage
 
@@ -40,8 +41,6 @@ TIMESERIES_AUTOMATION = (
     " the AOI, gaps where no pixel was valid), from the whole ndvi_stats table. The charts show on this page.",
 )
 def ndvi_timeseries(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) -> dg.MaterializeResult:
-    from rasteret_core.timeseries_chart import plot_timeseries, png_bytes
-
     current = set(aois.load())
     table = timeseries_table(storage.stats_root, storage.storage_options())
     removed = sorted(set(table["aoi"]) - current)  # their statistics stay stored; the page shows current fields

@@ -24,13 +24,13 @@ from rasterio.warp import transform_geom
 from shapely.geometry import shape
 
 from rasteret_core.cog import ReaderOptions, ReadStats
-from rasteret_core.cog.azure import BLOB_API_VERSION, PlanetaryComputerSigner, planetary_computer_signer
+from rasteret_core.cog.azure import BLOB_API_VERSION, planetary_computer_signer, PlanetaryComputerSigner
 from rasteret_core.cog.reader import run_sync
 from rasteret_core.collection.harvest import harvest, reader_options_for
 from rasteret_core.collection.schema import scenes_to_table
 from rasteret_core.plan import plan_aoi_read
 from rasteret_core.read import read_aois
-from rasteret_core.sources import DataSources
+from rasteret_core.stac.sources import DataSources
 from rasteret_core.testing.azure_blob import AzureBlobServer
 from tests.helpers.servers import FIXTURES
 

@@ -8,11 +8,11 @@ import socket
 
 import pytest
 
-from rasteret_core.collection import Collection, build_collection, build_date
+from rasteret_core.collection import build_collection, build_date, Collection
 from rasteret_core.errors import RasteretError
 from rasteret_core.progress import Progress
-from rasteret_core.sources import DataSource
-from rasteret_core.stac import StacSearchError, search
+from rasteret_core.stac import search, StacSearchError
+from rasteret_core.stac.sources import DataSource
 
 from .conftest import S2_BAND_MAP
 

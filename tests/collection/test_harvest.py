@@ -9,7 +9,7 @@ import pytest
 import rasterio
 
 from rasteret_core.collection.harvest import harvest
-from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.stac.sources import DataSource, DataSources
 
 from .conftest import S2_BAND_MAP, S2_FIXTURE_DIR
 

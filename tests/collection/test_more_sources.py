@@ -8,7 +8,7 @@ import json
 import pytest
 
 from rasteret_core import radiometry
-from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.stac.sources import DataSource, DataSources
 from tests.helpers.servers import FIXTURES
 
 PAGES = FIXTURES / "pystac-client/extracted_pages"

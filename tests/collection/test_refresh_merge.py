@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from rasteret_core.collection import Collection, build_collection
-from rasteret_core.sources import DataSource
+from rasteret_core.collection import build_collection, Collection
+from rasteret_core.stac.sources import DataSource
 from tests.helpers.scenes import DAY, partition_bands, scene, small_header, stored_headers
 
 from .conftest import S2_BAND_MAP

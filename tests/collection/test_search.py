@@ -7,9 +7,8 @@ import json
 import pytest
 import shapely
 
-from rasteret_core.sources import DataSource
 from rasteret_core.stac import ItemsFileError, load_items, search
-
+from rasteret_core.stac.sources import DataSource
 from tests.servers.stac_items import collection_document
 
 from .conftest import NAIP_PARQUET, PC_S2_ITEMS, S2_BAND_MAP

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.stac.sources import DataSource, DataSources
 
 from .conftest import LANDSAT_ITEMS, PC_S2_ITEMS
 

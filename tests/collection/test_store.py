@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
-from rasteret_core.collection import Collection, build_collection
+from rasteret_core.collection import build_collection, Collection
 from rasteret_core.collection.harvest import harvest
-from rasteret_core.sources import DataSource
+from rasteret_core.stac.sources import DataSource
 
 from .conftest import S2_BAND_MAP
 

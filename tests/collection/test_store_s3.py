@@ -11,8 +11,8 @@ import pyarrow.fs as pafs
 import pytest
 
 from rasteret_core import workspace as ws
-from rasteret_core.collection import Collection, build_collection
-from rasteret_core.sources import DataSource
+from rasteret_core.collection import build_collection, Collection
+from rasteret_core.stac.sources import DataSource
 
 from .conftest import S2_BAND_MAP
 

@@ -8,7 +8,7 @@ import pytest
 
 from rasteret_core import workspace as ws
 from rasteret_core.collection import build_collection
-from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.stac.sources import DataSource, DataSources
 
 from .conftest import S2_BAND_MAP
 

@@ -16,7 +16,7 @@ import pytest
 from rasteret_core.cog import ReaderOptions
 from rasteret_core.collection import Collection
 from rasteret_core.collection.harvest import harvest
-from rasteret_core.sources import DataSources
+from rasteret_core.stac.sources import DataSources
 from tests.helpers.servers import FIXTURES
 
 S2_KEY = "rio-tiler-pds/tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"

@@ -8,9 +8,8 @@ import math
 import pytest
 import shapely
 
-from rasteret_core.errors import ArgumentError, RasteretError
-from rasteret_core.grid import GridError
-from rasteret_core.load import LoadError, load
+from rasteret_core.errors import ArgumentError, GridError, LoadError, RasteretError
+from rasteret_core.load import load
 from rasteret_core.read.points import MAX_NEIGHBOURHOOD, sample_points
 
 

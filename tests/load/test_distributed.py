@@ -13,7 +13,7 @@ from rasteret_core.cog import ReaderOptions
 from rasteret_core.collection import Collection
 from rasteret_core.collection.harvest import harvest
 from rasteret_core.load import load
-from rasteret_core.sources import DataSources
+from rasteret_core.stac.sources import DataSources
 from tests.load.conftest import BANDS, only_tile_ranges, real_items, tile_spans
 
 distributed = pytest.importorskip("distributed")

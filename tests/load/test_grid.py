@@ -1,4 +1,4 @@
-"""Grid maths of rasteret_core.grid: native alignment and overview choice (property tests)."""
+"""Grid maths of rasteret_core.raster.grid: native alignment and overview choice (property tests)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from odc.geo.geobox import GeoBox
 
 from rasteret_core.cog import CogHeader
-from rasteret_core.grid import native_anchor, pick_overview
+from rasteret_core.raster.grid import native_anchor, pick_overview
 
 
 def header(width, height, res, x0, y0, overviews=()):

@@ -15,9 +15,10 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_geom
 from shapely.geometry import shape
 
-from rasteret_core.load import LoadError, chunk_tasks, load
+from rasteret_core.errors import LoadError
+from rasteret_core.load import chunk_tasks, load
 from rasteret_core.read import read_aois
-from tests.load.conftest import S2_DIR, only_tile_ranges, tile_spans
+from tests.load.conftest import only_tile_ranges, S2_DIR, tile_spans
 
 NO_CACHE = 0  # tests that count bytes must not be served from an earlier test's tile cache
 
@@ -180,5 +181,5 @@ def test_like_reuses_another_datasets_grid(s2_collection, s2_options):
 
 
 def test_collection_and_rasteret_expose_load(s2_collection, s2_options):
-    ds = s2_collection.load(["B04"], resolution=400, reader_options=s2_options)
+    ds = load(s2_collection, ["B04"], resolution=400, reader_options=s2_options)
     assert ds.B04.dims == ("time", "y", "x") and ds.sizes["time"] == 2

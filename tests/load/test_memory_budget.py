@@ -10,7 +10,8 @@ import pytest
 import shapely
 from hypothesis import given, strategies as st
 
-from rasteret_core.budget import ENV, MemoryBudgetError, parse_size
+from rasteret_core.budget import ENV, parse_size
+from rasteret_core.errors import MemoryBudgetError
 from rasteret_core.read import read_aois
 from rasteret_core.read.xarray import per_geometry_datasets
 

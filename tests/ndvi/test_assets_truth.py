@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from shapely.geometry import mapping
 
-from rasteret_core.timeseries import read_stats
+from rasteret_core.products.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
 from rasteret_pipelines.defs.partitions import sync_aois
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage

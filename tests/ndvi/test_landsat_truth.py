@@ -15,8 +15,8 @@ from rasterio.warp import transform_geom
 from shapely.geometry import mapping, shape
 
 from rasteret_core.collection.harvest import harvest
-from rasteret_core.ndvi import aoi_ndvi
-from rasteret_core.sources import DataSource
+from rasteret_core.products.ndvi import aoi_ndvi
+from rasteret_core.stac.sources import DataSource
 from tests.helpers.servers import FIXTURES
 
 DIR = ("rio-tiler-pds/tests/fixtures/usgs-landsat/collection02/level-2/standard/oli-tirs/2020/001/062"

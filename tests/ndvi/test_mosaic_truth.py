@@ -11,9 +11,9 @@ import rioxarray  # noqa: F401  (registers ds.rio)
 import xarray as xr
 
 from rasteret_core import Rasteret
-from rasteret_core.ndvi import aoi_ndvi, ndvi_of
-from rasteret_core.sources import DataSource
-from rasteret_core.timeseries import ndvi_statistics
+from rasteret_core.products.ndvi import aoi_ndvi, ndvi_of
+from rasteret_core.products.timeseries import ndvi_statistics
+from rasteret_core.stac.sources import DataSource
 from tests.ndvi import scenes as S
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_many_negative_reflectances_warn_with_scene_and_rule_and_change_nothing(
     import copy
     import json
 
-    from rasteret_core.radiometry import RadiometryWarning
+    from rasteret_core.errors import RadiometryWarning
 
     _server, built, _items = mosaic_scenes
     item = copy.deepcopy(built[0].item)

@@ -10,8 +10,10 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from PIL import Image
 
-from rasteret_core.ndvi import NdviRaster
-from rasteret_core.ndvi_preview import CLASS_COLOURS, MIN_LONG_SIDE, preview_figure, preview_png, raster_preview_png
+from rasteret_core.products.ndvi import NdviRaster
+from rasteret_core.products.ndvi_preview import (
+    CLASS_COLOURS, MIN_LONG_SIDE, preview_figure, preview_png, raster_preview_png,
+)
 
 
 def field(shape=(12, 20)):
@@ -85,7 +87,7 @@ def test_the_title_names_aoi_date_and_scenes():
                         scene_ids=["S2A_1", "S2B_2"], inside=inside, covered=covered)
     png = raster_preview_png(raster)
     assert png.startswith(b"\x89PNG")
-    from rasteret_core.ndvi_preview import raster_title
+    from rasteret_core.products.ndvi_preview import raster_title
 
     title = raster_title("field_a", "2024-01-05", raster.scene_ids, 0.5)
     assert title.startswith("NDVI field_a 2024-01-05\n2 scene(s): S2A_1, S2B_2") and "50% of the AOI valid" in title

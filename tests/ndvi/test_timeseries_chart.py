@@ -17,8 +17,9 @@ from hypothesis import given, settings, strategies as st
 from matplotlib.collections import PolyCollection
 from shapely.geometry import box
 
-from rasteret_core.timeseries import ndvi_statistics, ndvi_timeseries, read_stats, write_stats
-from rasteret_core.timeseries_chart import ChartError, marker_size, plot_timeseries, sparkline_png
+from rasteret_core.errors import ChartError
+from rasteret_core.products.timeseries import ndvi_statistics, ndvi_timeseries, read_stats, write_stats
+from rasteret_core.products.timeseries_chart import marker_size, plot_timeseries, sparkline_png
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELD = box(77.55, 13.03, 77.57, 13.05)

@@ -11,8 +11,8 @@ import shapely
 from shapely.affinity import translate
 from shapely.geometry import mapping, shape
 
-from rasteret_core.timeseries import read_stats
-from rasteret_pipelines.defs.partitions import AOIS, add_aois
+from rasteret_core.products.timeseries import read_stats
+from rasteret_pipelines.defs.partitions import add_aois, AOIS
 from rasteret_pipelines.defs.resources import Aois
 
 from .test_assets import COLLECTION, FARM, NDVI, materialize, ndvi_key

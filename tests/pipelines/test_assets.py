@@ -14,10 +14,10 @@ import rasterio.mask
 from rasterio.warp import reproject, transform_geom
 from rasterio.enums import Resampling
 
-from rasteret_core.aois import load_aois
 from rasteret_core.collection import Collection
-from rasteret_core.ndvi import scl_cloud_mask
-from rasteret_core.timeseries import read_stats
+from rasteret_core.products.aois import load_aois
+from rasteret_core.products.timeseries import read_stats
+from rasteret_core.raster.masks import scl_cloud_mask
 from rasteret_pipelines.definitions import defs
 from rasteret_pipelines.defs.resources import Storage
 from rasteret_pipelines.settings import aoi_file

@@ -12,7 +12,7 @@ from collections import Counter
 import dagster as dg
 import pytest
 
-from rasteret_core.timeseries import read_stats
+from rasteret_core.products.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
 from rasteret_pipelines.defs.automation import freshness_day, missing_partitions
 from rasteret_pipelines.defs.partitions import AOIS, partition_key

@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from rasteret_core.testing.synthetic import TileGrid, s2_like_item, write_scene
-from rasteret_core.timeseries import read_stats
+from rasteret_core.products.timeseries import read_stats
+from rasteret_core.testing.synthetic import s2_like_item, TileGrid, write_scene
 from rasteret_pipelines.defs.partitions import partition_key
 from rasteret_pipelines.local_deploy import LocalDeployment
 from rasteret_pipelines.settings import aoi_file

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from PIL import Image
 
-from rasteret_core.ndvi_preview import MIN_LONG_SIDE
+from rasteret_core.products.ndvi_preview import MIN_LONG_SIDE
 from rasteret_pipelines.definitions import defs
 from rasteret_pipelines.defs.markdown import INLINE_LIMIT
 from rasteret_pipelines.defs.partitions import AOIS, partition_key

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rasteret_core.collection import Collection
-from rasteret_core.timeseries import read_stats
+from rasteret_core.products.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
 
 from .conftest import write_items

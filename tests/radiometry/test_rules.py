@@ -14,7 +14,7 @@ import pytest
 
 from rasteret_core import radiometry
 from rasteret_core.collection.harvest import harvest
-from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.stac.sources import DataSource, DataSources
 from tests.helpers.servers import FIXTURES
 
 PAGES = FIXTURES / "pystac-client" / "extracted_pages"

@@ -8,8 +8,9 @@ import json
 import dagster as dg
 import pytest
 
-from rasteret_core.aois import AoiError, load_aois
+from rasteret_core.errors import AoiError
 from rasteret_core.names import safe_name
+from rasteret_core.products.aois import load_aois
 
 SQUARE = {"type": "Polygon", "coordinates": [[[77.5, 13.0], [77.6, 13.0], [77.6, 13.1], [77.5, 13.1], [77.5, 13.0]]]}
 

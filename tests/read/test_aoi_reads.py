@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from rasterio.warp import transform_geom
 from shapely.geometry import shape
 
-from rasteret_core.cog import ReadStats, read_header
+from rasteret_core.cog import read_header, ReadStats
 from rasteret_core.collection.scene import BandAsset, Scene
+from rasteret_core.raster.windows import aoi_window, tiles_of_window
 from rasteret_core.read import GeometryError, named_geometries, read_aois
-from rasteret_core.read.windows import aoi_window, tiles_of_window
 
 S2_DIR = "rio-tiler-pds/tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
 BANDS = ["B04", "B08", "SCL"]

@@ -14,18 +14,14 @@ import pytest
 import shapely
 
 from rasteret_core import DataSources, Rasteret
-from rasteret_core.read.diagnosis import (
-    EmptyResultError,
-    EmptyResultWarning,
-    GeometryDatasets,
-    MissingBandWarning,
-    PartialReadWarning,
-    ReadError,
+from rasteret_core.errors import (
+    EmptyResultError, EmptyResultWarning, GeometryError, MissingBandWarning, PartialReadWarning, ReadError,
 )
-from rasteret_core.read.geometry import GeometryError, named_geometries, swap_axes
+from rasteret_core.raster.geometry import named_geometries, swap_axes
+from rasteret_core.read.diagnosis import GeometryDatasets
 from rasteret_core.testing.object_store import ObjectStoreServer
-from tests.collection.conftest import S2_BAND_MAP, make_s2_scenes
-from tests.read.test_rasteret_api import DATES, FIELD_A, FIELD_B, items_file, rasteret, utm_box_lonlat  # noqa: F401
+from tests.collection.conftest import make_s2_scenes, S2_BAND_MAP
+from tests.read.test_rasteret_api import DATES, FIELD_A, FIELD_B, items_file, rasteret, utm_box_lonlat
 
 
 def closed_port() -> int:

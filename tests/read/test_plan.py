@@ -11,14 +11,14 @@ from rasterio.warp import transform, transform_geom
 from shapely.geometry import shape
 
 from rasteret_core import DataSources, Rasteret
-from rasteret_core.cog import ReaderOptions, ReadStats, read_header
+from rasteret_core.cog import read_header, ReaderOptions, ReadStats
 from rasteret_core.collection import Collection
 from rasteret_core.collection.scene import BandAsset, Scene
-from rasteret_core.ndvi import aoi_ndvi
-from rasteret_core.plan import GIB, Prices, plan_aoi_read, plan_backfill, plan_point_samples
+from rasteret_core.plan import GIB, plan_aoi_read, plan_backfill, plan_point_samples, Prices
+from rasteret_core.products.ndvi import aoi_ndvi
 from rasteret_core.read import read_aois, sample_points
 from rasteret_core.testing.object_store import ObjectStoreServer
-from tests.collection.conftest import EPSG, S2_BAND_MAP, make_s2_scenes
+from tests.collection.conftest import EPSG, make_s2_scenes, S2_BAND_MAP
 
 S2_DIR = "rio-tiler-pds/tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
 BANDS = ["B04", "B08", "SCL"]

@@ -15,8 +15,9 @@ from rasterio.warp import transform_geom
 from shapely.geometry import shape
 
 from rasteret_core import DataSources, Rasteret, RasteretError, save_per_geometry
-from rasteret_core.ndvi import aoi_ndvi, ndvi, scl_cloud_mask
-from tests.collection.conftest import EPSG, S2_BAND_MAP, make_s2_scenes
+from rasteret_core.products.ndvi import aoi_ndvi, ndvi
+from rasteret_core.raster.masks import scl_cloud_mask
+from tests.collection.conftest import EPSG, make_s2_scenes, S2_BAND_MAP
 
 DATES = ("2024-01-01", "2024-01-31")
 

@@ -14,10 +14,10 @@ from shapely.geometry import shape
 
 from rasteret_core.cog import read_header
 from rasteret_core.collection.scene import BandAsset, Scene
+from rasteret_core.raster.geometry import to_crs
+from rasteret_core.raster.windows import aoi_window
 from rasteret_core.read import read_aois
 from rasteret_core.read.aoi import AoiReadResult, plan_reads
-from rasteret_core.read.geometry import to_crs
-from rasteret_core.read.windows import aoi_window
 
 S2_DIR = "rio-tiler-pds/tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
 BANDS = ["B04", "B08"]

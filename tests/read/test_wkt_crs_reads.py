@@ -15,7 +15,7 @@ from shapely.geometry import shape
 
 from rasteret_core.cog import read_header
 from rasteret_core.collection.scene import BandAsset, Scene
-from rasteret_core.outputs import save_per_geometry
+from rasteret_core.products.outputs import save_per_geometry
 from rasteret_core.read import per_geometry_datasets, read_aois
 
 # Albers equal-area on NAD83 with non-standard parallels: no EPSG code matches it

@@ -48,7 +48,7 @@ def test_backfill_memory_and_connections_stay_bounded(demo_scenes, tmp_path, rec
     assert peak - after_first_third < RSS_GROWTH_BOUND_MIB, progress
     assert 0 < peak_connections <= MAX_CONCURRENCY
 
-    from rasteret_core.timeseries import read_stats
+    from rasteret_core.products.timeseries import read_stats
 
     table = read_stats(tmp_path / "storage" / "ndvi_stats")
     assert len(table) == partitions and set(table.date.dt.strftime("%Y-%m-%d")) == set(DATES)

@@ -32,7 +32,7 @@ import geopandas as gpd
 import pytest
 
 from rasteret_core.collection import Collection
-from rasteret_core.timeseries import read_stats
+from rasteret_core.products.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
 from tests.pipelines.conftest import write_items
 

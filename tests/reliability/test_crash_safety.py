@@ -38,11 +38,11 @@ import pytest
 import rasterio
 import shapely.affinity
 
-from rasteret_core.aois import load_aois
+from rasteret_core.products.aois import load_aois
 from rasteret_core.collection import Collection
-from rasteret_core.outputs import write_cog
+from rasteret_core.products.outputs import write_cog
 from rasteret_core.storage import list_files
-from rasteret_core.timeseries import read_stats
+from rasteret_core.products.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
 from rasteret_pipelines.defs.resources import Aois
 from rasteret_pipelines.settings import aoi_file

@@ -13,7 +13,8 @@ from rasteret_pipelines.defs.partitions import sync_aois
 from rasteret_pipelines.settings import aoi_file, aoi_names
 import pytest
 
-from rasteret_core.aois import AoiError, load_aois
+from rasteret_core.errors import AoiError
+from rasteret_core.products.aois import load_aois
 from rasteret_core.cog import CogError, ReaderOptions, read_header
 from rasteret_core.testing.object_store import FaultRule, ObjectStoreServer
 from rasteret_core.workspace import collection_root

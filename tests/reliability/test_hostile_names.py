@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rasteret_core.names import MAX_LENGTH, UnsafePathError, check_under, original_name, path_under, safe_name
-from rasteret_core.timeseries import read_stats
+from rasteret_core.errors import UnsafePathError
+from rasteret_core.names import check_under, MAX_LENGTH, original_name, path_under, safe_name
+from rasteret_core.products.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
-from rasteret_pipelines.defs.partitions import sync_aois
 from rasteret_pipelines.defs.markdown import md_table, md_text
+from rasteret_pipelines.defs.partitions import sync_aois
 from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
 from rasteret_pipelines.settings import aoi_file, aoi_names
 from tests.pipelines.conftest import BUCKET, PREFIX, write_items

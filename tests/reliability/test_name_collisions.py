@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rasteret_core.aois import AoiError, load_aois
-from rasteret_core.names import UnsafePathError, check_distinct, safe_name
+from rasteret_core.errors import AoiError, UnsafePathError
+from rasteret_core.names import check_distinct, safe_name
+from rasteret_core.products.aois import load_aois
 
 # short enough never to be cut and hashed (12 characters of at most 12 escaped bytes each): a
 # hashed name carries a digest of the whole name, so case differences past the cut make two files

@@ -10,9 +10,10 @@ import threading
 import pytest
 from aiohttp import web
 
-from rasteret_core.aois import AoiError, load_aois
 from rasteret_core.cog import HttpStatusError, read_header
-from rasteret_core.names import UnsafePathError, check_distinct, safe_name
+from rasteret_core.errors import AoiError, UnsafePathError
+from rasteret_core.names import check_distinct, safe_name
+from rasteret_core.products.aois import load_aois
 
 
 def square(x: float) -> dict:
@@ -37,7 +38,7 @@ def test_save_per_geometry_refuses_case_colliding_ids(tmp_path):
     import numpy as np
     import xarray as xr
 
-    from rasteret_core.outputs import save_per_geometry
+    from rasteret_core.products.outputs import save_per_geometry
 
     ds = xr.Dataset({"B04": (("time", "y", "x"), np.zeros((1, 2, 2), "uint16"))})
     with pytest.raises(UnsafePathError, match="'field' and 'FIELD'"):

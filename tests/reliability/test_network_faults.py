@@ -11,9 +11,11 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from rasteret_core.cog import CogError, FetchError, HttpStatusError, ReadStats, ShortReadError, read_header, read_windows
+from rasteret_core.cog import (
+    CogError, FetchError, HttpStatusError, read_header, read_windows, ReadStats, ShortReadError,
+)
 from rasteret_core.collection.harvest import harvest
-from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.stac.sources import DataSource, DataSources
 from rasteret_core.testing.object_store import FaultRule
 
 FILES = [

@@ -14,11 +14,12 @@ from dataclasses import replace
 import pytest
 from aiohttp import web
 
-from rasteret_core.cog import ReaderOptions, read_header
-from rasteret_core.cog.azure import PlanetaryComputerSigner, SigningError
+from rasteret_core.cog import read_header, ReaderOptions
+from rasteret_core.cog.azure import PlanetaryComputerSigner
 from rasteret_core.cog.fetch import signs
 from rasteret_core.cog.reader import run_sync
 from rasteret_core.cog.urls import resolve
+from rasteret_core.errors import SigningError
 from rasteret_core.load.runtime import runtime
 from rasteret_core.testing.azure_blob import AzureBlobServer
 from tests.reliability.test_stale_headers import one_cog

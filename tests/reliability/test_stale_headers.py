@@ -25,17 +25,17 @@ import rasterio
 import rasterio.windows
 from hypothesis import given, strategies as st
 
-from rasteret_core.cog import CogClient, ReaderOptions, StaleHeaderError, read_header, read_window
-from rasteret_core.cog.fetch import RangeFetcher, condition_headers, validator_of
+from rasteret_core.cog import CogClient, read_header, read_window, ReaderOptions, StaleHeaderError
+from rasteret_core.cog.fetch import condition_headers, RangeFetcher, validator_of
 from rasteret_core.cog.reader import run_sync
 from rasteret_core.cog.urls import resolve
-from rasteret_core.collection import Collection, build_collection, build_date
+from rasteret_core.collection import build_collection, build_date, Collection
 from rasteret_core.collection.freshness import changed_assets
 from rasteret_core.collection.schema import band_type
 from rasteret_core.read import read_aois
-from rasteret_core.sources import DataSource
+from rasteret_core.stac.sources import DataSource
 from rasteret_core.testing.object_store import ObjectStoreServer
-from tests.collection.conftest import S2_BAND_MAP, make_s2_scenes
+from tests.collection.conftest import make_s2_scenes, S2_BAND_MAP
 
 JANUARY = ("2024-01-01", "2024-01-31")
 BANDS = ["B04", "B08", "SCL"]

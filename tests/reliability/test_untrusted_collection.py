@@ -23,11 +23,10 @@ from rasteret_core.api import Rasteret
 from rasteret_core.cog import StoredHeaderError
 from rasteret_core.cog.header_check import stored_header
 from rasteret_core.collection import Collection
-from rasteret_core.errors import RasteretError
-from rasteret_core.read.diagnosis import PartialReadWarning
-from rasteret_core.sources import DataSource
+from rasteret_core.errors import PartialReadWarning, RasteretError
+from rasteret_core.stac.sources import DataSource
 from rasteret_core.testing.object_store import ObjectStoreServer
-from tests.collection.conftest import S2_BAND_MAP, make_s2_scenes
+from tests.collection.conftest import make_s2_scenes, S2_BAND_MAP
 from tests.helpers.attacker import RecordingServer
 
 JANUARY = ("2024-01-01", "2024-01-31")

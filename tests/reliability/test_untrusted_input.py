@@ -27,19 +27,19 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rasterio.transform import from_origin
 
-from rasteret_core.cog import LocationError, ReadStats, read_header
-from rasteret_core.cog import ReaderOptions
-from rasteret_core.cog.urls import is_redacted, redact_url, resolve, valid_bucket_name
-from rasteret_core.collection import Collection, build_collection
-from rasteret_core.read.aoi import read_aois
+from rasteret_core.cog import LocationError, read_header, ReaderOptions, ReadStats
+from rasteret_core.cog.urls import resolve, valid_bucket_name
+from rasteret_core.collection import build_collection, Collection
 from rasteret_core.collection.harvest import harvest, source_reader_options
-from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.read.aoi import read_aois
+from rasteret_core.redact import is_redacted, redact_url
 from rasteret_core.stac.local_items import load_items
+from rasteret_core.stac.sources import DataSource, DataSources
 from rasteret_core.testing.object_store import FaultRule, ObjectStoreServer
 from rasteret_pipelines.defs.resources import CogReader
 from tests.helpers.attacker import RecordingServer, write_test_certificate
 from tests.helpers.children import with_own_peak_rss
-from tests.reliability.test_hostile_files import S2_B04, first_ifd_entries, set_first_element, with_first_tile
+from tests.reliability.test_hostile_files import first_ifd_entries, S2_B04, set_first_element, with_first_tile
 
 REPO = Path(__file__).resolve().parents[2]
 MIB = 2**20

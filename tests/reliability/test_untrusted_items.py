@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from rasteret_core.collection import Collection, build_collection
-from rasteret_core.sources import DataSource, DataSources
-from rasteret_core.stac.validate import InvalidItemError, check_item
+from rasteret_core.collection import build_collection, Collection
+from rasteret_core.errors import InvalidItemError
+from rasteret_core.stac.sources import DataSource, DataSources
+from rasteret_core.stac.validate import check_item
 from rasteret_core.testing.object_store import ObjectStoreServer
 from tests.reliability.test_hostile_files import S2_B04
 
@@ -100,9 +101,10 @@ def test_an_invalid_item_error_names_item_field_and_value():
 # --- storage: a failed write changes nothing ------------------------------------------------
 _FULL_DISK_CHILD = """
 import resource, signal, sys, json
+
 from rasteret_core.collection import Collection
 from rasteret_core.collection.harvest import harvest
-from rasteret_core.sources import DataSource, DataSources
+from rasteret_core.stac.sources import DataSource, DataSources
 params = json.loads(sys.argv[1])
 source = DataSource.from_items_file(params["items"], dict(DataSources.SENTINEL2.band_map))
 from rasteret_core.stac.local_items import load_items

@@ -51,8 +51,8 @@ def main() -> None:
     from rasterio.windows import Window
 
     from rasteret_core.cog import CogError, ReaderOptions, ReadStats, read_header, read_windows
-    from rasteret_core.read.geometry import to_crs
-    from rasteret_core.read.windows import aoi_window
+    from rasteret_core.raster.geometry import to_crs
+    from rasteret_core.raster.windows import aoi_window
 
     def one(read: dict) -> dict:
         options = dict(read.get("options") or {})

@@ -172,8 +172,8 @@ def main(params: dict) -> int:
 
     # load every writer module before patching, so each one's reference is replaced
     import rasteret_core.collection.store  # noqa: F401
-    import rasteret_core.outputs  # noqa: F401
-    import rasteret_core.timeseries  # noqa: F401
+    import rasteret_core.products.outputs
+    import rasteret_core.products.timeseries
 
     pauses = params.get("pause") or []
     install_pauses([pauses] if isinstance(pauses, dict) else pauses)

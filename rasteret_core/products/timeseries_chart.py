@@ -7,7 +7,7 @@ size and opacity grow with the clear (valid) fraction of the AOI. A date without
 pixel (cloudy, or no scene covered the AOI) is a gap in the line and band, never
 interpolated across, and is marked by an ``x`` on the lower edge. Dates whose valid fraction
 is below ``min_valid_fraction`` are treated the same way (their statistics stay in the
-table). The table comes from :func:`rasteret_core.timeseries.ndvi_timeseries`.
+table). The table comes from :func:`rasteret_core.products.timeseries.ndvi_timeseries`.
 """
 
 from __future__ import annotations
@@ -24,17 +24,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from rasteret_core.errors import RasteretError
+from rasteret_core.errors import ChartError
 
 MEDIAN_COLOUR = "#1a7837"
 BAND_COLOUR = "#a6dba0"
 GAP_COLOUR = "#7f7f7f"
 Y_RANGE = (-0.2, 1.0)
 """The NDVI axis of every panel (widened when a value falls outside), so AOIs compare at a glance."""
-
-
-class ChartError(RasteretError, ValueError):
-    """A chart cannot be drawn from the table given (no such AOI, no rows)."""
 
 
 def series(table: Any, aoi: str, min_valid_fraction: float = 0.0) -> dict[str, np.ndarray]:
@@ -113,7 +109,7 @@ def plot_timeseries(table: Any, aois: str | Iterable[str] | None = None, *, min_
                     ncols: int = 1, panel_size: tuple[float, float] = (8.0, 3.2), dpi: int = 100) -> Figure:
     """A matplotlib Figure with one panel per AOI (all AOIs of ``table`` by default).
 
-    ``table``: :func:`rasteret_core.timeseries.ndvi_timeseries`'s DataFrame. ``aois``: one
+    ``table``: :func:`rasteret_core.products.timeseries.ndvi_timeseries`'s DataFrame. ``aois``: one
     name or several. ``min_valid_fraction``: dates with a smaller clear fraction are drawn as
     gaps. The legend under the panels explains the markers (size and opacity: clear fraction).
 

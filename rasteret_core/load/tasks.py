@@ -16,9 +16,9 @@ from odc.geo.overlap import compute_reproject_roi
 from odc.geo.roi import roi_is_empty
 
 from rasteret_core.cog import CogHeader, ReaderOptions
-from rasteret_core.grid import header_geobox, pick_overview
 from rasteret_core.load.chunk import ChunkTask, SourceRead
-from rasteret_core.load.groups import TimeStep
+from rasteret_core.raster.grid import header_geobox, pick_overview
+from rasteret_core.raster.grouping import TimeStep
 
 PADDING = {"nearest": 1, "bilinear": 2, "cubic": 3, "cubic_spline": 3, "lanczos": 4}
 """Source pixels read beyond a chunk's footprint, per resampling kernel (2 for the others)."""

@@ -4,7 +4,7 @@ one table (``geopandas.read_parquet(folder)`` / ``pyarrow.dataset``).
 
 The files store ``date`` as a dictionary-encoded string (what the ``date=...`` hive folder
 reads as, so both agree); :func:`read_stats` and :func:`ndvi_timeseries` return it as a real
-``datetime64`` column (midnight of the UTC date). Charts: :mod:`rasteret_core.timeseries_chart`.
+``datetime64`` column (midnight of the UTC date). Charts: :mod:`rasteret_core.products.timeseries_chart`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from rasterio.windows import transform as window_transform
 from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.cog import CogHeader, LimitError, ReaderOptions
-from rasteret_core.cog.errors import WindowError as CogWindowError
+from rasteret_core.errors import WindowError as CogWindowError
 
 DEFAULT_MAX_WINDOW_PIXELS = ReaderOptions.max_window_pixels
 

@@ -8,11 +8,7 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from rasteret_core.errors import RasteretError
-
-
-class GeometryError(RasteretError, ValueError):
-    """An AOI that cannot be read: not a polygon, invalid, or empty."""
+from rasteret_core.errors import GeometryError
 
 
 def as_geometry(value: Any) -> BaseGeometry:

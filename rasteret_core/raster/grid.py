@@ -28,16 +28,13 @@ from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.cog import CogHeader
 from rasteret_core.collection.scene import Scene
-from rasteret_core.errors import RasteretError
+from rasteret_core.errors import GridError
+from rasteret_core.raster.geometry import to_crs
 
 __all__ = [
     "GridError", "header_geobox", "crs_of_largest_overlap", "output_geobox", "pick_overview", "native_anchor",
     "aoi_geobox", "geobox_crs", "geobox_epsg", "inside_mask", "sample_nearest",
 ]
-
-
-class GridError(RasteretError, ValueError):
-    """The arguments do not describe one output grid (or describe several)."""
 
 
 def header_geobox(header: CogHeader) -> GeoBox:
@@ -260,7 +257,6 @@ def aoi_geobox(geometry: BaseGeometry, crs_epsg: int | str | CRS, lattice: Affin
     from rasterio.features import geometry_window
     from rasterio.windows import transform as window_transform
 
-    from rasteret_core.read.geometry import to_crs
 
     crs_text = _crs_text(crs_epsg)
     geom = to_crs(geometry, crs_text)
@@ -301,7 +297,6 @@ def inside_mask(gbox: GeoBox, geometry: BaseGeometry) -> "np.ndarray":
     """True where a pixel centre of ``gbox`` lies inside ``geometry`` (lon/lat), as rasterio.mask."""
     from rasterio.features import geometry_mask
 
-    from rasteret_core.read.geometry import to_crs
 
     geom = to_crs(geometry, geobox_crs(gbox))
     return ~geometry_mask([geom], out_shape=gbox.shape.yx, transform=gbox.affine, all_touched=False)

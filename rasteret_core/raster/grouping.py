@@ -1,6 +1,6 @@
 """Which scenes make one time step of a load, and in which order their pixels win.
 
-The conventions are the eager mosaic's (:mod:`rasteret_core.read.mosaic`, their one home):
+The one home of these conventions, for the eager mosaic (:mod:`rasteret_core.read.mosaic`) and ``load``:
 ``groupby="solar_day"`` (odc-stac's: the local solar date at the footprint's centre, so the
 tiles of one overpass share a step), ``"time"`` (the exact acquisition time), a callable of
 the scene, or ``None`` (every scene in one step); ``load`` adds the name of a STAC property
@@ -13,13 +13,36 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from rasteret_core.collection.scene import Scene
-from rasteret_core.errors import RasteretError
-from rasteret_core.read.mosaic import group_key, mosaic_order, solar_day
+from rasteret_core.errors import ArgumentError, RasteretError
 
-__all__ = ["TimeStep", "group_scenes", "mosaic_order", "solar_day"]
+__all__ = ["TimeStep", "group_key", "group_scenes", "mosaic_order", "solar_day"]
+
+
+def solar_day(scene: Scene) -> dt.date:
+    """The local solar date of a scene (odc-stac's ``solar_day``): UTC time + centroid longitude / 15 h."""
+    lon = scene.geometry.centroid.x
+    return (scene.datetime + dt.timedelta(hours=lon / 15.0)).date()
+
+
+def mosaic_order(scenes: Iterable[Scene]) -> list[Scene]:
+    """Scenes in first-valid-wins order: least cloud cover first (unknown last), then id."""
+    return sorted(scenes, key=lambda s: (s.cloud_cover is None, s.cloud_cover or 0.0, s.id))
+
+
+def group_key(scene: Scene, groupby: str | Callable[[Scene], Any] | None) -> Any:
+    """The time-step key of a scene: its solar day, its datetime, a callable's value, or None."""
+    if groupby is None:
+        return None
+    if groupby == "solar_day":
+        return solar_day(scene)
+    if groupby == "time":
+        return scene.datetime
+    if callable(groupby):
+        return groupby(scene)
+    raise ArgumentError(f"groupby must be 'solar_day', 'time', a callable or None, not {groupby!r}")
 
 
 @dataclass(frozen=True)

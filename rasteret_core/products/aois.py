@@ -9,9 +9,9 @@ from pathlib import Path
 
 from shapely.geometry.base import BaseGeometry
 
-from rasteret_core.errors import RasteretError
-from rasteret_core.names import UnsafePathError, check_distinct
-from rasteret_core.read.geometry import id_column
+from rasteret_core.errors import AoiError, UnsafePathError
+from rasteret_core.names import check_distinct
+from rasteret_core.raster.geometry import id_column
 
 _NAME = re.compile(r"[^\x00-\x1f\x7f/\\|,\[\]]{1,100}")
 """An AOI name: 1-100 characters, spaces and any script welcome; no control characters, no
@@ -19,15 +19,11 @@ path separators, none of ``| , [ ]`` (they delimit Dagster's date x AOI partitio
 File and folder names are made from it by :func:`rasteret_core.names.safe_name`."""
 
 
-class AoiError(RasteretError):
-    """The AOI file cannot be used: unreadable, unnamed, duplicate or invalid geometries."""
-
-
 def load_aois(path: str | os.PathLike[str], *, name_field: str | None = None) -> dict[str, BaseGeometry]:
     """Read named AOIs (EPSG:4326 polygons) keyed by their name.
 
     The name comes from ``name_field`` if given, else the ``name`` column, else ``id`` (the
-    same rule as :func:`rasteret_core.read.geometry.named_geometries`). Names become
+    same rule as :func:`rasteret_core.raster.geometry.named_geometries`). Names become
     partition keys (file names are made path-safe from them), so they may hold spaces but no
     control characters, path separators, ``| , [ ]``, a leading ``.`` or ``..``.
 

@@ -21,29 +21,12 @@ from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.collection.scene import Scene
-from rasteret_core.read.aoi import AoiRaster, ReadFailure, read_aois
+from rasteret_core.raster.grouping import group_key
+from rasteret_core.raster.masks import mask_function
+from rasteret_core.read.aoi import AoiRaster, read_aois, ReadFailure
+from rasteret_core.read.mosaic import mosaic_aoi
 
 log = logging.getLogger(__name__)
-
-SCL_MASKED_CLASSES = (0, 1, 3, 8, 9, 10)
-"""Sentinel-2 SCL classes masked: no data, saturated/defective, cloud shadow, cloud medium
-and high probability, thin cirrus. Snow (11), water (6) and bare soil (5) stay: NDVI is
-meaningful (if low) there."""
-
-QA_PIXEL_MASKED_BITS = (0, 1, 2, 3, 4)
-"""Landsat C2 QA_PIXEL bits masked: fill, dilated cloud, cirrus, cloud, cloud shadow."""
-
-
-def scl_cloud_mask(scl: np.ndarray) -> np.ndarray:
-    """True where a Sentinel-2 SCL pixel must be masked."""
-    return np.isin(scl, SCL_MASKED_CLASSES)
-
-
-def qa_pixel_cloud_mask(qa: np.ndarray) -> np.ndarray:
-    """True where any masked Landsat QA_PIXEL bit is set."""
-    bits = sum(1 << b for b in QA_PIXEL_MASKED_BITS)
-    return (qa.astype(np.uint32) & bits) != 0
-
 
 def ndvi(
     red: np.ndarray,
@@ -114,14 +97,6 @@ class NdviResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def mask_function(mask: str | None, mask_kind: str | None = None):
-    """The cloud-mask function of a mask band (``scl`` / ``qa_pixel`` by kind or band code)."""
-    kind = (mask_kind or ("qa_pixel" if mask and mask.upper() == "QA_PIXEL" else "scl")).lower()
-    if kind not in ("scl", "qa_pixel"):
-        raise ValueError(f"mask_kind must be 'scl' or 'qa_pixel', not {mask_kind!r}")
-    return scl_cloud_mask if kind == "scl" else qa_pixel_cloud_mask
-
-
 def aoi_ndvi(
     scenes: Iterable[Scene],
     geometries: Mapping[str, BaseGeometry],
@@ -141,7 +116,6 @@ def aoi_ndvi(
     ``"qa_pixel"``); it is brought onto the red band's grid by nearest neighbour before the
     AOI clip. ``groupby=None`` makes all ``scenes`` one step (a pipeline partition's date).
     """
-    from rasteret_core.read.mosaic import group_key, mosaic_aoi
 
     scenes = list(scenes)
     bands = [red, nir] + ([mask] if mask else [])

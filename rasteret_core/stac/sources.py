@@ -4,7 +4,7 @@ A :class:`DataSource` is a plain declarative value. The registry :class:`DataSou
 built-in ones (Sentinel-2 L2A and Landsat C2 L2 on Earth Search and on USGS landsatlook) and
 any the user registers::
 
-    >>> from rasteret_core.sources import DataSources, DataSource
+    >>> from rasteret_core.stac.sources import DataSources, DataSource
     >>> DataSources.SENTINEL2.asset_key("B04")
     'red'
     >>> pc = DataSource.from_stac(
@@ -18,6 +18,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from rasteret_core.radiometry import landsat_sensor
 
 
 @dataclass(frozen=True)
@@ -168,8 +170,6 @@ class DataSource:
         allowed = self.band_sensors.get(band)
         if not allowed:
             return None
-        from rasteret_core.radiometry import landsat_sensor
-
         sensor = landsat_sensor(item)
         if sensor is None or sensor in allowed:
             return None

@@ -120,7 +120,7 @@ NDVI_SIDECAR = "ndvi.json"
 
 
 def write_ndvi_output(raster: Any, folder: str, *, storage_options: dict[str, Any] | None = None) -> str:
-    """Write one date x AOI NDVI (a :class:`rasteret_core.ndvi.NdviRaster`) as ``<folder>/ndvi.tif``
+    """Write one date x AOI NDVI (a :class:`rasteret_core.products.ndvi.NdviRaster`) as ``<folder>/ndvi.tif``
     (float32 COG, NaN nodata) and ``<folder>/ndvi.json`` (scene ids, AOI and covered pixels),
     each atomically. Returns the COG's path."""
     import json

@@ -21,6 +21,8 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from rasteret_core.products.timeseries_chart import png_bytes
+
 NDVI_CMAP = "RdYlGn"
 NDVI_RANGE = (-0.2, 0.9)
 NDVI_STEP = 0.05
@@ -99,7 +101,6 @@ def preview_png(data: np.ndarray, *, inside: np.ndarray | None = None, covered: 
                 title: str | None = None, colours: int | None = 256) -> bytes:
     """:func:`preview_figure` as PNG bytes, as a palette of ``colours`` colours (less than half
     the size of full colour; the map itself has fewer than 30; None keeps full colour)."""
-    from rasteret_core.timeseries_chart import png_bytes
 
     return png_bytes(preview_figure(data, inside=inside, covered=covered, title=title), colours=colours)
 
@@ -113,7 +114,7 @@ def raster_title(aoi: str, date: str, scene_ids: Sequence[str], valid_fraction: 
 
 
 def raster_preview_png(raster: Any, aoi: str | None = None, date: str | None = None, **kwargs: Any) -> bytes:
-    """The preview of an :class:`rasteret_core.ndvi.NdviRaster` (its ``inside`` and, when
+    """The preview of an :class:`rasteret_core.products.ndvi.NdviRaster` (its ``inside`` and, when
     known, ``covered`` masks), titled with its AOI, date and scenes."""
     aoi = aoi if aoi is not None else raster.geometry_id
     date = date if date is not None else raster.datetime.date().isoformat()
