@@ -116,6 +116,10 @@ def check_supported(header: CogHeader) -> None:
         raise UnsupportedTiffError(header.url, f"predictor {header.predictor} on {bits}-bit samples (libtiff refuses it too)")
     if header.compression in (7, 50001) and bits != 8:
         raise UnsupportedTiffError(header.url, f"{bits}-bit {codec_name(header.compression)} tiles are not supported")
+    if header.compression == 50001 and (header.planar_configuration == 2 or header.samples_per_pixel not in (3, 4)):
+        # libtiff's WebP codec refuses these too ("Must be 3 (RGB) or 4 (RGBA) bands"), so GDAL cannot read them
+        layout = "separate planes" if header.planar_configuration == 2 else f"{header.samples_per_pixel} samples per pixel"
+        raise UnsupportedCodecError(header.url, f"webp holds 3 (RGB) or 4 (RGBA) interleaved channels, not {layout}")
 
 
 def storage_dtype(header: CogHeader) -> np.dtype:
@@ -195,7 +199,7 @@ def _decode(header: CogHeader, data: bytes, out: np.ndarray | None, scratch: boo
         if comp == 50001:
             return _decode_webp(header, data, samples)
         raw = _decompress(comp, data, full, header, scratch)
-    except (UnsupportedCodecError, DecodeError):
+    except (UnsupportedTiffError, DecodeError):  # already named (UnsupportedCodecError included)
         raise
     except Exception as exc:  # imagecodecs raises its own error types per codec
         raise DecodeError(
@@ -395,8 +399,11 @@ def cmyk_to_rgba(cmyk: np.ndarray) -> np.ndarray:
     """8-bit CMYK (+ any extra samples) ``(bands, rows, cols)`` -> RGBA as GDAL returns it.
 
     libtiff's RGBA interface, which GDAL uses for such files: ``R = (255 - K) * (255 - C) // 255``
-    and so on, alpha 255 (extra samples are dropped).
+    and so on, alpha 255 (extra samples are dropped). Signed 8-bit inks are taken as the bytes
+    they are stored as, as libtiff does.
     """
+    if cmyk.dtype == np.int8:
+        cmyk = cmyk.view(np.uint8)
     c, m, y, k = (cmyk[i].astype(np.uint16) for i in range(4))
     white = 255 - k
     out = np.empty((4,) + cmyk.shape[1:], dtype=np.uint8)

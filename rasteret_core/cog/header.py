@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from rasteret_core.cog import geokeys, tiff
-from rasteret_core.errors import InvalidTiffError, TruncatedHeaderError, UnsupportedTiffError
+from rasteret_core.errors import ArgumentError, InvalidTiffError, TruncatedHeaderError, UnsupportedTiffError
 
 MAX_TILE_BYTES = 512 * 1024 * 1024  # one decoded tile; bounds memory on hostile headers
 MAX_DIMENSION = 2**31 - 1
+MAX_OVERVIEWS = 30  # GDAL stops adding overviews at 30 (a guard against files listing thousands)
 
 SUBFILE_REDUCED = 1
 SUBFILE_MASK = 4
@@ -330,7 +331,7 @@ def build_header(structure: tiff.TiffStructure, url: str, file_size: int | None,
     GDAL does (RGBA); ``"raw"`` returns the ink samples as stored.
     """
     if cmyk not in CMYK_MODES:
-        raise ValueError(f"cmyk must be one of {CMYK_MODES}, not {cmyk!r}")
+        raise ArgumentError(f"cmyk must be one of {CMYK_MODES}, not {cmyk!r}")
     main_ifd = structure.ifds[0]
     keys = geokeys.read_geokeys(main_ifd)
     transform = geokeys.affine_transform(main_ifd, keys)
@@ -345,16 +346,15 @@ def build_header(structure: tiff.TiffStructure, url: str, file_size: int | None,
         validator=validator,
     )
     main = _image(main_ifd, url, file_size, common, transform)
-    conversion = None
-    if cmyk == "rgba" and main.photometric == 5 and main.bits_per_sample == 8 and main.samples_per_pixel >= 4 \
-            and (main_ifd.scalar(tiff.TAG_INK_SET, 1) or 1) == 1:
-        conversion = "cmyk_to_rgba"
+    conversion = "cmyk_to_rgba" if cmyk == "rgba" and _gdal_reads_as_rgba(main, main_ifd) else None
     out_dtype = np.dtype("uint8") if conversion else main.dtype
     common.update(nodata=parse_nodata(main_ifd.text(tiff.TAG_GDAL_NODATA), out_dtype), color_conversion=conversion)
-    main = replace(main, nodata=common["nodata"], color_conversion=conversion)
+    main = _rgba_dtype(replace(main, nodata=common["nodata"], color_conversion=conversion))
     overviews: list[CogHeader] = []
     mask: CogHeader | None = None
     for ifd in structure.ifds[1:]:
+        if not ifd.sub and tiff.TAG_SUB_IFDS in ifd.tags:
+            continue  # a later page with SubIFDs of its own: GDAL takes it for neither overview nor mask
         kind = ifd.scalar(tiff.TAG_NEW_SUBFILE_TYPE, 0) or 0
         width = ifd.scalar(tiff.TAG_IMAGE_WIDTH, 0) or 0
         height = ifd.scalar(tiff.TAG_IMAGE_LENGTH, 0) or 0
@@ -368,9 +368,38 @@ def build_header(structure: tiff.TiffStructure, url: str, file_size: int | None,
                 for i, ov in enumerate(overviews):
                     if ov.width == width and ov.height == height and ov.mask is None:
                         overviews[i] = replace(ov, mask=replace(_image(ifd, url, file_size, common, scaled), color_conversion=None))
-        elif kind & SUBFILE_REDUCED:
-            overviews.append(_image(ifd, url, file_size, common, scaled))
+        elif kind & SUBFILE_REDUCED and len(overviews) < MAX_OVERVIEWS:
+            overview = _rgba_dtype(_image(ifd, url, file_size, common, scaled))
+            if overview.count == main.count:  # GDAL drops an overview with another band count
+                overviews.append(overview)
     return replace(main, overviews=tuple(overviews), mask=mask)
+
+
+def _gdal_reads_as_rgba(main: CogHeader, ifd: tiff.Ifd) -> bool:
+    """Whether GDAL's GTiff driver reads this image through libtiff's RGBA interface.
+
+    GDAL asks for it on CMYK (``Photometric=Separated``) of at most 8 bits per sample when
+    libtiff's ``TIFFRGBAImageOK`` accepts the file: integer samples, at least 4 of them
+    (extra samples, alpha or not, included), and an ``InkSet`` that is CMYK (1) or absent. Any
+    other ink set (multi-ink 2, or a stray 0) keeps the samples as stored. Ink names are not
+    looked at. Fewer than 8 bits are refused: GDAL announces RGBA, then libtiff cannot read it.
+    """
+    if main.photometric != 5 or main.bits_per_sample > 8 or main.samples_per_pixel < 4 or main.sample_format == 3:
+        return False
+    if ifd.scalar(tiff.TAG_INK_SET, 1) != 1:
+        return False
+    if main.bits_per_sample != 8:
+        raise UnsupportedTiffError(
+            main.url, f"{main.bits_per_sample}-bit CMYK: GDAL reads CMYK as RGBA, which libtiff supports for 8-bit"
+                      " samples only (cmyk='raw' returns the inks as stored)")
+    return True
+
+
+def _rgba_dtype(header: CogHeader) -> CogHeader:
+    """Signed 8-bit CMYK read as RGBA is uint8, as GDAL reports it; its bytes decode the same."""
+    if header.color_conversion == "cmyk_to_rgba" and header.dtype == np.int8:
+        return replace(header, dtype=np.dtype("uint8"), sample_format=1)
+    return header
 
 
 def _scale_transform(t: tuple, fx: float, fy: float) -> tuple:

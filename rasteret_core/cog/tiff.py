@@ -195,7 +195,7 @@ def parse_tiff(buf: SparseBuffer, url: str) -> TiffStructure:
     def chain(offset: int, sub: bool) -> None:
         while offset:
             if offset in seen:
-                if sub:  # SubIFDs listed in the tag and also chained to each other
+                if sub:  # a SubIFD listed twice
                     return
                 raise InvalidTiffError(url, f"IFD chain loops back to offset {offset}")
             if len(ifds) >= MAX_IFDS:
@@ -203,15 +203,19 @@ def parse_tiff(buf: SparseBuffer, url: str) -> TiffStructure:
             if offset < header_end:
                 raise InvalidTiffError(url, f"IFD offset {offset} points into the file header")
             seen.add(offset)
-            ifd, offset = _parse_ifd(buf, offset, bo, bigtiff, url)
+            ifd, next_offset = _parse_ifd(buf, offset, bo, bigtiff, url)
             ifd.sub = sub
             ifds.append(ifd)
-            # SubIFDs (e.g. overviews written by tifffile or DNG tools) follow their parent,
-            # one level deep, the order GDAL lists them in
+            if sub:
+                return  # GDAL reads each listed SubIFD alone: their next-IFD links are not followed
+            # SubIFDs (e.g. overviews written by tifffile or DNG tools) follow their parent, the
+            # order GDAL lists them in; as in GDAL, only the first IFD's SubIFDs are images of
+            # this file (later pages' SubIFDs belong to those pages)
             children = ifd.array(TAG_SUB_IFDS)
-            if children is not None and not sub:
+            if children is not None and len(ifds) == 1:
                 for child in children:
                     chain(int(child), True)
+            offset = next_offset
 
     chain(first, False)
     if not ifds:

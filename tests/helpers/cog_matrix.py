@@ -120,6 +120,12 @@ def fidelity_cases() -> list[MatrixCase]:
         MatrixCase("uint8", "NONE", bands=4, interleave="BAND", driver="GTiff", extra={"TILED": "NO", "PHOTOMETRIC": "CMYK"},
                    label="cmyk-planar"),
         MatrixCase("uint8", "JPEG", bands=4, driver="GTiff", extra={"TILED": "YES", "PHOTOMETRIC": "CMYK"}, label="cmyk-jpeg"),
+        # CMYK with a fifth sample (alpha, or unspecified): still 4 RGBA bands; signed inks read as their bytes
+        MatrixCase("uint8", "DEFLATE", bands=5, driver="GTiff", extra={"TILED": "YES", "PHOTOMETRIC": "CMYK", "ALPHA": "YES"},
+                   label="cmyk-alpha"),
+        MatrixCase("uint8", "LZW", predictor=2, bands=5, driver="GTiff", extra={"TILED": "NO", "BLOCKYSIZE": "16",
+                   "PHOTOMETRIC": "CMYK"}, label="cmyk-extra-sample-strips"),
+        MatrixCase("int8", "DEFLATE", bands=4, driver="GTiff", extra={"TILED": "YES", "PHOTOMETRIC": "CMYK"}, label="cmyk-int8"),
         # half floats (returned as float32) and NBITS
         MatrixCase("float32", "DEFLATE", driver="GTiff", extra={"TILED": "YES", "NBITS": "16"}, label="float16"),
         MatrixCase("float32", "NONE", bands=2, driver="GTiff", extra={"TILED": "NO", "NBITS": "16"}, label="float16-strips"),
