@@ -18,7 +18,9 @@ from rasteret_core.cog.urls import s3_endpoint_from_env
 from rasteret_core.collection import build_collection, Collection
 from rasteret_core.collection.build import BuildReport
 from rasteret_core.collection.harvest import collection_reader_options, reader_options_for
-from rasteret_core.errors import EmptyResultError, EmptyResultWarning, RadiometryWarning, RasteretError
+from rasteret_core.errors import (
+    ArgumentError, EmptyResultError, EmptyResultWarning, RadiometryWarning, RasteretError,
+)
 from rasteret_core.load import load
 from rasteret_core.plan import plan_aoi_read, plan_load, plan_point_samples, Prices, ReadPlan
 from rasteret_core.raster.geometry import check_lonlat, named_geometries, swap_axes, union_bounds
@@ -27,6 +29,7 @@ from rasteret_core.read.aoi import AoiReadResult, read_aois
 from rasteret_core.read.diagnosis import GeometryDatasets, ReadDiagnosis
 from rasteret_core.read.points import named_points, PointSamples, sample_points
 from rasteret_core.read.xarray import per_geometry_datasets, stack_datasets
+from rasteret_core.types import band_list, Bands, BBox, DateRange
 from rasteret_core.stac.sources import DataSource, DataSources
 from rasteret_core.workspace import collection_name, collection_root, list_collections, load_collection
 
@@ -65,22 +68,32 @@ class Rasteret:
         reader_options: ReaderOptions | dict[str, Any] | None = None,
         progress: bool = True,
     ) -> None:
-        self.data_source = DataSources.get(data_source)
+        source = DataSources.get(data_source)
+        name = collection_name(custom_name, date_range, source)
+        self._init_state(name, source, date_range, workspace_dir, collection_root(name, workspace_dir),
+                         reader_options=reader_options, progress=progress)
+
+    def _init_state(self, name: str, data_source: DataSource, date_range: DateRange | None,
+                    workspace_dir: str | os.PathLike[str] | None, root: str, *,
+                    reader_options: ReaderOptions | dict[str, Any] | None = None, progress: bool = True,
+                    collection: Collection | None = None) -> None:
+        """Every attribute of an instance, however it was made (named or opened)."""
+        self.data_source = data_source
         self.date_range = date_range
         self.workspace_dir = workspace_dir
-        self.name = collection_name(custom_name, date_range, self.data_source)
-        self.root = collection_root(self.name, workspace_dir)
+        self.name = name
+        self.root = root
         self.reader_options = reader_options
         self.progress = progress
         self.last_stats = ReadStats()
         self.last_read: ReadDiagnosis | None = None
         self.last_warnings: list[str] = []
-        self._collection: Collection | None = None
+        self._collection = collection
 
     # --- building ------------------------------------------------------------------------
     def create_collection(
         self,
-        bbox: tuple[float, float, float, float] | None = None,
+        bbox: BBox | None = None,
         cloud_cover_lt: float | None = None,
         platform: Any = None,
         *,
@@ -116,7 +129,7 @@ class Rasteret:
             StacSearchError: the STAC API could not be searched.
         """
         if overwrite and refresh:
-            raise ValueError("overwrite=True replaces the collection and refresh=True keeps it: choose one")
+            raise ArgumentError("overwrite=True replaces the collection and refresh=True keeps it: choose one")
         report = build_collection(
             self.data_source, root=self.root, date_range=self.date_range, bbox=bbox, intersects=intersects,
             cloud_cover_lt=cloud_cover_lt, platform=platform, bands=band_list(bands) if bands is not None else None,
@@ -148,20 +161,12 @@ class Rasteret:
             ValueError: the workspace has no collection of that name (the message lists them).
         """
         collection = load_collection(name, workspace_dir)
-        self = cls.__new__(cls)
-        self.data_source = collection.data_source or DataSources.SENTINEL2
         dates = collection.dates()
-        self.date_range = (dates[0], dates[-1]) if dates else None
-        self.workspace_dir = workspace_dir
-        self.name = collection.name or name
-        self.root = collection.root
-        self.reader_options = None
-        self.progress = True
-        self.last_stats = ReadStats()
-        self.last_read = None
-        self.last_warnings = []
-        self._collection = collection
-        return self
+        opened = cls.__new__(cls)  # an existing collection keeps its stored name: no naming step
+        opened._init_state(collection.name or name, collection.data_source or DataSources.SENTINEL2,
+                           (dates[0], dates[-1]) if dates else None, workspace_dir, collection.root,
+                           collection=collection)
+        return opened
 
     @property
     def collection(self) -> Collection:
@@ -226,7 +231,7 @@ class Rasteret:
         diagnosis.endpoint = options.endpoint_url or s3_endpoint_from_env()
         result = read_aois(scenes, geoms, bands, reader_options=options, stats=stats, progress=self.progress,
                            fill_outside=fill_outside)
-        result.scenes, result.geometries = scenes, geoms  # what the mosaic needs beside the rasters
+        result.scenes, result.geometries = scenes, geoms
         diagnosis.rasters = len(result.rasters)
         diagnosis.windows = diagnosis.rasters + sum(1 for f in result.failures if f.geometry_id is not None)
         diagnosis.failures = [f for f in result.failures if f.band not in diagnosis.missing_bands]
@@ -345,38 +350,47 @@ class Rasteret:
         self.last_stats = stats
         return result
 
-    # --- plans ---------------------------------------------------------------------------
-    def plan(self, read: str = "get_xarray", *args: Any, reader_region: str | None = None,
-             prices: Prices | None = None, **kwargs: Any) -> ReadPlan:
-        """What a query will request and cost, without fetching a pixel.
+    # --- plans: what each query will request and cost, without fetching a pixel -------------
+    def plan_read(self, geometries: Any, bands: Bands, cloud_cover_lt: float | None = None,
+                  date_range: DateRange | None = None, *, crs: str | None = None, read: str = "get_xarray",
+                  reader_region: str | None = None, prices: Prices | None = None, **_: Any) -> ReadPlan:
+        """The plan of :meth:`read`, :meth:`get_xarray` or :meth:`get_gdf` with these arguments
+        (``read`` names which, for the report). ``reader_region`` is the AWS region the read runs
+        in (``None``: outside AWS), ``prices`` the AWS prices (default: list prices, see
+        :class:`~rasteret_core.plan.Prices`). The read then reports the same figures in
+        ``last_stats``: ``plan.compare(r.last_stats)``."""
+        bands = band_list(bands)
+        geoms, scenes = self._aoi_scenes(geometries, bands, cloud_cover_lt, date_range, crs)
+        return plan_aoi_read(scenes, geoms, bands, reader_options=self._options(), read=read,
+                             reader_region=reader_region, prices=prices)
 
-        ``read`` names the query (``"get_xarray"``, ``"get_gdf"``, ``"read"``,
-        ``"sample_points"`` or ``"load"``); the other arguments are that query's own. ``reader_region`` is
-        the AWS region the read runs in (``None``: outside AWS), ``prices`` the AWS prices
-        (default: list prices, see :class:`~rasteret_core.plan.Prices`). The read itself then
-        reports the same figures in ``last_stats``: ``plan.compare(r.last_stats)``.
-        """
+    def plan_sample_points(self, points: Any, bands: Bands, date_range: DateRange | None = None,
+                           cloud_cover_lt: float | None = None, *, max_distance: float | None = None,
+                           neighbourhood: int = 1, crs: str | None = None, reader_region: str | None = None,
+                           prices: Prices | None = None, **_: Any) -> ReadPlan:
+        """The plan of :meth:`sample_points` with these arguments (see :meth:`plan_read`)."""
+        bands = band_list(bands)
+        named, scenes = self._point_scenes(points, bands, date_range, cloud_cover_lt, max_distance, crs)
+        return plan_point_samples(scenes, named, bands, max_distance=max_distance, neighbourhood=neighbourhood,
+                                  reader_options=self._options(), reader_region=reader_region, prices=prices)
+
+    def plan_load(self, bands: Bands | None = None, *, reader_region: str | None = None,
+                  prices: Prices | None = None, **kwargs: Any) -> ReadPlan:
+        """The plan of :meth:`load` with these arguments: every chunk task's tiles (see :meth:`plan_read`)."""
+        return plan_load(self.load(bands, **kwargs), reader_region=reader_region, prices=prices)
+
+    def plan(self, read: str = "get_xarray", *args: Any, **kwargs: Any) -> ReadPlan:
+        """What a query will request and cost, without fetching a pixel: ``read`` names the query
+        (``"get_xarray"``, ``"get_gdf"``, ``"read"``, ``"sample_points"`` or ``"load"``), the
+        other arguments are that query's own (see :meth:`plan_read`, :meth:`plan_sample_points`,
+        :meth:`plan_load`)."""
         if read in ("get_xarray", "get_gdf", "read"):
-            names = ("geometries", "bands", "cloud_cover_lt", "date_range")
-            call = dict(zip(names, args), **kwargs)
-            call.pop("per_geometry", None)
-            call["bands"] = band_list(call["bands"])
-            geoms, scenes = self._aoi_scenes(call["geometries"], call["bands"], call.get("cloud_cover_lt"),
-                                             call.get("date_range"), call.get("crs"))
-            return plan_aoi_read(scenes, geoms, call["bands"], reader_options=self._options(), read=read,
-                                 reader_region=reader_region, prices=prices)
+            return self.plan_read(*args, read=read, **kwargs)
         if read == "sample_points":
-            names = ("points", "bands", "date_range", "cloud_cover_lt")
-            call = dict(zip(names, args), **kwargs)
-            call["bands"] = band_list(call["bands"])
-            named, scenes = self._point_scenes(call["points"], call["bands"], call.get("date_range"),
-                                               call.get("cloud_cover_lt"), call.get("max_distance"), call.get("crs"))
-            return plan_point_samples(scenes, named, call["bands"], max_distance=call.get("max_distance"),
-                                      neighbourhood=call.get("neighbourhood", 1), reader_options=self._options(),
-                                      reader_region=reader_region, prices=prices)
+            return self.plan_sample_points(*args, **kwargs)
         if read == "load":
-            return plan_load(self.load(*args, **kwargs), reader_region=reader_region, prices=prices)
-        raise ValueError(f"cannot plan {read!r}: plan get_xarray, get_gdf, read, sample_points or load")
+            return self.plan_load(*args, **kwargs)
+        raise ArgumentError(f"cannot plan {read!r}: plan get_xarray, get_gdf, read, sample_points or load")
 
     def _aoi_scenes(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None,
                     date_range: tuple[Any, Any] | None, crs: str | None):
@@ -424,26 +438,6 @@ class Rasteret:
 
 
 GDF_COLUMNS = ("geometry_id", "scene_id", "datetime", "band", "data", "transform", "crs", "nodata")
-
-
-def band_list(bands: Any) -> list[str]:
-    """``bands`` as a list of codes: one code as a string is one band (not its characters).
-
-    Raises:
-        ValueError: no bands, or something other than strings.
-    """
-    if isinstance(bands, str):
-        bands = [bands]
-    try:
-        out = list(bands)
-    except TypeError:
-        raise ValueError(f"bands must be a band code or a list of them, not {type(bands).__name__}") from None
-    if not out:
-        raise ValueError("no bands requested")
-    bad = [b for b in out if not isinstance(b, str)]
-    if bad:
-        raise ValueError(f"band codes must be strings, got {bad[:3]!r}")
-    return list(dict.fromkeys(out))
 
 
 def _per_date(scenes) -> dict[str, int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 
-from rasteret_core.errors import MemoryBudgetError
+from rasteret_core.errors import ArgumentError, MemoryBudgetError
 
 ENV = "RASTERET_MEMORY_BUDGET"
 DEFAULT_BUDGET = 4 * 2**30
@@ -33,10 +33,10 @@ def parse_size(text: str | int) -> int:
     else:
         match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:[eE][0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
         if match is None or match.group(2).lower() not in _UNITS:
-            raise ValueError(f"not a size: {text!r} (use bytes, or a number with KiB, MiB, GiB, KB, MB, GB)")
+            raise ArgumentError(f"not a size: {text!r} (use bytes, or a number with KiB, MiB, GiB, KB, MB, GB)")
         value = float(match.group(1)) * _UNITS[match.group(2).lower()]
     if not value >= 1 or value > 2**62:
-        raise ValueError(f"a memory budget must be from 1 byte to 4 EiB, got {text!r}")
+        raise ArgumentError(f"a memory budget must be from 1 byte to 4 EiB, got {text!r}")
     return int(value)
 
 

@@ -28,6 +28,10 @@ class ArgumentError(RasteretError, ValueError):
     Also a ``ValueError``, so existing ``except ValueError`` handlers keep working."""
 
 
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of a type the call does not take (also a ``TypeError``)."""
+
+
 # --- The input: STAC items and searches --------------------------------------------------------------
 
 

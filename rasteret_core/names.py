@@ -25,7 +25,7 @@ import posixpath
 import re
 from typing import Iterable
 
-from rasteret_core.errors import UnsafePathError
+from rasteret_core.errors import ArgumentError, ArgumentTypeError, UnsafePathError
 
 MAX_LENGTH = 160
 """Longest component made: leaves room under the usual 255-byte file-name limit for a
@@ -43,7 +43,7 @@ def safe_name(name: str, *, max_length: int = MAX_LENGTH) -> str:
         TypeError: ``name`` is not a string.
     """
     if not isinstance(name, str):
-        raise TypeError(f"a name must be a string, not {type(name).__name__}")
+        raise ArgumentTypeError(f"a name must be a string, not {type(name).__name__}")
     parts = []
     for i, ch in enumerate(name):
         if ch in _PLAIN and not (i == 0 and ch == "."):
@@ -88,9 +88,9 @@ def original_name(component: str) -> str:
     if component == "~":
         return ""
     if _HASHED in component:
-        raise ValueError(f"{component!r} is a shortened name: the original is not recoverable")
+        raise ArgumentError(f"{component!r} is a shortened name: the original is not recoverable")
     if any(ch not in _PLAIN and ch != "~" for ch in component) or _ESCAPE.sub("", component).count("~"):
-        raise ValueError(f"{component!r} is not a name made by safe_name")
+        raise ArgumentError(f"{component!r} is not a name made by safe_name")
     raw = bytearray()
     pos = 0
     for match in _ESCAPE.finditer(component):

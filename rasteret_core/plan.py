@@ -25,8 +25,8 @@ from rasteret_core.cog.reader import FileRequests, plan_requests
 from rasteret_core.cog.urls import resolve
 from rasteret_core.collection.scene import Scene
 from rasteret_core.load import chunk_tasks
-from rasteret_core.load.runtime import _tile_window
-from rasteret_core.read.aoi import AoiReadResult, job_batches, plan_reads
+from rasteret_core.load.runtime import tile_window
+from rasteret_core.read.aoi import AoiReadResult, job_batches, read_jobs
 from rasteret_core.read.points import named_points, plan_point_windows, point_batches
 
 GIB = 1024**3  # AWS bills data transfer per GB of 2^30 bytes
@@ -225,7 +225,7 @@ def plan_aoi_read(
     """The plan of :func:`rasteret_core.read.aoi.read_aois` with the same arguments."""
 
     scenes = list(scenes)
-    jobs = plan_reads(scenes, geometries, bands, AoiReadResult())
+    jobs = read_jobs(scenes, geometries, bands, AoiReadResult())
     batches = ([(j.scene.bands[j.band].header, j.crop.window) for j in batch] for batch in job_batches(jobs, batch_size))
     return plan_window_batches(batches, reader_options or ReaderOptions(), read=read, scenes=len(scenes),
                                reader_region=reader_region, prices=prices)
@@ -269,7 +269,7 @@ def plan_load(ds: Any, *, reader_region: str | None = None, prices: Prices | Non
                 key = (src.header.url, src.header.ifd_offset, tile)
                 if key not in seen:
                     seen.add(key)
-                    batch.append((src.header, _tile_window(src.header, tile)))
+                    batch.append((src.header, tile_window(src.header, tile)))
         if batch:
             part = plan_window_batches([batch], task.options, read="load", reader_region=reader_region, prices=prices)
             plan.add(part)

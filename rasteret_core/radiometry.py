@@ -49,6 +49,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from rasteret_core.errors import ArgumentError
+
 S2_SCALE = 1e-4
 """Sentinel-2 L2A QUANTIFICATION_VALUE 10000: reflectance = DN / 10000."""
 S2_BOA_ADD_OFFSET_DN = -1000
@@ -197,7 +199,7 @@ def decide(
     if override is not None:
         scale, offset = _number(override.get("scale")), _number(override.get("offset"))
         if scale is None and offset is None:
-            raise ValueError(f"radiometry override for asset {asset_key!r} needs a scale or an offset")
+            raise ArgumentError(f"radiometry override for asset {asset_key!r} needs a scale or an offset")
         return Radiometry(1.0 if scale is None else scale, offset or 0.0, "user-override",
                           f"scale {scale}, offset {offset} set for this band on the data source")
     rb_scale, rb_offset = raster_bands_scale_offset(asset)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
-from rasteret_core.errors import StorageError
+from rasteret_core.errors import ArgumentError, StorageError
 
 
 def resolve_root(root: str | Path, storage_options: dict[str, Any] | None) -> tuple[str, pafs.FileSystem, str]:
@@ -25,10 +25,10 @@ def resolve_root(root: str | Path, storage_options: dict[str, Any] | None) -> tu
     if text.startswith("s3://"):
         bucket_path = text[5:].strip("/")
         if not bucket_path:
-            raise ValueError(f"not an s3://bucket/prefix URI: {text}")
+            raise ArgumentError(f"not an s3://bucket/prefix URI: {text}")
         return f"s3://{bucket_path}", _s3_filesystem(storage_options or {}), bucket_path
     if "://" in text and not text.startswith("file://"):
-        raise ValueError(f"unsupported collection root {text!r} (use a local path or s3://bucket/prefix)")
+        raise ArgumentError(f"unsupported collection root {text!r} (use a local path or s3://bucket/prefix)")
     if text.startswith("file://"):
         text = text[7:]
     path = str(Path(text).expanduser().resolve())

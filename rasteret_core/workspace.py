@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from rasteret_core.collection.store import Collection, METADATA_FILE, parse_date_range
-from rasteret_core.errors import CollectionError
+from rasteret_core.errors import ArgumentError, CollectionError
 from rasteret_core.stac.sources import DataSource, DataSources
 from rasteret_core.storage import resolve_root
 
@@ -41,9 +41,9 @@ def resolve_workspace(workspace_dir: str | os.PathLike[str] | None = None) -> st
 def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid collection name, else raise ``ValueError``."""
     if not isinstance(name, str) or not name:
-        raise ValueError("a collection name must be a non-empty string")
+        raise ArgumentError("a collection name must be a non-empty string")
     if not _NAME.fullmatch(name) or ".." in name:
-        raise ValueError(
+        raise ArgumentError(
             f"invalid collection name {name!r}: use 1-128 letters, digits, '_', '-' or '.',"
             " starting with a letter or digit (no path separators or '..')"
         )
@@ -103,7 +103,7 @@ def load_collection(
     _, fs, path = resolve_root(root, storage_options)
     if fs.get_file_info(f"{path}/{METADATA_FILE}").type != pafs.FileType.File:
         known = [c["name"] for c in list_collections(workspace_dir, storage_options=storage_options)]
-        raise ValueError(
+        raise ArgumentError(
             f"no collection named {name!r} in workspace {resolve_workspace(workspace_dir)};"
             f" available: {', '.join(known) or 'none'}"
         )

@@ -21,7 +21,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from rasteret_core.cog.urls import s3_endpoint_from_env
+from rasteret_core.cog import s3_endpoint_from_env
 from rasteret_core.products.aois import load_aois
 from rasteret_core.workspace import resolve_workspace
 

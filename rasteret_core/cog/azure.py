@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from rasteret_core.cog.urls import AZURE_BLOB_SUFFIX
-from rasteret_core.errors import SigningError
+from rasteret_core.errors import ArgumentError, SigningError
 
 BLOB_API_VERSION = "2021-08-06"
 """The Blob service version sent with every blob request (range answers follow it)."""
@@ -67,10 +67,10 @@ def blob_container(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     segments = [s for s in parts.path.split("/") if s]
     if parts.scheme.lower() != "https" or not is_blob_host(parts.hostname):
-        raise ValueError(f"not an https Azure blob URL: {parts.scheme}://{parts.netloc}{parts.path}")
+        raise ArgumentError(f"not an https Azure blob URL: {parts.scheme}://{parts.netloc}{parts.path}")
     account, rest = parts.hostname.split(".", 1)[0], segments
     if not account or len(rest) < 2:
-        raise ValueError(f"not a blob URL with an account, a container and a blob: {parts.scheme}://{parts.netloc}{parts.path}")
+        raise ArgumentError(f"not a blob URL with an account, a container and a blob: {parts.scheme}://{parts.netloc}{parts.path}")
     return account.lower(), rest[0]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from rasteret_core.errors import ArgumentError, ArgumentTypeError
 from rasteret_core.cog.urls import ALL_SCHEMES, Signer
 
 
@@ -89,18 +90,18 @@ class ReaderOptions:
         for name in ("prefetch", "max_concurrency", "max_header_requests", "max_inflight_bytes", "max_tile_bytes",
                      "max_window_pixels"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+                raise ArgumentError(f"{name} must be >= 1")
         if self.cmyk not in ("rgba", "raw"):
-            raise ValueError(f"cmyk must be 'rgba' or 'raw', not {self.cmyk!r}")
+            raise ArgumentError(f"cmyk must be 'rgba' or 'raw', not {self.cmyk!r}")
         if self.connect_burst < 1 or self.connect_interval < 0:
-            raise ValueError("connect_burst must be >= 1 and connect_interval >= 0")
+            raise ArgumentError("connect_burst must be >= 1 and connect_interval >= 0")
         if self.retries < 0 or self.coalesce_gap < 0 or self.timeout <= 0 or not self.header_deadline > 0:
-            raise ValueError("retries and coalesce_gap must be >= 0, timeout and header_deadline > 0")
+            raise ArgumentError("retries and coalesce_gap must be >= 0, timeout and header_deadline > 0")
         if self.allowed_schemes is not None:
             object.__setattr__(self, "allowed_schemes", tuple(s.lower() for s in self.allowed_schemes))
             unknown = set(self.allowed_schemes) - set(ALL_SCHEMES)
             if unknown:
-                raise ValueError(f"allowed_schemes: unknown scheme(s) {sorted(unknown)}; use {ALL_SCHEMES}")
+                raise ArgumentError(f"allowed_schemes: unknown scheme(s) {sorted(unknown)}; use {ALL_SCHEMES}")
         if self.local_roots is not None and not isinstance(self.local_roots, tuple):
             object.__setattr__(self, "local_roots", tuple(str(r) for r in self.local_roots))
 
@@ -122,7 +123,7 @@ class ReaderOptions:
         known = {f.name for f in fields(cls)}
         unknown = set(options) - known
         if unknown:
-            raise TypeError(f"unknown reader option(s): {', '.join(sorted(unknown))}")
+            raise ArgumentTypeError(f"unknown reader option(s): {', '.join(sorted(unknown))}")
         return cls(**options)
 
 
@@ -141,3 +142,9 @@ class ReadStats:
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def add(self, other: "ReadStats") -> "ReadStats":
+        """Add ``other``'s counters to these (another read, process or date); returns self."""
+        for name, value in other.as_dict().items():
+            setattr(self, name, getattr(self, name) + value)
+        return self

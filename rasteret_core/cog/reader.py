@@ -18,7 +18,9 @@ import numpy as np
 
 from rasteret_core.cog import tiff
 from rasteret_core.cog.codecs import check_supported, cmyk_to_rgba, decode_tile
-from rasteret_core.errors import CogError, DecodeError, FetchError, InvalidTiffError, LimitError, StaleHeaderError, WindowError
+from rasteret_core.errors import (
+    ArgumentTypeError, CogError, DecodeError, FetchError, InvalidTiffError, LimitError, StaleHeaderError, WindowError,
+)
 from rasteret_core.cog.fetch import MergedRange, RangeFetcher, coalesce, split_merged
 from rasteret_core.cog.header import CogHeader, build_header
 from rasteret_core.cog.options import ReaderOptions, ReadStats
@@ -47,7 +49,7 @@ class CogClient:
 
     def __init__(self, options: ReaderOptions | None = None, **kwargs: Any) -> None:
         if options is not None and kwargs:
-            raise TypeError("pass either options= or keyword options, not both")
+            raise ArgumentTypeError("pass either options= or keyword options, not both")
         self.options = options or ReaderOptions.from_kwargs(kwargs)
         self._fetcher = RangeFetcher(self.options)
         # shared by every read_windows call of this client, so concurrent calls (e.g. AOI
@@ -80,8 +82,7 @@ class CogClient:
                                                          f" requests, {stats.retries} retries)") from None
         finally:
             if shared is not None:
-                for name, value in stats.as_dict().items():
-                    setattr(shared, name, getattr(shared, name) + value)
+                shared.add(stats)
 
     async def _header(self, url: str | os.PathLike[str], stats: ReadStats) -> CogHeader:
         o = self.options

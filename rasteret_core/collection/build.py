@@ -13,7 +13,7 @@ from rasteret_core.collection.freshness import changed_assets
 from rasteret_core.collection.harvest import AssetFailure, harvest, item_failure, source_reader_options
 from rasteret_core.collection.scene import Scene
 from rasteret_core.collection.store import Collection, METADATA_FILE, parse_date, WriteResult
-from rasteret_core.errors import BuildError, CollectionExistsError
+from rasteret_core.errors import ArgumentError, BuildError, CollectionExistsError
 from rasteret_core.redact import redact_url
 from rasteret_core.stac.search import search, SearchResult
 from rasteret_core.stac.sources import DataSource
@@ -140,7 +140,7 @@ def build_collection(
         ValueError: unknown bands or ``if_exists`` value.
     """
     if if_exists not in IF_EXISTS:
-        raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS)}, not {if_exists!r}")
+        raise ArgumentError(f"if_exists must be one of {', '.join(IF_EXISTS)}, not {if_exists!r}")
     existing = _existing(root, storage_options)
     if existing is not None and if_exists == "error":
         raise CollectionExistsError(

@@ -26,7 +26,7 @@ from rasteret_core.cog.reader import run_sync
 from rasteret_core.cog.urls import source_locations
 from rasteret_core.collection.scene import BandAsset, Scene
 from rasteret_core.collection.schema import ASSETS_PROPERTY
-from rasteret_core.errors import InvalidItemError
+from rasteret_core.errors import ArgumentError, InvalidItemError
 from rasteret_core.progress import Progress
 from rasteret_core.redact import redact_hrefs, redact_url
 from rasteret_core.stac.local_items import item_datetime_range, item_geometry
@@ -228,10 +228,10 @@ def item_to_scene(item: Mapping[str, Any], source: DataSource, bands: dict[str, 
     """A :class:`Scene` for ``item`` holding ``bands``; the full assets go in properties."""
     span = item_datetime_range(item)
     if span is None:
-        raise ValueError(f"item {item.get('id')!r} has no datetime")
+        raise ArgumentError(f"item {item.get('id')!r} has no datetime")
     geometry = item_geometry(item)
     if geometry is None:
-        raise ValueError(f"item {item.get('id')!r} has no geometry or bbox")
+        raise ArgumentError(f"item {item.get('id')!r} has no geometry or bbox")
     props = dict(item.get("properties") or {})
     cloud = props.get(source.cloud_cover_property)
     props[ASSETS_PROPERTY] = redact_hrefs(item.get("assets") or {})

@@ -32,6 +32,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 import shapely
 
+from rasteret_core.errors import ArgumentError
 from rasteret_core.cog import CogHeader, StoredHeaderError
 from rasteret_core.cog.header_check import stored_header
 from rasteret_core.cog.urls import same_place
@@ -126,13 +127,13 @@ def scenes_to_table(scenes: list[Scene], bands: Iterable[str]) -> pa.Table:
     bands = list(bands)
     bad = sorted(set(bands) & reserved_columns())
     if bad:
-        raise ValueError(f"band codes {bad} clash with collection columns")
+        raise ArgumentError(f"band codes {bad} clash with collection columns")
     schema = collection_schema(bands)
     rows = [_scene_row(scene, bands) for scene in scenes]
     try:
         table = pa.Table.from_pylist(rows, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
-        raise ValueError(f"scenes do not fit the collection schema: {exc}") from exc
+        raise ArgumentError(f"scenes do not fit the collection schema: {exc}") from exc
     metadata = {
         b"geo": json.dumps(geo_metadata([s.geometry for s in scenes])).encode(),
         SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(),
@@ -142,13 +143,13 @@ def scenes_to_table(scenes: list[Scene], bands: Iterable[str]) -> pa.Table:
 
 def _scene_row(scene: Scene, bands: list[str]) -> dict[str, Any]:
     if scene.datetime.tzinfo is None:
-        raise ValueError(f"scene {scene.id!r}: datetime must be timezone-aware")
+        raise ArgumentError(f"scene {scene.id!r}: datetime must be timezone-aware")
     extra = sorted(set(scene.bands) - set(bands))
     if extra:
-        raise ValueError(f"scene {scene.id!r} has bands {extra} that the collection does not store")
+        raise ArgumentError(f"scene {scene.id!r} has bands {extra} that the collection does not store")
     geometry = scene.geometry
     if geometry is None or geometry.is_empty:
-        raise ValueError(f"scene {scene.id!r} has no footprint")
+        raise ArgumentError(f"scene {scene.id!r} has no footprint")
     xmin, ymin, xmax, ymax = geometry.bounds
     props = dict(scene.properties)
     assets = props.pop(ASSETS_PROPERTY, None)

@@ -37,10 +37,11 @@ from rasteret_core.collection.scene import Scene
 from rasteret_core.collection.schema import (
     collection_schema, COVERING_COLUMN, scenes_to_table, SCHEMA_VERSION, table_bands, table_to_scenes,
 )
-from rasteret_core.errors import ArgumentError, CollectionError
+from rasteret_core.errors import ArgumentError, CollectionError, CollectionExistsError
 from rasteret_core.stac.sources import DataSource, DataSources
 from rasteret_core.storage import resolve_root
 from rasteret_core.storage_update import update_file
+from rasteret_core.types import BBox, Bands, known_bands
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +152,11 @@ class Collection:
         existing = _read_json(fs, f"{path}/{METADATA_FILE}")
         if existing is not None:
             if not exist_ok:
-                raise FileExistsError(f"a collection already exists at {root_str}")
+                raise CollectionExistsError(f"a collection already exists at {root_str}")
             coll = cls.open(root, storage_options=storage_options)
             old = coll.data_source.name if coll.data_source else None
             if data_source is not None and old is not None and old != data_source.name:
-                raise ValueError(f"collection at {root_str} holds data source {old!r}, not {data_source.name!r}")
+                raise ArgumentError(f"collection at {root_str} holds data source {old!r}, not {data_source.name!r}")
             if data_source is not None and coll.data_source is None:
                 coll.data_source = data_source
             new_bands = [b for b in (bands or []) if b not in coll.bands]
@@ -255,13 +256,13 @@ class Collection:
         scenes = list(scenes)
         naive = [s.id for s in scenes if s.datetime.tzinfo is None]
         if naive:
-            raise ValueError(f"scenes {naive[:5]} have a datetime without timezone")
+            raise ArgumentError(f"scenes {naive[:5]} have a datetime without timezone")
         wrong = [s.id for s in scenes if s.datetime.astimezone(dt.timezone.utc).date() != date]
         if wrong:
-            raise ValueError(f"scenes {wrong[:5]} are not dated {date.isoformat()} (UTC)")
+            raise ArgumentError(f"scenes {wrong[:5]} are not dated {date.isoformat()} (UTC)")
         ids = [s.id for s in scenes]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate scene ids for {date.isoformat()}")
+            raise ArgumentError(f"duplicate scene ids for {date.isoformat()}")
         return scenes
 
     def _lock_file(self) -> str:
@@ -292,7 +293,7 @@ class Collection:
         *,
         date_range: tuple[str | dt.date, str | dt.date] | None = None,
         cloud_cover_lt: float | None = None,
-        bbox: tuple[float, float, float, float] | None = None,
+        bbox: BBox | None = None,
         bands: list[str] | None = None,
     ) -> list[Scene]:
         """Scenes matching the filters, ordered by time, with only their successful bands.
@@ -311,7 +312,7 @@ class Collection:
         *,
         date_range: tuple[str | dt.date, str | dt.date] | None = None,
         cloud_cover_lt: float | None = None,
-        bbox: tuple[float, float, float, float] | None = None,
+        bbox: BBox | None = None,
         bands: list[str] | None = None,
     ) -> Iterator[Scene]:
         """The scenes of :meth:`scenes`, yielded as they are read, date by date.
@@ -437,18 +438,8 @@ class Collection:
         start, end = parse_date_range(date_range)
         return [d for d in dates if start <= d <= end]
 
-    def _check_bands(self, bands: list[str] | None) -> list[str] | None:
-        if bands is None:
-            return None
-        if isinstance(bands, str):
-            bands = [bands]
-        unknown = [b for b in bands if b not in self.bands]
-        if unknown:
-            raise ValueError(
-                f"unknown band code(s) {', '.join(map(repr, unknown))} for collection {self.name!r};"
-                f" stored: {', '.join(self.bands) or 'none'}"
-            )
-        return list(bands)
+    def _check_bands(self, bands: Bands | None) -> list[str] | None:
+        return None if bands is None else known_bands(bands, self.bands, f"collection {self.name!r}", "stored")
 
     def _bands_from_files(self) -> list[str]:
         bands: list[str] = []
@@ -502,16 +493,16 @@ def parse_date(value: str | dt.date | dt.datetime) -> dt.date:
             return parse_date(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
         except ValueError:
             pass
-    raise ValueError(f"not a date: {value!r} (use YYYY-MM-DD)")
+    raise ArgumentError(f"not a date: {value!r} (use YYYY-MM-DD)")
 
 
 def parse_date_range(date_range: tuple[Any, Any]) -> tuple[dt.date, dt.date]:
     """``(start, end)`` as inclusive UTC dates; ``ValueError`` for bad dates or end < start."""
     if not isinstance(date_range, (tuple, list)) or len(date_range) != 2:
-        raise ValueError(f"date_range must be a (start, end) pair, got {date_range!r}")
+        raise ArgumentError(f"date_range must be a (start, end) pair, got {date_range!r}")
     start, end = parse_date(date_range[0]), parse_date(date_range[1])
     if end < start:
-        raise ValueError(f"date_range ends ({end}) before it starts ({start})")
+        raise ArgumentError(f"date_range ends ({end}) before it starts ({start})")
     return start, end
 
 
@@ -531,13 +522,13 @@ def check_cloud_cover(cloud_cover_lt: float | None) -> None:
         raise ArgumentError(f"cloud_cover_lt must be a percentage from 0 to 100, got {cloud_cover_lt!r}")
 
 
-def _check_bbox(bbox: Any) -> tuple[float, float, float, float]:
+def _check_bbox(bbox: Any) -> BBox:
     try:
         xmin, ymin, xmax, ymax = (float(v) for v in bbox)
     except (TypeError, ValueError):
-        raise ValueError(f"bbox must be (xmin, ymin, xmax, ymax), got {bbox!r}") from None
+        raise ArgumentError(f"bbox must be (xmin, ymin, xmax, ymax), got {bbox!r}") from None
     if xmin > xmax or ymin > ymax:
-        raise ValueError(f"bbox {bbox!r} has min > max")
+        raise ArgumentError(f"bbox {bbox!r} has min > max")
     return xmin, ymin, xmax, ymax
 
 

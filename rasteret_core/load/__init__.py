@@ -28,8 +28,9 @@ from rasteret_core.errors import LoadError
 from rasteret_core.load.chunk import ChunkTask, compute_chunk, SourceRead
 from rasteret_core.load.runtime import DEFAULT_CACHE_BYTES, process_stats
 from rasteret_core.load.tasks import plan_band
-from rasteret_core.raster.grid import _lonlat, output_geobox
+from rasteret_core.raster.grid import lonlat_geometry, output_geobox
 from rasteret_core.raster.grouping import group_scenes, mosaic_order, solar_day, TimeStep
+from rasteret_core.types import band_list, BBox
 
 __all__ = [
     "load", "LoadError", "ChunkTask", "SourceRead", "compute_chunk", "chunk_tasks", "process_stats",
@@ -52,7 +53,7 @@ def load(
     source: Any,
     bands: Sequence[str] | str | None = None,
     *,
-    bbox: tuple[float, float, float, float] | None = None,
+    bbox: BBox | None = None,
     geometry: Any = None,
     like: Any = None,
     geobox: Any = None,
@@ -183,8 +184,7 @@ def _options(reader_options) -> ReaderOptions:
 
 
 def _scenes(source, bands, *, bbox, geometry, like, geobox, date_range, cloud_cover_lt) -> tuple[list[Scene], list[str]]:
-    if isinstance(bands, str):
-        bands = [bands]
+    bands = band_list(bands) if bands is not None else None
     if hasattr(source, "scenes") and callable(source.scenes):
         bands = list(bands) if bands is not None else list(source.bands)
         query = _query_bbox(bbox, geometry, like, geobox)
@@ -212,7 +212,7 @@ def _query_bbox(bbox, geometry, like, geobox):
     if bbox is not None:
         return tuple(float(v) for v in bbox)
     if geometry is not None:
-        return tuple(_lonlat(geometry).boundingbox)
+        return tuple(lonlat_geometry(geometry).boundingbox)
     box = geobox if geobox is not None else None
     if like is not None:
         from odc.geo.geobox import GeoBox

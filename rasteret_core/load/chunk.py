@@ -15,7 +15,7 @@ import numpy as np
 from affine import Affine
 
 from rasteret_core.cog import CogHeader, ReaderOptions
-from rasteret_core.load.runtime import _tiles, DEFAULT_CACHE_BYTES, runtime
+from rasteret_core.load.runtime import DEFAULT_CACHE_BYTES, runtime, tile_indices
 from rasteret_core.radiometry import to_physical
 
 
@@ -42,7 +42,7 @@ class SourceRead:
     def tiles(self) -> list[int]:
         """Indexes of the tiles of ``header`` this read needs."""
 
-        return _tiles(self.header, self.window)
+        return tile_indices(self.header, self.window)
 
     @property
     def byte_ranges(self) -> list[tuple[int, int]]:

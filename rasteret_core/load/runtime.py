@@ -97,7 +97,7 @@ class Runtime:
     async def _read_now(self, reads: list[tuple[CogHeader, tuple[int, int, int, int]]]) -> list[np.ndarray]:
         wanted: dict[TileKey, tuple[CogHeader, int]] = {}
         for header, window in reads:
-            for t in _tiles(header, window):
+            for t in tile_indices(header, window):
                 wanted.setdefault((header.url, header.validator, header.ifd_offset, t), (header, t))
         tiles: dict[TileKey, np.ndarray] = {}
         missing: list[TileKey] = []
@@ -116,7 +116,7 @@ class Runtime:
             try:
                 # one read_windows call: tiles of one file are merged into few requests
                 arrays = await self.client.read_windows(
-                    [(wanted[k][0], _tile_window(*wanted[k])) for k in missing], stats=self.stats)
+                    [(wanted[k][0], tile_window(*wanted[k])) for k in missing], stats=self.stats)
             except BaseException as exc:
                 for k, fut in own.items():
                     self._pending.pop(k, None)
@@ -170,13 +170,13 @@ def process_stats() -> dict[str, Any]:
         for (owner, *_), rt in _RUNTIMES.items():
             if owner != pid:
                 continue
-            for name, value in rt.stats.as_dict().items():
-                setattr(total, name, getattr(total, name) + value)
+            total.add(rt.stats)
             hits += rt.cache.hits
     return {**total.as_dict(), "cache_hits": hits}
 
 
-def _tiles(header: CogHeader, window: tuple[int, int, int, int]) -> list[int]:
+def tile_indices(header: CogHeader, window: tuple[int, int, int, int]) -> list[int]:
+    """Row-major indices of the tiles a ``(row start, row stop, col start, col stop)`` window touches."""
     r0, r1, c0, c1 = window
     th, tw = header.tile_height, header.tile_width
     return [r * header.tiles_across + c
@@ -184,7 +184,8 @@ def _tiles(header: CogHeader, window: tuple[int, int, int, int]) -> list[int]:
             for c in range(c0 // tw, (c1 - 1) // tw + 1)]
 
 
-def _tile_window(header: CogHeader, tile: int) -> Window:
+def tile_window(header: CogHeader, tile: int) -> Window:
+    """The pixel window of tile number ``tile`` (row-major), cut at the image's edges."""
     r, c = divmod(tile, header.tiles_across)
     row, col = r * header.tile_height, c * header.tile_width
     return Window(col, row, min(header.tile_width, header.width - col), min(header.tile_height, header.height - row))
@@ -194,7 +195,7 @@ def _assemble(header: CogHeader, window: tuple[int, int, int, int], tiles: dict[
     r0, r1, c0, c1 = window
     out = np.empty((r1 - r0, c1 - c0), dtype=header.dtype)
     th, tw = header.tile_height, header.tile_width
-    for t in _tiles(header, window):
+    for t in tile_indices(header, window):
         tr, tc = divmod(t, header.tiles_across)
         y0, x0 = tr * th, tc * tw
         tile = tiles[(header.url, header.validator, header.ifd_offset, t)]

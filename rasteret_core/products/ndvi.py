@@ -21,10 +21,9 @@ from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.collection.scene import Scene
-from rasteret_core.raster.grouping import group_key
 from rasteret_core.raster.masks import mask_function
 from rasteret_core.read.aoi import AoiRaster, read_aois, ReadFailure
-from rasteret_core.read.mosaic import mosaic_aoi
+from rasteret_core.read.mosaic import mosaic_groups
 
 log = logging.getLogger(__name__)
 
@@ -123,18 +122,14 @@ def aoi_ndvi(
     read = read_aois(scenes, geometries, bands, reader_options=reader_options, stats=stats, fill_outside=False,
                      **read_kwargs)
     result = NdviResult(failures=read.failures, stats=read.stats)
-    by_id = {s.id: s for s in scenes}
-    groups: dict[tuple[str, Any], list[AoiRaster]] = {}
+    by_geometry: dict[str, list[AoiRaster]] = {}
     for raster in read.rasters:
-        key = (raster.geometry_id, group_key(by_id[raster.scene_id], groupby))
-        groups.setdefault(key, []).append(raster)
-    masker = mask_function(mask, mask_kind)
-    for (gid, key), rasters in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
-        members = [by_id[i] for i in dict.fromkeys(r.scene_id for r in rasters)]
-        mosaic = mosaic_aoi(gid, geometries[gid], members, rasters, bands, key=key, physical=True, mask=mask,
-                            mask_fn=masker, mask_clouds=mask is not None)
-        if mosaic is None:
-            continue
+        by_geometry.setdefault(raster.geometry_id, []).append(raster)
+    mosaics = [m for gid in sorted(by_geometry)
+               for m in mosaic_groups(gid, geometries[gid], scenes, by_geometry[gid], bands, groupby=groupby,
+                                      mask=mask, mask_kind=mask_kind, physical=True, mask_clouds=mask is not None)]
+    for mosaic in mosaics:
+        gid, key = mosaic.geometry_id, mosaic.key
         result.warnings += mosaic.warnings
         values = ndvi(mosaic.bands[red], mosaic.bands[nir], cloud_mask=mosaic.source < 0)
         result.rasters.append(NdviRaster(

@@ -21,6 +21,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from rasteret_core.errors import ArgumentError
 from rasteret_core.products.timeseries_chart import png_bytes
 
 NDVI_CMAP = "RdYlGn"
@@ -66,7 +67,7 @@ def preview_figure(data: np.ndarray, *, inside: np.ndarray | None = None, covere
     """
     data = np.asarray(data, dtype=np.float32)
     if data.ndim != 2 or not data.size:
-        raise ValueError(f"a preview needs a non-empty 2-D NDVI array, not shape {data.shape}")
+        raise ArgumentError(f"a preview needs a non-empty 2-D NDVI array, not shape {data.shape}")
     fig = Figure(figsize=(7.0, 6.0), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)  # drawn by Agg (no display), also to measure the laid-out map below
     ax = fig.add_subplot()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
+from rasteret_core.errors import ArgumentError, ArgumentTypeError
 from rasteret_core.cog import CogHeader, read_header, read_window
 from rasteret_core.names import check_distinct, safe_name
 from rasteret_core.storage import atomic_write, resolve_root
@@ -32,7 +33,7 @@ def write_cog(
     ``crs_epsg``, or ``crs_wkt`` for a CRS without an EPSG code.
     """
     if crs_epsg is None and not crs_wkt:
-        raise ValueError("write_cog needs crs_epsg or crs_wkt")
+        raise ArgumentError("write_cog needs crs_epsg or crs_wkt")
     import rasterio
 
     array = data[np.newaxis] if data.ndim == 2 else data
@@ -77,7 +78,7 @@ def save_per_geometry(ds, output_dir: str | os.PathLike[str], file_prefix: str =
             paths += _save_one(part, output_dir, f"{file_prefix}{safe_name(str(gid))}_", data_var, storage_options)
         return paths
     if not isinstance(ds, (xr.Dataset, xr.DataArray)):
-        raise TypeError("save_per_geometry needs an xarray Dataset or a dict of them")
+        raise ArgumentTypeError("save_per_geometry needs an xarray Dataset or a dict of them")
     return _save_one(ds, output_dir, file_prefix, data_var, storage_options)
 
 
@@ -85,7 +86,7 @@ def _save_one(ds, output_dir, prefix: str, data_var: str | None, storage_options
     names = list(ds.data_vars)
     if data_var is None:
         if len(names) != 1:
-            raise ValueError(f"the Dataset has variables {names}: pass data_var=")
+            raise ArgumentError(f"the Dataset has variables {names}: pass data_var=")
         data_var = names[0]
     var = ds[data_var]
     ref = ds["spatial_ref"].attrs

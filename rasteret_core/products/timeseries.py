@@ -21,7 +21,10 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.names import check_under, safe_name
-from rasteret_core.storage import atomic_write, resolve_root
+from rasteret_core.products.outputs import NDVI_FILE, read_ndvi_sidecar, read_output
+from rasteret_core.raster.geometry import to_crs
+from rasteret_core.raster.windows import aoi_window
+from rasteret_core.storage import atomic_write, list_files, resolve_root
 
 STATS_SCHEMA = pa.schema([
     ("aoi", pa.string()),
@@ -71,6 +74,25 @@ def ndvi_statistics(data: np.ndarray, inside: np.ndarray, covered: int | None = 
         out.update(mean=float(valid.mean()), median=float(np.median(valid)), std=float(valid.std()),
                    min=float(valid.min()), max=float(valid.max()), p10=float(p10), p90=float(p90))
     return out
+
+
+def output_statistics(folder: str, geometry: BaseGeometry, *, reader_options: dict[str, Any] | None = None,
+                      storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One statistics row per NDVI COG stored in a date x AOI ``folder`` (none when it holds none).
+
+    Each COG is read back through the core reader; its grid is the AOI's crop, so the AOI's
+    pixels are those whose centre lies inside ``geometry`` (``rasterio.mask`` semantics).
+    ``reader_options`` are :class:`~rasteret_core.cog.ReaderOptions` fields for the outputs' location.
+    """
+    rows = []
+    for path in list_files(folder, suffix=NDVI_FILE, storage_options=storage_options):
+        header, values = read_output(path, **(reader_options or {}))
+        crop = aoi_window(header, to_crs(geometry, header.crs_epsg))
+        inside = ~crop.outside if crop is not None and crop.shape == values.shape else values == values
+        sidecar = read_ndvi_sidecar(folder, storage_options=storage_options) or {}
+        rows.append({"scene_ids": sidecar.get("scene_ids", []), "ndvi_path": path,
+                     **ndvi_statistics(values, inside, sidecar.get("covered_pixels"))})
+    return rows
 
 
 def write_stats(rows: list[dict[str, Any]], root: str, *, date: str, aoi: str, geometry: BaseGeometry,

@@ -9,6 +9,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.errors import GeometryError
+from rasteret_core.types import BBox
 
 
 def as_geometry(value: Any) -> BaseGeometry:
@@ -172,6 +173,6 @@ def _within_area_of_use(geom: BaseGeometry, dst: str) -> BaseGeometry:
     return clipped if not clipped.is_empty else geom
 
 
-def union_bounds(geoms: Iterable[BaseGeometry]) -> tuple[float, float, float, float]:
+def union_bounds(geoms: Iterable[BaseGeometry]) -> BBox:
     """The (minx, miny, maxx, maxy) of the union of ``geoms``."""
     return tuple(shapely.union_all(list(geoms)).bounds)

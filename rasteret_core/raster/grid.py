@@ -30,6 +30,7 @@ from rasteret_core.cog import CogHeader
 from rasteret_core.collection.scene import Scene
 from rasteret_core.errors import GridError
 from rasteret_core.raster.geometry import to_crs
+from rasteret_core.types import BBox
 
 __all__ = [
     "GridError", "header_geobox", "crs_of_largest_overlap", "output_geobox", "pick_overview", "native_anchor",
@@ -54,7 +55,7 @@ def _header_crs(header: CogHeader) -> CRS:
     raise GridError(f"{header.url}: the image has no CRS")
 
 
-def _lonlat(geom: Geometry | BaseGeometry) -> Geometry:
+def lonlat_geometry(geom: Geometry | BaseGeometry) -> Geometry:
     """An odc ``Geometry`` in EPSG:4326 (shapely geometries are taken as lon/lat)."""
     if isinstance(geom, Geometry):
         return geom.to_crs("EPSG:4326") if geom.crs is not None and geom.crs != "EPSG:4326" else geom
@@ -69,7 +70,7 @@ def crs_of_largest_overlap(scenes: Iterable[Scene], band: str, region: Geometry 
     """
     area: dict[str, float] = defaultdict(float)
     crss: dict[str, CRS] = {}
-    clip = _lonlat(region).geom if region is not None else None
+    clip = lonlat_geometry(region).geom if region is not None else None
     for scene in scenes:
         asset = scene.bands.get(band)
         if asset is None or asset.header is None:
@@ -112,7 +113,7 @@ def output_geobox(
     *,
     geobox: GeoBox | None = None,
     like: Any = None,
-    bbox: tuple[float, float, float, float] | None = None,
+    bbox: BBox | None = None,
     geometry: Geometry | BaseGeometry | None = None,
     crs: Any = None,
     resolution: float | tuple[float, float] | None = None,
@@ -151,7 +152,7 @@ def output_geobox(
             raise GridError(f"bbox {bbox} must be (min lon, min lat, max lon, max lat)")
         region: Geometry | None = geo_box(x0, y0, x1, y1, "EPSG:4326")
     elif geometry is not None:
-        region = _lonlat(geometry)
+        region = lonlat_geometry(geometry)
     else:
         region = None
     headers = [(s, b, s.bands[b].header) for s in scenes for b in bands if b in s.bands and s.bands[b].header is not None]

@@ -78,21 +78,3 @@ def tiles_of_window(header: CogHeader, window: Window) -> list[tuple[int, int]]:
     r0, r1 = window.row_off // header.tile_height, (window.row_off + window.height - 1) // header.tile_height
     c0, c1 = window.col_off // header.tile_width, (window.col_off + window.width - 1) // header.tile_width
     return [(r, c) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)]
-
-
-def regrid_nearest(data: np.ndarray, src: Affine, shape: tuple[int, int], dst: Affine, fill: float) -> np.ndarray:
-    """``data`` (on grid ``src``) sampled at the pixel centres of grid ``dst``, nearest neighbour.
-
-    Exact for nested grids such as Sentinel-2's 20 m SCL under its 10 m bands.
-    """
-    height, width = shape
-    xs = dst.c + (np.arange(width) + 0.5) * dst.a
-    ys = dst.f + (np.arange(height) + 0.5) * dst.e
-    cols = np.floor((xs - src.c) / src.a).astype(np.int64)
-    rows = np.floor((ys - src.f) / src.e).astype(np.int64)
-    out = np.full(shape, fill, dtype=data.dtype)
-    col_ok = (cols >= 0) & (cols < data.shape[1])
-    row_ok = (rows >= 0) & (rows < data.shape[0])
-    r, c = np.nonzero(row_ok)[0], np.nonzero(col_ok)[0]
-    out[np.ix_(r, c)] = data[np.ix_(rows[r], cols[c])]
-    return out

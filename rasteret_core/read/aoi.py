@@ -75,6 +75,10 @@ class AoiReadResult:
     failures: list[ReadFailure] = field(default_factory=list)
     stats: ReadStats = field(default_factory=ReadStats)
     diagnosis: Any = None
+    scenes: list[Scene] = field(default_factory=list)
+    """The scenes the read selected (what a mosaic needs beside the rasters)."""
+    geometries: dict[str, BaseGeometry] = field(default_factory=dict)
+    """The geometries read, by id, in lon/lat."""
 
     def __repr__(self) -> str:
         return (f"AoiReadResult(rasters={len(self.rasters)}, failures={len(self.failures)},"
@@ -147,13 +151,13 @@ def _plan_scene(scene: Scene, bands: list[str], cache: _WindowCache, result: Aoi
 
 def iter_planned(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], bands: list[str],
                  result: AoiReadResult, *, max_pixels: int = ReaderOptions.max_window_pixels) -> Iterator[list[_Job]]:
-    """The jobs of :func:`plan_reads`, one scene at a time (all its bands and geometries)."""
+    """The jobs of :func:`read_jobs`, one scene at a time (all its bands and geometries)."""
     cache = _WindowCache(geometries, max_pixels)
     for scene in scenes:
         yield _plan_scene(scene, bands, cache, result)
 
 
-def plan_reads(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], bands: list[str],
+def read_jobs(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], bands: list[str],
                result: AoiReadResult, *, max_pixels: int = ReaderOptions.max_window_pixels) -> list[_Job]:
     """One job per (scene, band, geometry) whose geometry overlaps the scene's image; a window
     that cannot be placed or is larger than ``max_pixels`` is a failure of that job.

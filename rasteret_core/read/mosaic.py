@@ -38,8 +38,8 @@ from rasteret_core.collection.scene import Scene
 from rasteret_core.raster.grid import (
     aoi_geobox, crs_of_largest_overlap, geobox_crs, inside_mask, sample_nearest,
 )
-from rasteret_core.raster.grouping import mosaic_order
-from rasteret_core.raster.masks import MASK_BANDS
+from rasteret_core.raster.grouping import group_key, mosaic_order
+from rasteret_core.raster.masks import MASK_BANDS, mask_function
 from rasteret_core.read.aoi import AoiRaster
 
 @dataclass
@@ -217,3 +217,36 @@ def mosaic_aoi(
     single = {b: (next(iter(r)) if len(r) == 1 else None) for b, r in rules.items()}
     when = min((s.datetime for s in ordered), default=None)
     return AoiMosaic(geometry_id, key, when, gbox, out, fills, scene_ids, source, inside, covered, single, warnings)
+
+
+def mosaic_groups(
+    geometry_id: str,
+    geometry: BaseGeometry,
+    scenes: list[Scene],
+    rasters: list[AoiRaster],
+    bands: list[str],
+    *,
+    groupby: Any = "solar_day",
+    gbox: GeoBox | None = None,
+    mask: str | None = None,
+    mask_kind: str | None = None,
+    physical: bool = False,
+    mask_clouds: bool = False,
+) -> list[AoiMosaic]:
+    """One geometry's rasters grouped into time steps (:func:`~rasteret_core.raster.grouping.group_key`),
+    each step merged by :func:`mosaic_aoi` (on ``gbox``, or each step's own grid), in time order.
+    Steps whose rasters do not overlap the geometry are left out."""
+    by_id = {s.id: s for s in scenes}
+    groups: dict[Any, list[AoiRaster]] = defaultdict(list)
+    for r in rasters:
+        groups[group_key(by_id[r.scene_id], groupby)].append(r)
+    masker = mask_function(mask, mask_kind) if mask is not None else None
+    mosaics = []
+    for key, members in groups.items():
+        members_scenes = [by_id[i] for i in dict.fromkeys(r.scene_id for r in members)]
+        m = mosaic_aoi(geometry_id, geometry, members_scenes, members, bands, gbox=gbox, key=key, physical=physical,
+                       mask=mask, mask_fn=masker, mask_clouds=mask_clouds)
+        if m is not None:
+            mosaics.append(m)
+    mosaics.sort(key=lambda m: (m.time, str(m.key)))
+    return mosaics

@@ -250,9 +250,9 @@ async def asample_points(
         raise ArgumentError(f"neighbourhood must be an odd number from 1 to {MAX_NEIGHBOURHOOD}"
                             f" ({MAX_NEIGHBOURHOOD}^2 pixels per point and scene), got {neighbourhood!r}")
     if max_distance is not None and (not math.isfinite(max_distance) or max_distance < 0):
-        raise ValueError(f"max_distance must be a finite distance >= 0, got {max_distance}")
+        raise ArgumentError(f"max_distance must be a finite distance >= 0, got {max_distance}")
     if max_distance is not None and neighbourhood != 1:
-        raise ValueError("use either max_distance (nearest valid pixel) or neighbourhood, not both")
+        raise ArgumentError("use either max_distance (nearest valid pixel) or neighbourhood, not both")
     named = named_points(points, crs)
     ids = list(named)
     lonlat = np.array(list(named.values()), dtype=np.float64).reshape(-1, 2)

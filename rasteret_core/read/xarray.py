@@ -22,10 +22,8 @@ from rasteret_core import radiometry
 from rasteret_core.collection.scene import Scene
 from rasteret_core.errors import RasteretError
 from rasteret_core.raster.grid import geobox_crs
-from rasteret_core.raster.grouping import group_key
-from rasteret_core.raster.masks import mask_function
 from rasteret_core.read.aoi import AoiRaster
-from rasteret_core.read.mosaic import mosaic_aoi, target_geobox
+from rasteret_core.read.mosaic import mosaic_groups, target_geobox
 
 MAX_SPARSE_FACTOR = 4.0
 """A stacked Dataset may hold at most this many times the pixels of its per-geometry parts..."""
@@ -77,23 +75,12 @@ def geometry_dataset(
     gbox = target_geobox(geometry, scenes, rasters, bands)
     if gbox is None:
         return None
-    by_id = {s.id: s for s in scenes}
-    groups: dict[Any, list[AoiRaster]] = defaultdict(list)
-    for r in rasters:
-        groups[group_key(by_id[r.scene_id], groupby)].append(r)
-    masker = mask_function(mask) if mask is not None else None
-    mosaics = []
-    for key, members in groups.items():
-        group_scenes = [by_id[i] for i in dict.fromkeys(r.scene_id for r in members)]
-        m = mosaic_aoi(geometry_id, geometry, group_scenes, members, bands, gbox=gbox, key=key, physical=physical,
-                       mask=mask, mask_fn=masker, mask_clouds=mask_clouds)
-        if m is not None:
-            mosaics.append(m)
-            if warnings is not None:
-                warnings.extend(m.warnings)
+    mosaics = mosaic_groups(geometry_id, geometry, scenes, rasters, bands, groupby=groupby, gbox=gbox, mask=mask,
+                            physical=physical, mask_clouds=mask_clouds)
+    if warnings is not None:
+        warnings.extend(w for m in mosaics for w in m.warnings)
     if not mosaics:
         return None
-    mosaics.sort(key=lambda m: (m.time, str(m.key)))
     epsg = gbox.crs.epsg
     wkt = None if epsg is not None else gbox.crs.to_wkt()
     grid = gbox.affine

@@ -2,9 +2,10 @@
 
 from rasteret_core.errors import ItemsFileError, StacSearchError
 from rasteret_core.stac.local_items import load_items
+from rasteret_core.stac.sources import DataSource, DataSources
 from rasteret_core.stac.search import make_filters, parse_datetime_range, search, SearchFilters, SearchResult
 
 __all__ = [
-    "search", "SearchResult", "SearchFilters", "StacSearchError", "ItemsFileError",
+    "DataSource", "DataSources", "search", "SearchResult", "SearchFilters", "StacSearchError", "ItemsFileError",
     "load_items", "make_filters", "parse_datetime_range",
 ]

@@ -20,11 +20,12 @@ from typing import Any, Iterable, Mapping
 
 import shapely.geometry
 
-from rasteret_core.errors import InvalidItemError, StacSearchError
+from rasteret_core.errors import ArgumentError, InvalidItemError, StacSearchError
 from rasteret_core.progress import Progress
 from rasteret_core.stac import local_items
 from rasteret_core.stac.sources import DataSource
 from rasteret_core.stac.validate import split_valid
+from rasteret_core.types import BBox
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class SearchFilters:
 
     start: dt.datetime
     end: dt.datetime
-    bbox: tuple[float, float, float, float] | None = None
+    bbox: BBox | None = None
     intersects: dict[str, Any] | None = None
     cloud_cover_lt: float | None = None
     platforms: tuple[str, ...] | None = None
@@ -110,9 +111,9 @@ def search(
                            cloud_cover_lt=cloud_cover_lt, platform=platform)
     limit = DEFAULT_MAX_ITEMS if max_items is None else int(max_items)
     if limit < 1:
-        raise ValueError("max_items must be >= 1")
+        raise ArgumentError("max_items must be >= 1")
     if filter_mode not in ("auto", "filter", "query"):
-        raise ValueError("filter_mode must be 'auto', 'filter' or 'query'")
+        raise ArgumentError("filter_mode must be 'auto', 'filter' or 'query'")
     if source.items_path is not None:
         result = _search_local(source, filters, limit)
     else:
@@ -146,26 +147,26 @@ def make_filters(
         try:
             box = tuple(float(v) for v in bbox)
         except (TypeError, ValueError):
-            raise ValueError(f"bbox must be 4 numbers (xmin, ymin, xmax, ymax), got {bbox!r}") from None
+            raise ArgumentError(f"bbox must be 4 numbers (xmin, ymin, xmax, ymax), got {bbox!r}") from None
         if len(box) != 4:
-            raise ValueError(f"bbox must be 4 numbers (xmin, ymin, xmax, ymax), got {bbox!r}")
+            raise ArgumentError(f"bbox must be 4 numbers (xmin, ymin, xmax, ymax), got {bbox!r}")
         xmin, ymin, xmax, ymax = box
         if not (-180 <= xmin <= 180 and -180 <= xmax <= 180 and -90 <= ymin <= ymax <= 90):
-            raise ValueError(f"bbox {bbox!r} is not in lon/lat degrees (EPSG:4326)")
+            raise ArgumentError(f"bbox {bbox!r} is not in lon/lat degrees (EPSG:4326)")
     geojson = None
     if intersects is not None:
         if bbox is not None:
-            raise ValueError("give bbox or intersects, not both")
+            raise ArgumentError("give bbox or intersects, not both")
         geom = shapely.geometry.shape(intersects) if isinstance(intersects, Mapping) else intersects
         if not hasattr(geom, "is_valid") or geom.is_empty:
-            raise ValueError("intersects must be a non-empty shapely geometry or GeoJSON geometry")
+            raise ArgumentError("intersects must be a non-empty shapely geometry or GeoJSON geometry")
         geojson = shapely.geometry.mapping(geom)
     cloud = None
     if cloud_cover_lt is not None:
         try:
             cloud = float(cloud_cover_lt)
         except (TypeError, ValueError):
-            raise ValueError(f"cloud_cover_lt must be a number, got {cloud_cover_lt!r}") from None
+            raise ArgumentError(f"cloud_cover_lt must be a number, got {cloud_cover_lt!r}") from None
     return SearchFilters(start, end, box, geojson, cloud, parse_platform(platform))
 
 
@@ -180,20 +181,20 @@ def parse_platform(platform: Any) -> tuple[str, ...] | None:
             return tuple(str(p) for p in platform["in"])
         if set(platform) == {"eq"}:
             return (str(platform["eq"]),)
-        raise ValueError(f"platform filter must be {{'in': [...]}} or {{'eq': name}}, got {platform!r}")
+        raise ArgumentError(f"platform filter must be {{'in': [...]}} or {{'eq': name}}, got {platform!r}")
     if isinstance(platform, (list, tuple, set)):
         return tuple(str(p) for p in platform)
-    raise ValueError(f"unsupported platform filter {platform!r}")
+    raise ArgumentError(f"unsupported platform filter {platform!r}")
 
 
 def parse_datetime_range(date_range: tuple[Any, Any]) -> tuple[dt.datetime, dt.datetime]:
     """``(start, end)`` as aware UTC datetimes; a date-only end covers its whole day."""
     if not isinstance(date_range, (tuple, list)) or len(date_range) != 2:
-        raise ValueError(f"date_range must be a (start, end) pair, got {date_range!r}")
+        raise ArgumentError(f"date_range must be a (start, end) pair, got {date_range!r}")
     start = _as_datetime(date_range[0], end=False)
     end = _as_datetime(date_range[1], end=True)
     if end < start:
-        raise ValueError(f"date_range ends ({end.isoformat()}) before it starts ({start.isoformat()})")
+        raise ArgumentError(f"date_range ends ({end.isoformat()}) before it starts ({start.isoformat()})")
     return start, end
 
 
@@ -206,13 +207,13 @@ def _as_datetime(value: Any, *, end: bool) -> dt.datetime:
             else:
                 value = local_items.parse_timestamp(text)
         except ValueError:
-            raise ValueError(f"not a date: {value!r} (use YYYY-MM-DD or an ISO datetime)") from None
+            raise ArgumentError(f"not a date: {value!r} (use YYYY-MM-DD or an ISO datetime)") from None
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
     if isinstance(value, dt.date):
         t = dt.time.max if end else dt.time.min
         return dt.datetime.combine(value, t, tzinfo=dt.timezone.utc)
-    raise ValueError(f"not a date: {value!r} (use YYYY-MM-DD or an ISO datetime)")
+    raise ArgumentError(f"not a date: {value!r} (use YYYY-MM-DD or an ISO datetime)")
 
 
 def _rfc3339(value: dt.datetime) -> str:

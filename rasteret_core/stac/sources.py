@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from rasteret_core.errors import ArgumentError
 from rasteret_core.radiometry import landsat_sensor
+from rasteret_core.types import Bands, known_bands
 
 
 @dataclass(frozen=True)
@@ -59,24 +61,24 @@ class DataSource:
 
     def __post_init__(self) -> None:
         if not self.name:
-            raise ValueError("a data source needs a name")
+            raise ArgumentError("a data source needs a name")
         if not self.band_map:
-            raise ValueError(f"data source {self.name!r} has an empty band_map")
+            raise ArgumentError(f"data source {self.name!r} has an empty band_map")
         if (self.stac_url is None) == (self.items_path is None):
-            raise ValueError(f"data source {self.name!r} needs exactly one of stac_url or items_path")
+            raise ArgumentError(f"data source {self.name!r} needs exactly one of stac_url or items_path")
         object.__setattr__(self, "band_map", dict(self.band_map))
         overrides = {}
         for band, rule in dict(self.radiometry or {}).items():
             if band not in self.band_map:
-                raise ValueError(f"data source {self.name!r}: radiometry override for unknown band {band!r}")
+                raise ArgumentError(f"data source {self.name!r}: radiometry override for unknown band {band!r}")
             if not isinstance(rule, Mapping) or not set(rule) <= {"scale", "offset"} or not rule:
-                raise ValueError(f"data source {self.name!r}: radiometry override for {band!r} must be"
+                raise ArgumentError(f"data source {self.name!r}: radiometry override for {band!r} must be"
                                  " {'scale': s, 'offset': o}")
             overrides[band] = {k: float(v) for k, v in rule.items()}
         object.__setattr__(self, "radiometry", overrides)
         object.__setattr__(self, "band_sensors", {b: tuple(v) for b, v in dict(self.band_sensors or {}).items()})
         if self.signing not in SIGNING_SCHEMES:
-            raise ValueError(f"data source {self.name!r}: unknown signing {self.signing!r};"
+            raise ArgumentError(f"data source {self.name!r}: unknown signing {self.signing!r};"
                              f" known: {', '.join(str(k) for k in SIGNING_SCHEMES)}")
         if self.items_path is not None:
             object.__setattr__(self, "items_path", os.fspath(self.items_path))
@@ -144,21 +146,11 @@ class DataSource:
         """The band codes this source knows, in declaration order."""
         return list(self.band_map)
 
-    def check_bands(self, bands: list[str] | tuple[str, ...] | None) -> list[str]:
-        """Return ``bands`` (all bands when ``None``); ``ValueError`` naming unknown codes."""
+    def check_bands(self, bands: Bands | None) -> list[str]:
+        """Return ``bands`` (all bands when ``None``); an ``ArgumentError`` names unknown codes."""
         if bands is None:
             return self.bands
-        if isinstance(bands, str):
-            bands = [bands]
-        unknown = [b for b in bands if b not in self.band_map]
-        if unknown:
-            raise ValueError(
-                f"unknown band code(s) {', '.join(map(repr, unknown))} for data source {self.name!r};"
-                f" known: {', '.join(self.band_map)}"
-            )
-        if not bands:
-            raise ValueError("no bands requested")
-        return list(dict.fromkeys(bands))
+        return known_bands(bands, self.band_map, f"data source {self.name!r}")
 
     def asset_key(self, band: str) -> str:
         """The STAC asset key holding ``band``."""
@@ -272,7 +264,7 @@ class DataSources:
         """Make ``source`` available by name through :meth:`get`."""
         key = source.name.lower()
         if key in _REGISTRY and _REGISTRY[key] != source and not replace:
-            raise ValueError(f"a different data source named {source.name!r} is already registered")
+            raise ArgumentError(f"a different data source named {source.name!r} is already registered")
         _REGISTRY[key] = source
         return source
 
@@ -285,7 +277,7 @@ class DataSources:
             key = name.lower()
             return _REGISTRY[_ALIASES.get(key, key)]
         except KeyError:
-            raise ValueError(f"unknown data source {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+            raise ArgumentError(f"unknown data source {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
 
     @staticmethod
     def names() -> list[str]:

@@ -13,8 +13,8 @@ import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 
-from rasteret_core.cog.urls import s3_endpoint_from_env
-from rasteret_core.read.diagnosis import first_causes, s3_target
+from rasteret_core.cog import s3_endpoint_from_env
+from rasteret_core.read import first_causes, s3_target
 from rasteret_pipelines.defs.markdown import md_table
 
 COLLECTION_CHECK = "collection_schema"

@@ -10,10 +10,10 @@ from pydantic import Field
 from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.cog import ReaderOptions
-from rasteret_core.collection.harvest import source_reader_options
+from rasteret_core.collection import source_reader_options
 from rasteret_core.names import path_under
 from rasteret_core.products.aois import load_aois
-from rasteret_core.stac.sources import DataSource, DataSources
+from rasteret_core.stac import DataSource, DataSources
 from rasteret_pipelines import settings
 
 

@@ -1,12 +1,10 @@
 """``ndvi_stats``: the team-shared time series, per-AOI and per-date NDVI statistics."""
 
 import dagster as dg
+import pandas as pd
 
-from rasteret_core.products.outputs import NDVI_FILE, read_ndvi_sidecar, read_output
-from rasteret_core.products.timeseries import empty_row, ndvi_statistics, read_stats, write_stats
-from rasteret_core.raster.geometry import to_crs
-from rasteret_core.raster.windows import aoi_window
-from rasteret_core.storage import list_files
+from rasteret_core.products.ndvi_dates import ndvi_folder
+from rasteret_core.products.timeseries import empty_row, output_statistics, read_stats, write_stats
 from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
 from rasteret_pipelines.defs.checks import run_check, STATS_CHECK, stats_check_spec, STATS_SCHEMA
 from rasteret_pipelines.defs.markdown import md_table
@@ -38,21 +36,13 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
         if aoi not in shapes:
             raise dg.Failure(f"AOI {aoi!r} ({day}) is not in the AOI source any more: nothing to summarise",
                              allow_retries=False)
-        rows = []
-        folder = storage.path("ndvi", aoi, day)
-        paths = list_files(folder, suffix=NDVI_FILE, storage_options=storage.storage_options())
-        if not paths and (scenes := stored.scenes(day, aoi)) and not _ndvi_found_nothing(context, key):
+        rows = output_statistics(ndvi_folder(storage.ndvi_root, aoi, day), shapes[aoi],
+                                 reader_options=storage.reader_options(), storage_options=storage.storage_options())
+        if not rows and (scenes := stored.scenes(day, aoi)) and not _ndvi_found_nothing(context, key):
             # the NDVI outputs are gone but NDVI never said the date has nothing for this AOI:
             # an input vanished, so the stored statistics stay rather than become an empty row
             kept.append(f"{day} {aoi} (statistics of {scenes} scene(s) kept)")
             continue
-        for path in paths:
-            header, values = read_output(path, **storage.reader_options())
-            crop = aoi_window(header, to_crs(shapes[aoi], header.crs_epsg))  # the COG's grid is the AOI's crop
-            inside = ~crop.outside if crop is not None and crop.shape == values.shape else values == values
-            sidecar = read_ndvi_sidecar(folder, storage_options=storage.storage_options()) or {}
-            rows.append({"scene_ids": sidecar.get("scene_ids", []), "ndvi_path": path,
-                         **ndvi_statistics(values, inside, sidecar.get("covered_pixels"))})
         written.append(write_stats(rows, storage.stats_root, date=day, aoi=aoi, geometry=shapes[aoi],
                                    storage_options=storage.storage_options()))
         context.add_asset_metadata(_partition_metadata(rows, written[-1], aoi), partition_key=partition_key(day, aoi))
@@ -64,8 +54,6 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
                         " their NDVI first (refreshing the collection if its scenes vanished)",
             allow_retries=False,  # the outputs will not come back by retrying
         )
-    import pandas as pd
-
     frame = pd.DataFrame(all_rows)
     check = run_check(STATS_CHECK, STATS_SCHEMA, frame)
     table = read_stats(storage.stats_root, storage.storage_options())
