@@ -17,7 +17,7 @@ from rasteret_core.collection.scene import BandAsset, Scene
 from rasteret_core.raster.geometry import to_crs
 from rasteret_core.raster.windows import aoi_window
 from rasteret_core.read import read_aois
-from rasteret_core.read.aoi import AoiReadResult, plan_reads
+from rasteret_core.read.aoi import AoiReadResult, read_jobs
 
 S2_DIR = "rio-tiler-pds/tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
 BANDS = ["B04", "B08"]
@@ -50,7 +50,7 @@ def test_windows_are_computed_once_per_grid_and_shared_across_dates(store, s2_he
     scenes = dated_scenes(store, s2_headers, 5, BANDS + ["SCL"])
     h = s2_headers["B04"]
     geoms = {"a": field(h, 0.2, 0.3, 0.1), "b": field(h, 0.6, 0.1, 0.05)}
-    jobs = plan_reads(scenes, geoms, BANDS + ["SCL"], AoiReadResult())
+    jobs = read_jobs(scenes, geoms, BANDS + ["SCL"], AoiReadResult())
     assert len(jobs) == 5 * 3 * 2
     for gid, geom in geoms.items():
         for band in BANDS + ["SCL"]:
@@ -74,7 +74,7 @@ def test_a_scene_on_another_grid_gets_its_own_window(store, s2_headers):
     shifted = dataclasses.replace(s2_headers["B04"], transform=(t[0], t[1], t[2] + 3 * t[0], *t[3:]))
     scenes[1] = dataclasses.replace(scenes[1], bands={"B04": dataclasses.replace(scenes[1].bands["B04"], header=shifted)})
     geom = field(s2_headers["B04"], 0.3, 0.3, 0.1)
-    jobs = plan_reads(scenes, {"a": geom}, ["B04"], AoiReadResult())
+    jobs = read_jobs(scenes, {"a": geom}, ["B04"], AoiReadResult())
     windows = [j.crop.window for j in jobs]
     assert windows == [aoi_window(h, to_crs(geom, 32629)).window for h in (s2_headers["B04"], shifted)]
     assert windows[0] != windows[1]
