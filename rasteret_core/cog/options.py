@@ -109,6 +109,13 @@ class ReaderOptions:
     def signs_s3(self) -> bool:
         return self.requester_pays if self.sign is None else self.sign
 
+    def credential_fields(self) -> list[str]:
+        """The names of the credential fields that are set. Work sent to other processes or
+        machines (a dask graph, a worker's task) must carry none: workers sign with their own
+        AWS chain (environment, profile, instance role)."""
+        return [name for name in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+                if getattr(self, name)]
+
     @classmethod
     def coerce(cls, value: "ReaderOptions | Mapping[str, Any] | None") -> "ReaderOptions":
         """``value`` as options: ``None`` gives the defaults, a mapping goes through :meth:`from_kwargs`."""

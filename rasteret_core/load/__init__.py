@@ -40,7 +40,6 @@ __all__ = [
 DEFAULT_CHUNK = 2048
 """Default output chunk edge in pixels (y and x): 8 MiB of uint16 per task."""
 
-_CREDENTIAL_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 _RESAMPLING = {"nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "max", "min",
                "med", "q1", "q3", "sum", "rms"}
 
@@ -174,7 +173,7 @@ def _chunk_task(task) -> ChunkTask | None:
 # --- helpers -------------------------------------------------------------------------------
 def _options(reader_options) -> ReaderOptions:
     options = ReaderOptions.coerce(reader_options)
-    given = [name for name in _CREDENTIAL_FIELDS if getattr(options, name)]
+    given = options.credential_fields()
     if given:
         raise LoadError(
             f"reader_options holds {', '.join(given)}: load() never puts credentials into the task graph; "

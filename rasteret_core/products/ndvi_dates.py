@@ -46,9 +46,11 @@ class AoiNdvi:
     """One AOI's NDVI on one date.
 
     ``outputs`` describes each COG written (path, scene ids, dtype, CRS, pixel size, value
-    range), re-read as a consumer would; ``failures`` are ``(scene, band, reason)`` rows;
-    ``read_failures`` the failed reads themselves. ``kept`` says why stored outputs were kept
-    rather than replaced (None when they were replaced or there were none).
+    range), re-read as a consumer would; ``raster`` the mosaic written (or, from
+    :func:`~rasteret_core.products.ndvi_runs.ndvi_for_dates`, ``preview``: its PNG map instead);
+    ``failures`` are ``(scene, band, reason)`` rows; ``read_failures`` the failed reads
+    themselves. ``kept`` says why stored outputs were kept rather than replaced (None when they
+    were replaced or there were none).
     """
 
     aoi: str
@@ -58,11 +60,12 @@ class AoiNdvi:
     read_failures: list[ReadFailure] = field(default_factory=list)
     kept: str | None = None
     known: bool = True
+    preview: bytes | None = None
 
     @property
     def all_reads_failed(self) -> bool:
         """Every read this AOI needed failed, so nothing could be written."""
-        return bool(self.read_failures) and self.raster is None and self.kept is None
+        return bool(self.read_failures) and not self.outputs and self.kept is None
 
 
 @dataclass

@@ -7,7 +7,6 @@ import datetime as dt
 import re
 from typing import Any, Iterable
 
-from rasteret_core.products.ndvi_preview import raster_preview_png
 from rasteret_core.products.timeseries_chart import sparkline_png
 
 # the characters that make links and images ([ ] !), autolinks and raw HTML (< >), code (`),
@@ -55,12 +54,6 @@ def png_markdown(png: bytes, alt: str, caption: str | None = None) -> str:
 
     image = f"![{md_text(alt, 80)}](data:image/png;base64,{base64.b64encode(png).decode()})"
     return f"**{md_text(caption, 300)}**\n\n{image}" if caption else image
-
-
-def preview_markdown(raster: Any, aoi: str, day: str) -> str:
-    """The readable NDVI map of one date x AOI partition (see :mod:`rasteret_core.products.ndvi_preview`)."""
-
-    return png_markdown(raster_preview_png(raster, aoi, day), f"NDVI {aoi} {day}")
 
 
 def sparkline_markdown(table: Any, aoi: str, summary: str, *, limit: int = INLINE_LIMIT) -> str:

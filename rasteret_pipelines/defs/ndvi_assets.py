@@ -6,22 +6,26 @@ all the run's AOIs on that date, so AOIs on the same scene share tiles, and ever
 still gets its own materialisation metadata (what was read for it, what failed).
 """
 
+from typing import Iterator
+
 import dagster as dg
 import pandas as pd
 
 from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
+from rasteret_core.errors import ArgumentError
 from rasteret_core.plan import ReadPlan
-from rasteret_core.products.ndvi_dates import AoiNdvi, DateNdvi, NdviBands, ndvi_for_date
+from rasteret_core.products.ndvi_dates import AoiNdvi, DateNdvi, NdviBands
+from rasteret_core.products.ndvi_runs import ndvi_for_dates
 from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
 from rasteret_pipelines.defs.checks import (
     all_reads_failed, COLLECTION_CHECK, collection_schema, failed_reads_check, NDVI_CHECK, ndvi_check_spec,
     NDVI_OUTPUT_SCHEMA, run_check,
 )
-from rasteret_pipelines.defs.markdown import md_table, preview_markdown
+from rasteret_pipelines.defs.markdown import md_table, png_markdown
 from rasteret_pipelines.defs.partitions import by_date, DATE_AOI, partition_key
 from rasteret_pipelines.defs.policies import DATE_AOI_BACKFILL, RETRY, S3_POOL
-from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
+from rasteret_pipelines.defs.resources import Aois, CogReader, DaskCluster, StacSource, Storage
 
 
 @dg.asset(
@@ -38,25 +42,27 @@ from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Stora
     "grid (least cloud first, first valid pixel wins), each scene's radiometry rule applied, clouds masked "
     "with Sentinel-2 SCL or Landsat QA_PIXEL.",
 )
-def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader, storage: Storage, aois: Aois):
-    source, shapes = stac.data_source(), aois.load()
-    bands = NdviBands(**stac.ndvi_bands())
+def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader, storage: Storage, aois: Aois,
+         dask: DaskCluster):
+    source, shapes, jobs = stac.data_source(), aois.load(), by_date(context.partition_keys)
     collection = Collection.open(storage.collection_root, storage_options=storage.storage_options())
+    for day in jobs:
+        _require_valid_collection(collection, day, list(stac.ndvi_bands().values()))
     days: list[DateNdvi] = []
-    for day, names in by_date(context.partition_keys).items():
-        _require_valid_collection(collection, day, bands.codes)
-        result = ndvi_for_date(  # one read of the date's scenes for all the run's AOIs on it
-            collection, day, names, shapes, bands=bands, out_root=storage.ndvi_root,
-            reader_options=reader.options(source), storage_options=storage.storage_options(),
-            output_reader_options=storage.reader_options())
-        for aoi, item in result.aois.items():
-            if item.all_reads_failed:
-                raise all_reads_failed(f"{day} {aoi}", item.read_failures, reader.endpoint_url)
-            context.add_asset_metadata(_partition_metadata(item, day, result.stats, len(names)),
-                                       partition_key=partition_key(day, aoi))
-        context.log.info("%s: %d scenes read once for %d AOIs, %d failures, %d requests",
-                         day, result.scenes, len(names), len(result.failures), result.stats.requests)
-        days.append(result)
+    with dask.client() as client:  # one task per date (its scenes read once for all its AOIs), here or on workers
+        for result in _refusals_not_retried(ndvi_for_dates(
+                jobs, shapes, collection_root=storage.collection_root, bands=NdviBands(**stac.ndvi_bands()),
+                out_root=storage.ndvi_root, reader_options=reader.options(source),
+                storage_options=storage.storage_options(), output_reader_options=storage.reader_options(),
+                client=client)):
+            for aoi, item in result.aois.items():
+                if item.all_reads_failed:
+                    raise all_reads_failed(f"{result.date} {aoi}", item.read_failures, reader.endpoint_url)
+                context.add_asset_metadata(_partition_metadata(item, result.date, result.stats, len(result.aois)),
+                                           partition_key=partition_key(result.date, aoi))
+            context.log.info("%s: %d scenes read once for %d AOIs, %d failures, %d requests", result.date,
+                             result.scenes, len(result.aois), len(result.failures), result.stats.requests)
+            days.append(result)
     kept = [f"{d.date} {a.aoi}: {a.kept}" for d in days for a in d.aois.values() if a.kept]
     if kept:
         raise dg.Failure(
@@ -67,6 +73,15 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
             allow_retries=False,  # the input vanished: retrying cannot bring it back
         )
     return _run_result(context, days)
+
+
+def _refusals_not_retried(results: Iterator[DateNdvi]) -> Iterator[DateNdvi]:
+    """A configuration the library refuses (credentials for a Dask cluster, ...) fails the step
+    once, naming the reason: retrying cannot change it."""
+    try:
+        yield from results
+    except ArgumentError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 def _run_result(context: dg.AssetExecutionContext, days: list[DateNdvi]) -> dg.MaterializeResult:
@@ -123,8 +138,8 @@ def _partition_metadata(item: AoiNdvi, day: str, day_stats: ReadStats, aois_on_d
         meta["note"] = "no scene with pixels in this AOI on this date: explicit empty result"
     if item.failures:
         meta["failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], item.failures))
-    if item.raster is not None:
-        meta["preview"] = dg.MetadataValue.md(preview_markdown(item.raster, item.aoi, day))
+    if item.preview is not None:
+        meta["preview"] = dg.MetadataValue.md(png_markdown(item.preview, f"NDVI {item.aoi} {day}"))
     return meta
 
 

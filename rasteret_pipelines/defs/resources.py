@@ -120,7 +120,8 @@ class Aois(dg.ConfigurableResource):
 
 
 class DaskCluster(dg.ConfigurableResource):
-    """Where lazy ``load`` results are computed: in-process by default, or a Dask cluster.
+    """Where a run's work is computed (the ndvi asset's dates, lazy ``load`` results):
+    in-process by default, or a Dask cluster.
 
     ``address`` empty (the default): dask's threaded scheduler in the run's own process.
     ``"local"``: a ``dask.distributed.LocalCluster`` started for the run (``n_workers``
@@ -133,6 +134,14 @@ class DaskCluster(dg.ConfigurableResource):
     n_workers: int = 2
     threads_per_worker: int = 2
     memory_limit: str = "2GiB"
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Any]:
+        """A ``distributed.Client`` for the block (``None`` in-process: the work runs in the run's
+        own process); a cluster started here is closed at its end."""
+        with self.scheduler() as kwargs:
+            scheduler = kwargs["scheduler"]
+            yield None if isinstance(scheduler, str) else scheduler
 
     @contextlib.contextmanager
     def scheduler(self) -> Iterator[dict[str, Any]]:

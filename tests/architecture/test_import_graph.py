@@ -39,7 +39,7 @@ PIPELINE_API = {
     "rasteret_core", "rasteret_core.errors", "rasteret_core.names", "rasteret_core.storage",
     "rasteret_core.stac", "rasteret_core.cog", "rasteret_core.collection", "rasteret_core.read",
     "rasteret_core.plan", "rasteret_core.workspace",
-    "rasteret_core.products.aois", "rasteret_core.products.ndvi_dates", "rasteret_core.products.ndvi_preview",
+    "rasteret_core.products.aois", "rasteret_core.products.ndvi_dates", "rasteret_core.products.ndvi_runs", "rasteret_core.products.ndvi_preview",
     "rasteret_core.products.timeseries", "rasteret_core.products.timeseries_chart",
     "rasteret_core.testing.object_store", "rasteret_core.testing.synthetic",  # the offline demo's servers
 }

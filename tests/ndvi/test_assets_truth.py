@@ -14,7 +14,7 @@ from shapely.geometry import mapping
 from rasteret_core.products.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
 from rasteret_pipelines.defs.partitions import sync_aois
-from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
+from rasteret_pipelines.defs.resources import Aois, CogReader, DaskCluster, StacSource, Storage
 from tests.ndvi import scenes as S
 
 COLLECTION = [defs.get_assets_def("scene_collection")]
@@ -38,6 +38,7 @@ def materialized(mosaic_scenes, tmp_path_factory):
         "reader": CogReader(endpoint_url=server.endpoint_url, retries=1),
         "storage": Storage(root=str(tmp / "storage")),
         "aois": Aois(path=aoi_file(tmp / "aois.geojson", NAMES)),
+        "dask": DaskCluster(),
     }
     with dg.instance_for_test() as instance:
         sync_aois(instance, NAMES)  # the aoi_source sensor's job in a deployment

@@ -14,7 +14,7 @@ import pytest
 from rasteret_core.testing.object_store import ObjectStoreServer
 from rasteret_core.testing.synthetic import TileGrid, s2_like_item, write_scene
 from rasteret_pipelines.defs.partitions import sync_aois
-from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
+from rasteret_pipelines.defs.resources import Aois, CogReader, DaskCluster, StacSource, Storage
 from rasteret_pipelines.settings import aoi_file, aoi_names
 
 BUCKET, PREFIX = "sentinel-cogs", "tiles/43/P/GQ"
@@ -70,4 +70,5 @@ def pipeline(tmp_path, demo_scenes, scene_server):
         "reader": CogReader(endpoint_url=scene_server.endpoint_url, retries=1),
         "storage": Storage(root=str(tmp_path / "storage")),
         "aois": Aois(),
+        "dask": DaskCluster(),
     }

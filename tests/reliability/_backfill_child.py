@@ -13,7 +13,7 @@ from rasteret_pipelines.defs.partitions import sync_aois
 from rasteret_pipelines.settings import aoi_file, aoi_names
 
 from rasteret_pipelines.definitions import defs
-from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
+from rasteret_pipelines.defs.resources import Aois, CogReader, DaskCluster, StacSource, Storage
 
 
 def main() -> None:
@@ -23,6 +23,7 @@ def main() -> None:
         "reader": CogReader(endpoint_url=args["endpoint"], max_concurrency=args["max_concurrency"]),
         "storage": Storage(root=args["storage"]),
         "aois": Aois(),
+        "dask": DaskCluster(),
     }
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dg.instance_for_test() as instance:

@@ -65,13 +65,14 @@ def test_a_full_run_with_credentials_leaves_no_trace_of_them(
     missing = {**items[0], "id": "S2B_43PGQ_20240105_9_L2A"}
     missing["assets"] = {**missing["assets"], "red": {**missing["assets"]["red"],
                          "href": f"s3://{BUCKET}/{PREFIX}/gone/B04.tif"}}
-    from rasteret_pipelines.defs.resources import Aois, StacSource, Storage
+    from rasteret_pipelines.defs.resources import Aois, DaskCluster, StacSource, Storage
 
     resources = {
         "stac": StacSource(source=str(write_items(tmp_path / "items.json", items + [missing]))),
         "reader": CogReader(endpoint_url=payer_store.endpoint_url, requester_pays=True, retries=1, **creds),
         "storage": Storage(root=str(tmp_path / "storage")),
         "aois": Aois(),
+        "dask": DaskCluster(),
     }
     # a throttled asset too, so an error message travels through metadata and logs
     payer_store.add_fault(FaultRule("status", f"*/{items[1]['id']}/SCL.tif", status=503, times=100))

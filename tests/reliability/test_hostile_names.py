@@ -17,7 +17,7 @@ from rasteret_core.products.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
 from rasteret_pipelines.defs.markdown import md_table, md_text
 from rasteret_pipelines.defs.partitions import sync_aois
-from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
+from rasteret_pipelines.defs.resources import Aois, CogReader, DaskCluster, StacSource, Storage
 from rasteret_pipelines.settings import aoi_file, aoi_names
 from tests.pipelines.conftest import BUCKET, PREFIX, write_items
 
@@ -48,6 +48,7 @@ def test_scene_ids_cannot_leave_storage_and_error_text_renders_as_text(tmp_path,
         "reader": CogReader(endpoint_url=scene_server.endpoint_url, retries=0),
         "storage": Storage(root=str(root)),
         "aois": Aois(),
+        "dask": DaskCluster(),
     }
     with dg.instance_for_test() as instance:
         sync_aois(instance, aoi_names(aoi_file()))  # the aoi_source sensor's job in a deployment

@@ -166,7 +166,7 @@ def main(params: dict) -> int:
     import dagster as dg
 
     from rasteret_pipelines.definitions import defs
-    from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource, Storage
+    from rasteret_pipelines.defs.resources import Aois, CogReader, DaskCluster, StacSource, Storage
     from rasteret_pipelines.defs.partitions import sync_aois
     from rasteret_pipelines.settings import aoi_file, aoi_names
 
@@ -182,6 +182,7 @@ def main(params: dict) -> int:
         "reader": CogReader(endpoint_url=params["endpoint"], retries=1),
         "storage": Storage(root=params["storage"]),
         "aois": Aois(path=params["aois"]) if params.get("aois") else Aois(),
+        "dask": DaskCluster(),
     }
     partition = params["partition"]
     key = dg.MultiPartitionKey(partition) if isinstance(partition, dict) else partition
