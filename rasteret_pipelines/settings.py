@@ -56,6 +56,12 @@ def s3_endpoint() -> str | None:
     return os.environ.get("RASTERET_S3_ENDPOINT") or s3_endpoint_from_env()
 
 
+def dask_address() -> str:
+    """Where runs compute their dates: ``RASTERET_DASK_ADDRESS`` (a scheduler address such as
+    ``tcp://dask-scheduler:8786``, or ``local`` for a LocalCluster per run), else in-process."""
+    return os.environ.get("RASTERET_DASK_ADDRESS", "")
+
+
 def sensor_interval() -> int:
     return int(os.environ.get("RASTERET_SENSOR_INTERVAL", "60"))
 

@@ -130,7 +130,9 @@ class DaskCluster(dg.ConfigurableResource):
     no credential is put into the graph.
     """
 
-    address: str = Field(default="", description="'' in-process, 'local' for a LocalCluster, or a scheduler address")
+    address: str = Field(default_factory=settings.dask_address,
+                         description="'' in-process, 'local' for a LocalCluster, or a scheduler address"
+                                     " (default: $RASTERET_DASK_ADDRESS)")
     n_workers: int = 2
     threads_per_worker: int = 2
     memory_limit: str = "2GiB"
