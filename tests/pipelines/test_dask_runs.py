@@ -12,8 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cloudpickle
 import dagster as dg
 import pytest
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from rasteret_pipelines.definitions import defs
 from rasteret_pipelines.defs.partitions import partition_key
@@ -102,6 +104,46 @@ def test_a_run_on_two_dask_workers_writes_the_in_process_outputs_byte_for_byte(p
         run_dates = sorted({key.split("|")[1] for key in there.get_materialized_partitions(dg.AssetKey("ndvi"))}
                            | set(_dates_between(DAYS[0], DAYS[-1])))
         assert sorted(k.split("-", 2)[2][:10] for k in computed) == run_dates
+
+
+class _DieOnFirstNdviTask(WorkerPlugin):
+    """Kills the worker process the first time any worker starts a date task (a marker file
+    makes it once across processes): a worker lost mid-task, as an evicted pod would be."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def transition(self, key, start, finish, **kwargs):
+        if finish == "executing" and str(key).startswith("rasteret-ndvi"):
+            try:
+                fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return
+            os.write(fd, str(key).encode())
+            os.close(fd)
+            os._exit(1)
+
+
+def test_a_worker_lost_mid_task_loses_nothing(pipeline, tmp_path, scheduler_address):
+    marker = tmp_path / "killed"
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import the tests
+    with distributed.Client(scheduler_address) as client:
+        client.register_plugin(_DieOnFirstNdviTask(str(marker)), name="die-once")
+        try:
+            with dg.instance_for_test() as here, dg.instance_for_test() as there:
+                for instance in (here, there):
+                    instance.add_dynamic_partitions("aois", AOIS)
+                _materialize_ndvi(pipeline, there, tmp_path / "on_workers", DaskCluster(address=scheduler_address))
+                _materialize_ndvi(pipeline, here, tmp_path / "in_process", DaskCluster())
+                killed = marker.read_text()  # a worker did die in the middle of this date's task...
+                assert killed.startswith("rasteret-ndvi-")
+                # ...and the date was computed again elsewhere: every output as the in-process run's
+                assert _outputs(tmp_path / "on_workers") == _outputs(tmp_path / "in_process")
+                assert _partition_figures(there) == _partition_figures(here)
+        finally:
+            client.unregister_worker_plugin("die-once")
+            client.wait_for_workers(2, timeout=120)  # the nanny restarted the killed worker
+            cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 def test_credentials_never_travel_with_a_task(pipeline, tmp_path, scheduler_address):
