@@ -373,6 +373,11 @@ class Collection:
             yield first
         yield from tables
 
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        """The stored rows as an Arrow stream (the Arrow PyCapsule interface): ``pyarrow.table(collection)``,
+        ``polars.from_arrow(collection)`` or DuckDB read it without a copy through pandas."""
+        return self.read_table().__arrow_c_stream__(requested_schema)
+
     def read_table(self, *, date_range: tuple[str | dt.date, str | dt.date] | None = None) -> pa.Table:
         """The stored rows as one Arrow table with a ``date`` column (hive partition value)."""
         tables = []
