@@ -7,8 +7,13 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow.parquet as pq
+import pytest
+import rasterio
+import xarray as xr
 
+from rasteret_core.collection.virtual_zarr import open_virtual_zarr
 from rasteret_core.testing.object_store import ObjectStoreServer
 from rasteret_pipelines.demo import BUCKET, prepare_data
 from tests.docs.test_readme import README, quick_start
@@ -18,7 +23,8 @@ def test_the_tables_block_runs_after_the_quick_start(tmp_path):
     code, offline = quick_start()
     code = re.sub(r"^source = DataSources\.SENTINEL2.*$", offline, code, flags=re.M)
     text = README.read_text()
-    tables = re.search(r"```python\n(.*?)```", text[text.index("### Tables in and out"):], re.S).group(1)
+    tables = "\n".join(re.findall(r"```python\n(.*?)```", text[text.index("### Tables in and out"):
+                                                                 text.index("## Pipelines (Dagster)")], re.S))
     prepare_data(tmp_path / ".rasteret_demo")
     (tmp_path / "tables.py").write_text(code + "\n" + tables)
     with ObjectStoreServer(buckets={BUCKET: tmp_path / ".rasteret_demo" / "bucket"}) as server:
@@ -26,7 +32,17 @@ def test_the_tables_block_runs_after_the_quick_start(tmp_path):
         env.update(AWS_ENDPOINT_URL=server.endpoint_url, RASTERET_WORKSPACE=str(tmp_path / "workspace"))
         done = subprocess.run([sys.executable, "tables.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    exported = pq.read_table(tmp_path / "items.parquet")
-    stored, copied = done.stdout.strip().splitlines()[-2:]
-    assert stored.split()[0] == str(exported.num_rows) == copied  # every item out, and back in
+        assert done.returncode == 0, done.stderr[-3000:]
+        exported = pq.read_table(tmp_path / "items.parquet")
+        ours = [line for line in done.stdout.splitlines() if line and not line.startswith(" ")]  # not Icechunk's log
+        stored, copied, virtual = ours[-3:]
+        assert stored.split()[0] == str(exported.num_rows) == copied  # every item out, and back in
+        # the virtual store's band equals rasterio's read of the same COG (DEFLATE + predictor 2 here)
+        group, mean = virtual.split()[0], float(virtual.split()[-1])
+        store = open_virtual_zarr(tmp_path / "bangalore.icechunk")
+        raw = xr.open_zarr(store, group=group, consolidated=False, mask_and_scale=False).B04
+        with rasterio.open(next((tmp_path / ".rasteret_demo" / "bucket").rglob(f"{group.split('/')[1]}/B04.tif"))) as src:
+            truth = src.read(1)
+        np.testing.assert_array_equal(raw.values, truth)
+        scale, offset = raw.attrs["scale_factor"], raw.attrs["add_offset"]  # the stored radiometry rule, as CF
+        assert mean == pytest.approx(float(np.mean(truth[truth != 0] * scale + offset)), rel=1e-5)
