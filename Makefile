@@ -8,7 +8,11 @@ TEST_STAMP := $(VENV)/.installed-test
 # `make ui PORT=3001` / `make serve-demo PORT=9001` when the default port is taken
 PORT_ARG := $(if $(PORT),--port $(PORT))
 
-.PHONY: venv venv-test test demo ui serve-demo bench bench-quick bench-load clean
+# TorchGeo 0.10 needs Python 3.12: its test runs in a venv of its own when one is found
+PYTHON312 ?= $(shell sh scripts/find-python312.sh)
+TORCH_VENV := .venv-torchgeo
+
+.PHONY: venv venv-test test test-torchgeo demo ui serve-demo bench bench-quick bench-load clean
 
 venv: $(STAMP)
 
@@ -26,6 +30,18 @@ $(TEST_STAMP): $(STAMP)
 
 test: venv-test
 	$(BIN)/python -m pytest -n 2 -q
+	$(MAKE) test-torchgeo
+
+$(TORCH_VENV)/.installed: pyproject.toml
+	$(PYTHON312) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --upgrade pip
+	$(TORCH_VENV)/bin/python -m pip install -e '.[torchgeo]' 'pytest>=8'
+	touch $@
+
+test-torchgeo:
+	@if [ -z "$(PYTHON312)" ]; then echo "test-torchgeo: no Python 3.12 found, TorchGeo test not run"; exit 1; fi
+	$(MAKE) $(TORCH_VENV)/.installed
+	$(TORCH_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/interop
 
 demo: venv
 	$(BIN)/python -m rasteret_pipelines.demo
@@ -50,4 +66,4 @@ bench-load: venv
 	$(BIN)/python -m bench.load
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TORCH_VENV) .pytest_cache .hypothesis

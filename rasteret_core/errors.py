@@ -225,6 +225,11 @@ class EmptyResultError(RasteretError, LookupError):
         self.diagnosis = diagnosis
 
 
+class OutsideDatasetError(RasteretError, IndexError):
+    """A dataset was asked for a place or a time it does not cover (an ``IndexError``, as a
+    dataset's ``__getitem__`` protocol expects)."""
+
+
 class LoadError(RasteretError):
     """A load's arguments are inconsistent, or it selects nothing (the message says which step)."""
 

@@ -28,16 +28,29 @@ from rasteret_core.redact import redact_url
 from rasteret_core.cog.urls import resolve
 
 _POOL_LOCK = threading.Lock()
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _decode_pool(threads: int | None) -> ThreadPoolExecutor:
-    """Process-wide decode pools (imagecodecs releases the GIL, so threads use every core)."""
+    """Process-wide decode pools (imagecodecs releases the GIL, so threads use every core).
+
+    Keyed by process: a process forked after a read (DataLoader workers, multiprocessing)
+    inherits the parent's pools without their threads, and would wait for ever on them."""
     n = threads or os.cpu_count() or 2
+    key = (os.getpid(), n)
     with _POOL_LOCK:
-        if n not in _POOLS:
-            _POOLS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="rasteret-decode")
-        return _POOLS[n]
+        if key not in _POOLS:
+            _POOLS[key] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="rasteret-decode")
+        return _POOLS[key]
+
+
+def _forget_pools_after_fork() -> None:
+    global _POOL_LOCK
+    _POOL_LOCK = threading.Lock()  # the parent's may have been held by a thread that does not exist here
+    _POOLS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_pools_after_fork)
 
 
 class CogClient:

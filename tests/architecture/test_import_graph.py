@@ -27,7 +27,7 @@ FLOW: list[set[str]] = [
     {"raster"},                     # pixel-grid rules, no I/O
     {"read", "load"},               # eager reads and the lazy datacube
     {"plan"},                       # what a read or a load will request and cost
-    {"products"},                   # NDVI, time series, outputs, AOIs
+    {"products", "interop"},        # NDVI, time series, outputs, AOIs; TorchGeo's view
     {"workspace"},                  # named collections
     {"api"},                        # the front door
     {"cli", "testing"},             # the command line; the local servers of the tests
