@@ -98,6 +98,12 @@ def _run_result(context: dg.AssetExecutionContext, days: list[DateNdvi]) -> dg.M
     check = run_check(NDVI_CHECK, NDVI_OUTPUT_SCHEMA, frame)
     if tile_failures and check.passed:  # outputs missing for some scenes: block ndvi_stats, say why
         check = failed_reads_check(NDVI_CHECK, tile_failures, len(rows))
+    if not rows and not failures and not warnings:
+        # dates without scenes: say so per partition (above) and leave the run's figures out, so
+        # the asset page's latest figures and plots are not replaced by zeros
+        note = f"no scene with pixels in any of this run's {len(context.partition_keys)} date x AOI partitions"
+        return dg.MaterializeResult(metadata={"run_partitions": len(context.partition_keys), "run_note": note},
+                                    check_results=[check])
     metadata = {
         "run_partitions": len(context.partition_keys),
         "run_rasters": len(rows),
