@@ -30,6 +30,7 @@ from rasteret_core.cog import CogClient, CogError, CogHeader, ReaderOptions, Rea
 from rasteret_core.cog.reader import run_sync
 from rasteret_core.collection.scene import Scene
 from rasteret_core.errors import ArgumentError, GeometryError
+from rasteret_core.raster.geometry import id_column
 from rasteret_core.read.aoi import ReadFailure
 
 MAX_NEIGHBOURHOOD = 101
@@ -87,8 +88,9 @@ class PointSamples:
 
 
 def named_points(points: Any, crs: str | None = None) -> dict[str, tuple[float, float]]:
-    """``{id: (lon, lat)}`` from a GeoDataFrame/GeoSeries of points, a mapping of ids to
-    points or ``(x, y)`` pairs, or a sequence of them (ids ``1..n``).
+    """``{id: (lon, lat)}`` from a GeoDataFrame/GeoSeries of points (ids from a ``name``, then
+    ``id`` column, else the index), a mapping of ids to points or ``(x, y)`` pairs, or a
+    sequence of them (ids ``1..n``).
 
     ``crs`` is the CRS of plain coordinates (default EPSG:4326, ``(lon, lat)`` order).
 
@@ -101,7 +103,8 @@ def named_points(points: Any, crs: str | None = None) -> dict[str, tuple[float, 
     if hasattr(points, "geometry") and hasattr(points, "index"):  # GeoDataFrame / GeoSeries
         frame = points.to_crs(4326) if getattr(points, "crs", None) else points
         geoms = frame.geometry if hasattr(frame, "geometry") else frame
-        items = list(zip(frame.index, geoms))
+        column = id_column(getattr(frame, "columns", ()))  # the README's id rule: name, then id, else the index
+        items = list(zip(frame[column] if column else frame.index, geoms))
         crs = None
     elif isinstance(points, Mapping):
         items = list(points.items())
