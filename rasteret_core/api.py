@@ -21,7 +21,7 @@ from rasteret_core.collection.harvest import collection_reader_options, reader_o
 from rasteret_core.errors import (
     ArgumentError, EmptyResultError, EmptyResultWarning, RadiometryWarning, RasteretError,
 )
-from rasteret_core.load import load
+from rasteret_core.load import load, process_stats
 from rasteret_core.plan import plan_aoi_read, plan_load, plan_point_samples, Prices, ReadPlan
 from rasteret_core.raster.geometry import check_lonlat, named_geometries, swap_axes, union_bounds
 from rasteret_core.raster.masks import MASK_BANDS
@@ -85,6 +85,7 @@ class Rasteret:
         self.root = root
         self.reader_options = reader_options
         self.progress = progress
+        self._load_baseline: dict[str, int] | None = None
         self.last_stats = ReadStats()
         self.last_read: ReadDiagnosis | None = None
         self.last_warnings: list[str] = []
@@ -167,6 +168,21 @@ class Rasteret:
                            (dates[0], dates[-1]) if dates else None, workspace_dir, collection.root,
                            collection=collection)
         return opened
+
+    @property
+    def last_stats(self) -> ReadStats:
+        """The request and byte counts of the last call. After :meth:`load`, what this process
+        fetched for lazy loads since it was built (counted as the Dataset is computed, on the
+        threaded or synchronous scheduler; a distributed cluster's workers count their own)."""
+        if self._load_baseline is None:
+            return self._last_stats
+        now = process_stats()
+        return ReadStats(**{name: now.get(name, 0) - self._load_baseline.get(name, 0)
+                            for name in ReadStats().as_dict()})
+
+    @last_stats.setter
+    def last_stats(self, value: ReadStats) -> None:
+        self._last_stats, self._load_baseline = value, None
 
     @property
     def collection(self) -> Collection:
@@ -302,7 +318,9 @@ class Rasteret:
 
         given = kwargs.get("reader_options", self.reader_options)
         kwargs["reader_options"] = collection_reader_options(self.data_source, given, root=self.root)
-        return load(self.collection, bands, **kwargs)
+        ds = load(self.collection, bands, **kwargs)
+        self._load_baseline = process_stats()  # last_stats counts what computing it fetches
+        return ds
 
     def get_gdf(self, geometries: Any, bands: str | list[str], cloud_cover_lt: float | None = None,
                 date_range: tuple[Any, Any] | None = None, *, crs: str | None = None):

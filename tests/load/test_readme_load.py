@@ -28,6 +28,8 @@ def test_the_load_example_runs_after_the_quick_start(tmp_path):
         header_reads = [r for r in server.stats.log if r.range and r.range.startswith("bytes=0-")]
     assert done.returncode == 0, done.stderr[-3000:]
     assert "dask.array" in done.stdout and "32643 Shape2d" in done.stdout, done.stdout
+    fetched = re.search(r"ReadStats\(requests=(\d+), header_requests=(\d+)", done.stdout)
+    assert fetched and int(fetched.group(1)) > 0 and fetched.group(2) == "0"  # last_stats counts the compute
     means = re.findall(r"\[([^\]]*)\]", done.stdout.split("dask.array")[-1])
     assert means and any(re.search(r"0\.\d", m) for m in means)  # NDVI means of vegetation
     # building the collection read each header once; the reads and loads after it added none
