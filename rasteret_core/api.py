@@ -362,6 +362,12 @@ class Rasteret:
         """
         bands = band_list(bands)
         named, scenes = self._point_scenes(points, bands, date_range, cloud_cover_lt, max_distance, crs)
+        if not scenes and crs is None:
+            swapped = {k: (lat, lon) for k, (lon, lat) in named.items() if abs(lon) <= 90}
+            if swapped and self._point_scenes(swapped, bands, date_range, cloud_cover_lt, max_distance, None)[1]:
+                warnings.warn(EmptyResultWarning(
+                    f"no scene of {self.name!r} overlaps the {len(named)} point(s); with x and y swapped they"
+                    " would: give points as (longitude, latitude), x first"), stacklevel=2)
         stats = ReadStats()
         result = sample_points(scenes, named, bands, max_distance=max_distance, neighbourhood=neighbourhood,
                                physical=physical, reader_options=self._options(), stats=stats)
