@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from rasteret_core.cli._common import (
+    check_date,
     EXIT_EMPTY,
     band_codes,
     data_source,
@@ -25,8 +26,8 @@ from rasteret_core.cli._common import (
                    "NDJSON, stac-geoparquet).")
 @click.option("--like", default="sentinel-2", show_default=True,
               help="For an items file: the registered source whose band codes its assets use.")
-@click.option("--start", required=True, help="First date (YYYY-MM-DD).")
-@click.option("--end", required=True, help="Last date (YYYY-MM-DD), inclusive.")
+@click.option("--start", required=True, help="First date (YYYY-MM-DD).", callback=check_date)
+@click.option("--end", required=True, help="Last date (YYYY-MM-DD), inclusive.", callback=check_date)
 @click.option("--bbox", nargs=4, type=float, default=None, metavar="W S E N",
               help="Search box in longitude/latitude.")
 @click.option("--cloud-cover-lt", type=click.FloatRange(0, 100), default=None, help="Keep items below this cloud cover (%).")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from rasteret_core.cli._common import EXIT_FAILED, echo_json, fail, json_option, reported, workspace_option
+from rasteret_core.cli._common import (
+    collection_name, echo_json, EXIT_FAILED, fail, json_option, reported, workspace_option,
+)
 
 
 @click.command("info")
@@ -16,7 +18,7 @@ def command(collection: str, workspace: str | None, as_json: bool) -> None:
     from rasteret_core.workspace import load_collection
 
     with reported():
-        coll = load_collection(collection, workspace)
+        coll = load_collection(collection_name(collection, workspace), workspace)
         info = coll.describe()
         table = coll.read_table()
         per_date: dict[str, int] = {}

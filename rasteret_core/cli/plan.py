@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-from rasteret_core.cli._common import EXIT_EMPTY, band_codes, echo_json, fail, json_option, reported, workspace_option
+from rasteret_core.cli._common import (
+    band_codes, check_date, collection_name, echo_json, EXIT_EMPTY, fail, json_option, known_codes, read_geometries,
+    reported, workspace_option,
+)
 
 
 @click.command("plan")
@@ -15,8 +18,8 @@ from rasteret_core.cli._common import EXIT_EMPTY, band_codes, echo_json, fail, j
 @click.option("--point", "points", nargs=2, type=float, multiple=True, metavar="LON LAT",
               help="A point to sample (repeatable): plans sample_points.")
 @click.option("--bands", "-b", required=True, help="Comma-separated band codes, e.g. B04,B08.")
-@click.option("--start", default=None, help="First date (YYYY-MM-DD)  [default: every stored date]")
-@click.option("--end", default=None, help="Last date (YYYY-MM-DD), inclusive.")
+@click.option("--start", default=None, help="First date (YYYY-MM-DD)  [default: every stored date]", callback=check_date)
+@click.option("--end", default=None, help="Last date (YYYY-MM-DD), inclusive.", callback=check_date)
 @click.option("--cloud-cover-lt", type=click.FloatRange(0, 100), default=None, help="Keep scenes below this cloud cover (%).")
 @click.option("--max-distance", type=click.FloatRange(min=0), default=None,
               help="Points: nearest valid pixel within this distance (image CRS units).")
@@ -56,14 +59,12 @@ def command(collection: str, aoi_file, bbox, points, bands: str, start, end, clo
         prices = replace(prices, as_of="given", **{k: v for k, v in given.items() if v is not None})
     dates = (start, end) if start else None
     with reported():
-        r = Rasteret.load_collection(collection, workspace)
+        r = Rasteret.load_collection(collection_name(collection, workspace), workspace)
         r.progress = False
-        codes = band_codes(bands)
+        codes = known_codes(band_codes(bands), r.collection.bands)
         geometries = None
         if aoi_file is not None:
-            import geopandas as gpd
-
-            frame = gpd.read_parquet(aoi_file) if aoi_file.endswith((".parquet", ".geoparquet")) else gpd.read_file(aoi_file)
+            frame = read_geometries(aoi_file)
             if len(frame) and set(frame.geometry.geom_type) == {"Point"}:
                 points = frame
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from rasteret_core.cli._common import (
+    check_date, collection_name, known_codes, read_geometries,
     band_codes, echo_json, endpoint_option, fail, json_option, reader_options, reported, retries_option,
     workspace_option,
 )
@@ -16,8 +17,8 @@ from rasteret_core.cli._common import (
               help="GeoJSON/GeoParquet of polygons, named by their 'name' (or 'id') property.")
 @click.option("--bbox", nargs=4, type=float, default=None, metavar="W S E N", help="One box instead of --aois.")
 @click.option("--bands", "-b", required=True, help="Comma-separated band codes, e.g. B04,B08.")
-@click.option("--start", default=None, help="First date (YYYY-MM-DD)  [default: every stored date]")
-@click.option("--end", default=None, help="Last date (YYYY-MM-DD), inclusive.")
+@click.option("--start", default=None, help="First date (YYYY-MM-DD)  [default: every stored date]", callback=check_date)
+@click.option("--end", default=None, help="Last date (YYYY-MM-DD), inclusive.", callback=check_date)
 @click.option("--cloud-cover-lt", type=click.FloatRange(0, 100), default=None, help="Keep scenes below this cloud cover (%).")
 @click.option("--crs", default=None, help="CRS of the --bbox / AOI coordinates  [default: EPSG:4326]")
 @click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Folder for the GeoTIFFs.")
@@ -41,17 +42,11 @@ def command(collection: str, aoi_file, bbox, bands: str, start, end, cloud_cover
     if (start is None) != (end is None):
         raise click.UsageError("give both --start and --end, or neither")
     with reported():
-        if aoi_file is not None:
-            import geopandas as gpd
-
-            geometries = gpd.read_file(aoi_file) if not aoi_file.endswith((".parquet", ".geoparquet")) \
-                else gpd.read_parquet(aoi_file)
-        else:
-            geometries = {"bbox": shapely.box(*bbox)}
-        r = Rasteret.load_collection(collection, workspace)
+        geometries = read_geometries(aoi_file) if aoi_file is not None else {"bbox": shapely.box(*bbox)}
+        r = Rasteret.load_collection(collection_name(collection, workspace), workspace)
         r.reader_options = reader_options(endpoint_url, retries)
         r.progress = False
-        codes = band_codes(bands)
+        codes = known_codes(band_codes(bands), r.collection.bands)
         datasets = r.get_xarray(geometries, codes, cloud_cover_lt, (start, end) if start else None,
                                 per_geometry=True, crs=crs)
         paths = [p for band in codes if any(band in ds.data_vars for ds in datasets.values())
