@@ -141,12 +141,23 @@ def ndvi_for_date(
             continue
         written = []
         for raster in rasters:  # at most one: the date x AOI mosaic
-            path = write_ndvi_output(raster, folder, storage_options=storage_options)
+            path = write_ndvi_output(raster, folder, storage_options=storage_options,
+                                     tags=_provenance(collection, date, bands, scenes, raster.scene_ids))
             written += [path, path[: -len(".tif")] + ".json"]
             item.outputs.append(_describe_output(path, raster.scene_id, output_reader_options or {}))
             item.raster = raster
         delete_missing(folder, written, storage_options=storage_options)  # a refresh replaces the date
     return out
+
+
+def _provenance(collection: Any, date: str, bands: NdviBands, scenes: list, used: list[str]) -> dict[str, str]:
+    """What an NDVI COG is made of, as its tags: the date, the source, the bands and each scene's
+    radiometry rule (DN -> reflectance) as decided at harvest."""
+    source = getattr(collection, "data_source", None)
+    rules = sorted({f"{band} {s.bands[band].rule}" for s in scenes if s.id in set(used)
+                    for band in (bands.red, bands.nir) if s.bands.get(band) is not None and s.bands[band].rule})
+    return {"date": date, "source": getattr(source, "name", "") or "", "bands":
+            f"red={bands.red} nir={bands.nir} mask={bands.mask}", "radiometry": "; ".join(rules)}
 
 
 def _vanished_inputs(folder: str, rasters: list, day_ids: set[str], storage_options: dict[str, Any] | None) -> str | None:

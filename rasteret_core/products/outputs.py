@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from affine import Affine
@@ -25,12 +25,19 @@ def write_cog(
     nodata: float | None = None,
     crs_wkt: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    descriptions: Sequence[str] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    scales: Sequence[float] | None = None,
+    offsets: Sequence[float] | None = None,
 ) -> str:
     """Write a 2-D (or bands x rows x cols) array as a DEFLATE COG; returns the path written.
 
     The file is built in a temporary folder and moved into place in one step, so readers
     never see a partial file and a failure leaves any previous file untouched. The CRS is
-    ``crs_epsg``, or ``crs_wkt`` for a CRS without an EPSG code.
+    ``crs_epsg``, or ``crs_wkt`` for a CRS without an EPSG code. ``descriptions`` name the
+    bands (what QGIS and ``rasterio``'s ``descriptions`` show), ``tags`` describe the dataset
+    (``src.tags()``), ``scales``/``offsets`` give each band's DN -> physical rule (GDAL's
+    scale and offset, which ``rioxarray`` turns into CF ``scale_factor``/``add_offset``).
     """
     if crs_epsg is None and not crs_wkt:
         raise ArgumentError("write_cog needs crs_epsg or crs_wkt")
@@ -51,6 +58,14 @@ def write_cog(
             compress="DEFLATE", predictor=predictor, blocksize=256, overview_resampling="nearest",
         ) as dst:
             dst.write(array)
+            for band, description in enumerate(descriptions or (), start=1):
+                dst.set_band_description(band, str(description))
+            if tags:
+                dst.update_tags(**{str(k): str(v) for k, v in tags.items()})
+            if scales is not None:
+                dst.scales = tuple(float(v) for v in scales)
+            if offsets is not None:
+                dst.offsets = tuple(float(v) for v in offsets)
         atomic_write(fs, f"{parent_path}/{name}", local.read_bytes())
     return text
 
@@ -120,15 +135,24 @@ NDVI_SIDECAR = "ndvi.json"
 """Next to each date x AOI NDVI COG: the scenes used and the AOI pixels they cover."""
 
 
-def write_ndvi_output(raster: Any, folder: str, *, storage_options: dict[str, Any] | None = None) -> str:
+NDVI_FORMULA = "(N - R) / (N + R)"
+"""NDVI in Awesome Spectral Indices' notation (N: near infrared, R: red reflectance)."""
+
+
+def write_ndvi_output(raster: Any, folder: str, *, storage_options: dict[str, Any] | None = None,
+                      tags: Mapping[str, Any] | None = None) -> str:
     """Write one date x AOI NDVI (a :class:`rasteret_core.products.ndvi.NdviRaster`) as ``<folder>/ndvi.tif``
-    (float32 COG, NaN nodata) and ``<folder>/ndvi.json`` (scene ids, AOI and covered pixels),
-    each atomically. Returns the COG's path."""
+    (float32 COG, NaN nodata, band description ``NDVI``, tags: the index and its formula, the
+    AOI, the date, the scenes, plus ``tags``) and ``<folder>/ndvi.json`` (scene ids, AOI and
+    covered pixels), each atomically. Returns the COG's path."""
     import json
 
+    described = {"INDEX": "NDVI", "FORMULA": NDVI_FORMULA, "AOI": raster.geometry_id,
+                 "DATE": raster.datetime.date().isoformat() if getattr(raster, "datetime", None) else "",
+                 "SCENES": ",".join(raster.scene_ids), **{k.upper(): v for k, v in (tags or {}).items()}}
     path = write_cog(raster.data, f"{folder.rstrip('/')}/{NDVI_FILE}", transform=raster.transform,
                      crs_epsg=raster.crs_epsg, crs_wkt=getattr(raster, "crs_wkt", None), nodata=float("nan"),
-                     storage_options=storage_options)
+                     storage_options=storage_options, descriptions=["NDVI"], tags=described)
     meta = {"scene_ids": list(raster.scene_ids), "aoi_pixels": raster.aoi_pixels,
             "covered_pixels": int(raster.covered_pixels), "valid_pixels": raster.valid_pixels}
     _, fs, parent = resolve_root(folder.rstrip("/"), storage_options)
