@@ -21,13 +21,17 @@ from rasteret_core.cli._common import (
 @click.option("--end", default=None, help="Last date (YYYY-MM-DD), inclusive.", callback=check_date)
 @click.option("--cloud-cover-lt", type=click.FloatRange(0, 100), default=None, help="Keep scenes below this cloud cover (%).")
 @click.option("--crs", default=None, help="CRS of the --bbox / AOI coordinates  [default: EPSG:4326]")
+@click.option("--reflectance", is_flag=True, help="Write float32 reflectance (each scene's stored radiometry rule) "
+                                                 "instead of the stored values with their scale and offset.")
+@click.option("--mask-clouds", is_flag=True, help="Mask cloudy pixels (needs SCL or QA_PIXEL in --bands); another "
+                                                  "scene of the day fills them.")
 @click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Folder for the GeoTIFFs.")
 @workspace_option
 @endpoint_option
 @retries_option
 @json_option
-def command(collection: str, aoi_file, bbox, bands: str, start, end, cloud_cover_lt, crs, output: str,
-            workspace, endpoint_url, retries, as_json: bool) -> None:
+def command(collection: str, aoi_file, bbox, bands: str, start, end, cloud_cover_lt, crs, reflectance: bool,
+            mask_clouds: bool, output: str, workspace, endpoint_url, retries, as_json: bool) -> None:
     """Read COLLECTION under the AOIs and write <band>_<aoi>_<YYYYMMDD>.tif files to --output.
 
     Example: rasteret read bangalore_202401-03_sentinel --aois farms.geojson -b B04,B08 -o out/
@@ -48,7 +52,7 @@ def command(collection: str, aoi_file, bbox, bands: str, start, end, cloud_cover
         r.progress = False
         codes = known_codes(band_codes(bands), r.collection.bands)
         datasets = r.get_xarray(geometries, codes, cloud_cover_lt, (start, end) if start else None,
-                                per_geometry=True, crs=crs)
+                                per_geometry=True, crs=crs, reflectance=reflectance, mask_clouds=mask_clouds)
         paths = [p for band in codes if any(band in ds.data_vars for ds in datasets.values())
                  for p in save_per_geometry({k: ds[[band]] for k, ds in datasets.items() if band in ds.data_vars},
                                             output, file_prefix=f"{band}_", data_var=band)]

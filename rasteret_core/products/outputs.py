@@ -111,12 +111,16 @@ def _save_one(ds, output_dir, prefix: str, data_var: str | None, storage_options
     nodata = var.attrs.get("nodata", var.attrs.get("_FillValue"))
     if var.dtype.kind == "f":
         nodata = float("nan")  # float results mark nodata, outside and masked pixels with NaN
+    # raw values keep their radiometry rule, as GDAL's scale and offset (CF scale_factor/add_offset)
+    rule = {"scales": [var.attrs["scale_factor"]], "offsets": [var.attrs.get("add_offset", 0.0)]} \
+        if "scale_factor" in var.attrs and var.dtype.kind != "f" else {}
     paths = []
     for t in var.time.values:
         day = np.datetime_as_string(t, unit="D").replace("-", "")
         path = f"{os.fspath(output_dir).rstrip('/')}/{prefix}{day}.tif"
         paths.append(write_cog(var.sel(time=t).values, path, transform=transform, crs_epsg=epsg,
-                               crs_wkt=ref.get("crs_wkt"), nodata=nodata, storage_options=storage_options))
+                               crs_wkt=ref.get("crs_wkt"), nodata=nodata, storage_options=storage_options,
+                               descriptions=[str(data_var)], **rule))
     return paths
 
 

@@ -40,3 +40,25 @@ def test_each_warning_is_printed_once(built, demo, tmp_path):
     done = rasteret("read", built, "--bbox", *far, "-b", "B04", "-o", str(tmp_path / "o"), env=demo[2], check=3)
     warned = [line for line in done.stderr.splitlines() if line.startswith("rasteret: warning")]
     assert warned and len(warned) == len(set(warned))
+
+
+def test_read_keeps_the_radiometry_raw_or_as_reflectance(built, demo, tmp_path):
+    import numpy as np
+    import rasterio
+
+    raw = rasteret("read", built, "--bbox", *FARM.split(), "-b", "B04", "--start", "2024-01-05", "--end",
+                   "2024-01-05", "-o", str(tmp_path / "raw"), env=demo[2])
+    refl = rasteret("read", built, "--bbox", *FARM.split(), "-b", "B04,SCL", "--start", "2024-01-05", "--end",
+                    "2024-01-05", "--reflectance", "--mask-clouds", "-o", str(tmp_path / "refl"), env=demo[2])
+    (raw_path,) = raw.stdout.split()
+    refl_path = next(p for p in refl.stdout.split() if Path(p).name.startswith("B04_"))
+    with rasterio.open(raw_path) as src:
+        dn, scale, offset = src.read(1), src.scales[0], src.offsets[0]
+        assert src.dtypes[0] == "uint16" and src.descriptions == ("B04",)
+    assert (scale, offset) != (1.0, 0.0)  # the stored rule, not GDAL's identity default
+    with rasterio.open(refl_path) as src:
+        reflectance = src.read(1)
+        assert src.dtypes[0] == "float32"
+    clear = np.isfinite(reflectance)
+    assert clear.any()
+    np.testing.assert_allclose(reflectance[clear], dn[clear] * scale + offset, rtol=1e-6)
