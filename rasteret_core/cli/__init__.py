@@ -25,6 +25,7 @@ COMMANDS = {
     "read": "rasteret_core.cli.read",
     "plan": "rasteret_core.cli.plan",
     "timeseries": "rasteret_core.cli.timeseries",
+    "export": "rasteret_core.cli.export",
 }
 """Subcommand name -> module defining ``command`` (imported only when that command runs)."""
 

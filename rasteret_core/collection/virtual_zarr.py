@@ -198,4 +198,9 @@ def _modules() -> tuple[Any, Any]:
         import rasteret_core.collection.zarr_codecs  # noqa: F401 - registers the TIFF predictor codec
     except ImportError as exc:
         raise ArgumentError(f"virtual Zarr needs icechunk and zarr 3 (pip install 'rasteret[virtual]'): {exc}") from None
+    if "ICECHUNK_LOG" not in os.environ:
+        # Icechunk's log goes to stdout, where it would mix with a program's output (the CLI's
+        # --json); its one warning here (a local repository is not for concurrent commits) is
+        # in to_virtual_zarr's documentation
+        icechunk.set_logs_filter("error")
     return icechunk, zarr

@@ -62,3 +62,24 @@ def test_read_keeps_the_radiometry_raw_or_as_reflectance(built, demo, tmp_path):
     clear = np.isfinite(reflectance)
     assert clear.any()
     np.testing.assert_allclose(reflectance[clear], dn[clear] * scale + offset, rtol=1e-6)
+
+
+def test_export_writes_a_virtual_zarr_store_rasterio_agrees_with(built, demo, tmp_path):
+    import numpy as np
+    import rasterio
+    import xarray as xr
+
+    from rasteret_core.collection.virtual_zarr import open_virtual_zarr
+
+    done = rasteret("export", "blr", str(tmp_path / "blr.icechunk"), "-b", "b04", "--json", env=demo[2])
+    written = __import__("json").loads(done.stdout)
+    assert len(written["groups"]) == 3 and written["chunks"] > 0 and written["skipped"] == []
+    group = written["groups"][0]
+    store = open_virtual_zarr(tmp_path / "blr.icechunk")
+    raw = xr.open_zarr(store, group=group, consolidated=False, mask_and_scale=False).B04.values
+    scene_id = group.split("/")[1]
+    (cog,) = Path(demo[0]).rglob(f"{scene_id}/B04.tif")
+    with rasterio.open(cog) as src:
+        np.testing.assert_array_equal(raw, src.read(1))
+    items = rasteret("export", "blr", str(tmp_path / "items.parquet"), "--format", "stac-geoparquet", env=demo[2])
+    assert items.stdout.strip() == str(tmp_path / "items.parquet")
