@@ -11,6 +11,7 @@ follow the data flow:
 - ``read`` (eager reads to xarray, points) and ``load`` (the lazy, dask-backed datacube);
 - ``plan``: what a read or a load will request and cost, before reading;
 - ``products``: NDVI, statistics, time series, charts, outputs, AOIs;
+- ``interop``: other tools' views of a collection (TorchGeo);
 - ``workspace`` (named collections), ``api`` (the
   :class:`Rasteret` front door) and ``cli`` (the ``rasteret`` command).
 
