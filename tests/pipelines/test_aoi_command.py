@@ -37,9 +37,7 @@ def test_sync_registers_the_file_then_a_headless_materialize_works(tmp_path, dem
     def run(*argv: str) -> subprocess.CompletedProcess:
         return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
-    dry = run(sys.executable, "-m", "rasteret_pipelines.aois", "sync", "--dry-run")
-    assert dry.returncode == 0 and "would add 1 (north_field)" in dry.stdout, dry.stderr[-2000:]
-    done = run(sys.executable, "-m", "rasteret_pipelines.aois", "sync")
+    done = run(sys.executable, "-m", "rasteret_pipelines.aois", "sync")  # as a user runs it
     assert done.returncode == 0 and "added 1 (north_field)" in done.stdout, done.stderr[-2000:]
     collection = run(str(BIN / "dagster"), "asset", "materialize", "-m", "rasteret_pipelines.definitions",
                      "--select", "scene_collection", "--partition", "2024-01-05")
@@ -50,7 +48,23 @@ def test_sync_registers_the_file_then_a_headless_materialize_works(tmp_path, dem
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_dynamic_partitions("aois") == ["north_field"]
         assert "north_field|2024-01-05" in instance.get_materialized_partitions(dg.AssetKey("ndvi"))
+
+
+def test_dry_run_changes_nothing_and_a_broken_file_is_one_line(tmp_path, monkeypatch, capsys):
+    from rasteret_pipelines.aois import main
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    aois = tmp_path / "fields.geojson"
+    aois.write_text(json.dumps({"type": "FeatureCollection", "features": [_field("north_field", 77.6)]}))
+    assert main(["sync", "--aois", str(aois), "--dry-run"]) == 0
+    assert "would add 1 (north_field)" in capsys.readouterr().out
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_dynamic_partitions("aois") == []  # nothing changed
     broken = tmp_path / "broken.geojson"
     broken.write_text("{not json")
-    bad = run(sys.executable, "-m", "rasteret_pipelines.aois", "sync", "--aois", str(broken))
-    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    assert main(["sync", "--aois", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and str(broken) in err

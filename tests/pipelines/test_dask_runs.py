@@ -87,25 +87,6 @@ def _partition_figures(instance: dg.DagsterInstance) -> dict[str, tuple]:
     return figures
 
 
-def test_a_run_on_two_dask_workers_writes_the_in_process_outputs_byte_for_byte(pipeline, tmp_path, scheduler_address):
-    with dg.instance_for_test() as here, dg.instance_for_test() as there:
-        for instance in (here, there):
-            instance.add_dynamic_partitions("aois", AOIS)
-        _materialize_ndvi(pipeline, here, tmp_path / "in_process", DaskCluster())
-        _materialize_ndvi(pipeline, there, tmp_path / "on_workers", DaskCluster(address=scheduler_address))
-        local, remote = _outputs(tmp_path / "in_process"), _outputs(tmp_path / "on_workers")
-        assert len(local) == 2 * len(DAYS) * len(AOIS)  # a COG and its sidecar per date x AOI
-        assert remote.keys() == local.keys()
-        assert [k for k in local if remote[k] != local[k]] == []
-        assert _partition_figures(there) == _partition_figures(here)
-        with distributed.Client(scheduler_address) as client:  # the work ran on the workers, one task per date
-            computed = client.run_on_scheduler(lambda dask_scheduler: sorted(
-                {t[0] for t in dask_scheduler.transition_log if t[2] == "memory" and str(t[0]).startswith("rasteret")}))
-        run_dates = sorted({key.split("|")[1] for key in there.get_materialized_partitions(dg.AssetKey("ndvi"))}
-                           | set(_dates_between(DAYS[0], DAYS[-1])))
-        assert sorted(k.split("-", 2)[2][:10] for k in computed) == run_dates
-
-
 class _DieOnFirstNdviTask(WorkerPlugin):
     """Kills the worker process the first time any worker starts a date task (a marker file
     makes it once across processes): a worker lost mid-task, as an evicted pod would be."""
@@ -124,7 +105,8 @@ class _DieOnFirstNdviTask(WorkerPlugin):
             os._exit(1)
 
 
-def test_a_worker_lost_mid_task_loses_nothing(pipeline, tmp_path, scheduler_address):
+def test_a_run_on_two_dask_workers_writes_the_in_process_outputs_byte_for_byte_though_a_worker_dies(
+        pipeline, tmp_path, scheduler_address):
     marker = tmp_path / "killed"
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import the tests
     with distributed.Client(scheduler_address) as client:
@@ -135,11 +117,21 @@ def test_a_worker_lost_mid_task_loses_nothing(pipeline, tmp_path, scheduler_addr
                     instance.add_dynamic_partitions("aois", AOIS)
                 _materialize_ndvi(pipeline, there, tmp_path / "on_workers", DaskCluster(address=scheduler_address))
                 _materialize_ndvi(pipeline, here, tmp_path / "in_process", DaskCluster())
-                killed = marker.read_text()  # a worker did die in the middle of this date's task...
+                killed = marker.read_text()  # a worker did die in the middle of a date's task...
                 assert killed.startswith("rasteret-ndvi-")
                 # ...and the date was computed again elsewhere: every output as the in-process run's
-                assert _outputs(tmp_path / "on_workers") == _outputs(tmp_path / "in_process")
+                local, remote = _outputs(tmp_path / "in_process"), _outputs(tmp_path / "on_workers")
+                assert len(local) == 2 * len(DAYS) * len(AOIS)  # a COG and its sidecar per date x AOI
+                assert remote.keys() == local.keys()
+                assert [k for k in local if remote[k] != local[k]] == []
                 assert _partition_figures(there) == _partition_figures(here)
+                # the work ran on the workers, one task per date of the run
+                computed = client.run_on_scheduler(lambda dask_scheduler: sorted(
+                    {t[0] for t in dask_scheduler.transition_log
+                     if t[2] == "memory" and str(t[0]).startswith("rasteret")}))
+                run_dates = sorted({key.split("|")[1] for key in there.get_materialized_partitions(dg.AssetKey("ndvi"))}
+                                   | set(_dates_between(DAYS[0], DAYS[-1])))
+                assert sorted(k.split("-", 2)[2][:10] for k in computed) == run_dates
         finally:
             client.unregister_worker_plugin("die-once")
             client.wait_for_workers(2, timeout=120)  # the nanny restarted the killed worker

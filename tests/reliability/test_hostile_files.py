@@ -214,7 +214,7 @@ def test_coverage_guided_fuzzing_of_parser_and_decoder(tmp_path, record_property
     for seed in SEEDS:  # the header end of real files; the fuzzer mutates from there
         (corpus / seed.name).write_bytes(seed.read_bytes()[:16384])
     # a fixed seed and run count: the same inputs on every run, so a finding reproduces
-    done = subprocess.run(with_own_peak_rss([sys.executable, str(harness), "-seed=1", "-runs=40000", "-max_len=16384",
+    done = subprocess.run(with_own_peak_rss([sys.executable, str(harness), "-seed=1", "-runs=20000", "-max_len=16384",
                                              "-timeout=10", "-rss_limit_mb=1024", f"-artifact_prefix={tmp_path}/",
                                              str(corpus)]),
                           capture_output=True, text=True, timeout=600)
