@@ -13,25 +13,18 @@ import xarray as xr
 
 from rasteret_core.cog import ReaderOptions
 from rasteret_core.collection import Collection
-from rasteret_core.collection.harvest import harvest
 from rasteret_core.collection.virtual_zarr import open_virtual_zarr, to_virtual_zarr
 from rasteret_core.errors import UnsupportedCodecError
 from rasteret_core.stac.sources import DataSources
-from tests.load.conftest import BANDS, real_items, S2_DIR, tile_spans
+from tests.load.conftest import BANDS, harvested_collection, real_items, S2_DIR, tile_spans
 
 pytest.importorskip("icechunk")
 
 
 @pytest.fixture(scope="module")
 def collection(object_store, tmp_path_factory) -> Collection:
-    options = ReaderOptions(endpoint_url=object_store.endpoint_url)
-    result = harvest(real_items(), DataSources.SENTINEL2, bands=BANDS, reader_options=options, progress=False)
-    assert not result.failures, result.failures
-    coll = Collection.create(tmp_path_factory.mktemp("vz") / "c", name="vz", data_source=DataSources.SENTINEL2,
-                             bands=BANDS)
-    for scene in result.scenes:
-        coll.write_date(scene.datetime.date(), [scene])
-    return coll
+    return harvested_collection(tmp_path_factory.mktemp("vz") / "c", real_items(), BANDS,
+                                ReaderOptions(endpoint_url=object_store.endpoint_url), "vz")
 
 
 def test_open_zarr_gives_rasterio_values_for_every_band_with_tile_requests_only(collection, store, tmp_path):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -14,29 +11,19 @@ import rasterio
 import xarray as xr
 
 from rasteret_core.collection.virtual_zarr import open_virtual_zarr
-from rasteret_core.testing.object_store import ObjectStoreServer
-from rasteret_pipelines.demo import BUCKET, prepare_data
-from tests.docs.test_readme import README, quick_start
+from tests.docs.test_readme import README
+from tests.helpers.demo import after_quick_start
 
 
 def test_the_tables_block_runs_after_the_quick_start(tmp_path):
-    code, offline = quick_start()
-    code = re.sub(r"^source = DataSources\.SENTINEL2.*$", offline, code, flags=re.M)
     text = README.read_text()
     blocks = re.findall(r"```python\n(.*?)```", text[text.index("### Tables in and out"):
                                                         text.index("## Pipelines (Dagster)")], re.S)
     # the TorchGeo block needs Python 3.12 and torch: tests/interop/test_readme_torchgeo.py runs it
     tables = "\n".join(b for b in blocks if "torchgeo" not in b)
-    prepare_data(tmp_path / ".rasteret_demo")
-    (tmp_path / "tables.py").write_text(code + "\n" + tables)
-    with ObjectStoreServer(buckets={BUCKET: tmp_path / ".rasteret_demo" / "bucket"}) as server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RASTERET_"))}
-        env.update(AWS_ENDPOINT_URL=server.endpoint_url, RASTERET_WORKSPACE=str(tmp_path / "workspace"))
-        done = subprocess.run([sys.executable, "tables.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
+    with after_quick_start(tmp_path, tables) as (done, _server):
         exported = pq.read_table(tmp_path / "items.parquet")
-        ours = [line for line in done.stdout.splitlines() if line and not line.startswith(" ")]  # not Icechunk's log
+        ours = [line for line in done.stdout.splitlines() if line and not line.startswith(" ")]
         stored, copied, virtual = ours[-3:]
         assert stored.split()[0] == str(exported.num_rows) == copied  # every item out, and back in
         # the virtual store's band equals rasterio's read of the same COG (DEFLATE + predictor 2 here)

@@ -18,24 +18,16 @@ from torchgeo.samplers import GridGeoSampler  # noqa: E402
 
 from rasteret_core.cog import ReaderOptions  # noqa: E402
 from rasteret_core.collection import Collection  # noqa: E402
-from rasteret_core.collection.harvest import harvest  # noqa: E402
 from rasteret_core.interop.torchgeo import RasteretDataset  # noqa: E402
-from rasteret_core.stac.sources import DataSources  # noqa: E402
-from tests.load.conftest import real_items, S2_DIR  # noqa: E402
+from tests.load.conftest import harvested_collection, real_items, S2_DIR  # noqa: E402
 
 BANDS = ["B04", "B08"]
 
 
 @pytest.fixture(scope="module")
 def collection(object_store, tmp_path_factory) -> Collection:
-    options = ReaderOptions(endpoint_url=object_store.endpoint_url)
-    result = harvest(real_items()[:1], DataSources.SENTINEL2, bands=BANDS, reader_options=options, progress=False)
-    assert not result.failures, result.failures
-    coll = Collection.create(tmp_path_factory.mktemp("tg") / "c", name="tg", data_source=DataSources.SENTINEL2,
-                             bands=BANDS)
-    for scene in result.scenes:
-        coll.write_date(scene.datetime.date(), [scene])
-    return coll
+    return harvested_collection(tmp_path_factory.mktemp("tg") / "c", real_items()[:1], BANDS,
+                                ReaderOptions(endpoint_url=object_store.endpoint_url), "tg")
 
 
 def test_grid_sampled_chips_from_two_workers_equal_rasterio_window_reads(collection, store):

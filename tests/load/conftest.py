@@ -40,18 +40,22 @@ def s2_options(object_store) -> ReaderOptions:
     return ReaderOptions(endpoint_url=object_store.endpoint_url)
 
 
-@pytest.fixture(scope="session")
-def s2_collection(object_store, s2_options, tmp_path_factory) -> Collection:
-    result = harvest(real_items(), DataSources.SENTINEL2, bands=BANDS, reader_options=s2_options, progress=False)
+def harvested_collection(root, items: list[dict], bands: list[str], options: ReaderOptions, name: str) -> Collection:
+    """A collection of ``items`` with each band's header harvested through ``options``."""
+    result = harvest(items, DataSources.SENTINEL2, bands=bands, reader_options=options, progress=False)
     assert not result.failures, result.failures
-    coll = Collection.create(tmp_path_factory.mktemp("load") / "s2", name="s2", data_source=DataSources.SENTINEL2,
-                             bands=BANDS)
+    coll = Collection.create(root, name=name, data_source=DataSources.SENTINEL2, bands=bands)
     by_date: dict[dt.date, list] = {}
     for scene in result.scenes:
         by_date.setdefault(scene.datetime.date(), []).append(scene)
     for date, scenes in by_date.items():
         coll.write_date(date, scenes)
     return coll
+
+
+@pytest.fixture(scope="session")
+def s2_collection(object_store, s2_options, tmp_path_factory) -> Collection:
+    return harvested_collection(tmp_path_factory.mktemp("load") / "s2", real_items(), BANDS, s2_options, "s2")
 
 
 def tile_spans(collection: Collection) -> set[tuple[int, int]]:
