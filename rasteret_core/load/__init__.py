@@ -96,8 +96,8 @@ def load(
     :param reader_options: :class:`ReaderOptions` for the workers' reads. Credentials are
         refused here: they would travel inside the graph. Workers sign with the standard
         AWS chain (environment, profile, instance role).
-    :param warp_tolerance: GDAL's approximate-transformer error in source pixels for warps
-        (``0`` for the exact transform, as ``rasterio.warp.reproject(tolerance=0)``).
+    :param warp_tolerance: GDAL's approximate-transformer error in source pixels for the
+        warps of kernels other than ``nearest`` (nearest picks always use the exact transform).
     :param tile_cache_bytes: decoded tiles each worker process keeps for neighbouring chunks.
     :returns: ``xarray.Dataset`` with ``time``, ``y``, ``x``, a ``spatial_ref`` coordinate
         (rioxarray/odc-geo: ``ds.rio.crs``, ``ds.odc.geobox``) and ``scene_id`` per time.

@@ -3,8 +3,11 @@
 A :class:`ChunkTask` is a small picklable value: the chunk's grid, and per scene the image
 (full resolution or the chosen overview) and the window of it to read. :func:`compute_chunk`
 runs on a worker: it reads the windows through the process's runtime (no header request:
-the headers travel in the task), warps each onto the chunk grid when the grids differ and
-mosaics them, the first valid pixel winning (the order is fixed when the task is built).
+the headers travel in the task), puts each onto the chunk grid and mosaics them, the first
+valid pixel winning (the order is fixed when the task is built). Coinciding grids are pasted;
+``nearest`` picks the source pixel under each output centre from the whole grid
+(:mod:`rasteret_core.raster.nearest`), so the values never depend on the chunking; other
+kernels are GDAL warps per chunk.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from affine import Affine
 from rasteret_core.cog import CogHeader, ReaderOptions
 from rasteret_core.load.runtime import DEFAULT_CACHE_BYTES, runtime, tile_indices
 from rasteret_core.radiometry import to_physical
+from rasteret_core.raster.nearest import nearest_source_pixels, take_nearest
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class ChunkTask:
     options: ReaderOptions
     warp_tolerance: float = 0.125
     cache_bytes: int = DEFAULT_CACHE_BYTES
+    grid_transform: tuple[float, ...] | None = None
+    """The whole output grid's transform (``transform`` is this chunk's): nearest picks use it."""
+    origin: tuple[int, int] = (0, 0)
+    """The chunk's first ``(row, col)`` in the whole grid."""
 
 
 def compute_chunk(task: ChunkTask) -> np.ndarray:
@@ -87,6 +95,8 @@ def compute_chunk(task: ChunkTask) -> np.ndarray:
         nodata = src.header.nodata
         if src.paste:
             values, valid = data, None
+        elif task.resampling == "nearest":
+            values, valid = _nearest(task, src, data)
         else:
             values, valid = _warp(task, src, data)
         if _fill_marks_empty(task, src, dtype):
@@ -121,6 +131,23 @@ def _convert(values: np.ndarray, src: SourceRead, task: ChunkTask, dtype: np.dty
     if task.physical:
         return to_physical(values, src.scale, src.offset, nodata=None).astype(dtype, copy=False)
     return values.astype(dtype, copy=False)
+
+
+def _nearest(task: ChunkTask, src: SourceRead, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``data`` picked onto the chunk region ``src.dst`` by the whole grid's nearest rule."""
+    h = src.header
+    d0, d1, e0, e1 = src.dst
+    row0, col0 = task.origin
+    grid = Affine(*(task.grid_transform or task.transform))
+    src_crs = f"EPSG:{h.crs_epsg}" if h.crs_epsg is not None else h.crs_wkt
+    iy, ix = nearest_source_pixels(grid, task.crs_wkt, (row0 + d0, row0 + d1), (col0 + e0, col0 + e1),
+                                   Affine(*h.transform), src_crs, (h.height, h.width))
+    fill = h.nodata if h.nodata is not None else 0
+    values, inside = take_nearest(data, src.window, iy, ix, fill)
+    if h.nodata is None:
+        return values, inside
+    valid = values != h.nodata if not np.isnan(h.nodata) else ~np.isnan(values)
+    return values, valid & inside
 
 
 def _warp(task: ChunkTask, src: SourceRead, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -56,6 +56,7 @@ def plan_band(
     pad = PADDING.get(resampling, 2)
     ny, nx = tiles.shape
     crs_wkt = geobox.crs.to_wkt()
+    grid_transform = tuple(geobox.affine)[:6]
     per_scene: dict[str, tuple[CogHeader, int | None, GeoBox, float | None, float | None] | None] = {}
     out: list[list[list[ChunkTask]]] = []
     for step in steps:
@@ -70,6 +71,7 @@ def plan_band(
             row = []
             for ix in range(nx):
                 chunk = tiles[iy, ix]
+                chunk_rows, chunk_cols = tiles.roi[iy, ix]
                 reads = []
                 for scene_id, (header, ov, src_box, scale, offset) in sources_by_scene:
                     read = _source_read(scene_id, header, ov, src_box, chunk, pad, scale, offset)
@@ -78,6 +80,7 @@ def plan_band(
                 row.append(ChunkTask(
                     band, (chunk.shape.y, chunk.shape.x), tuple(chunk.affine)[:6], crs_wkt, dtype, fill,
                     resampling, physical, tuple(reads), options, warp_tolerance, cache_bytes,
+                    grid_transform, (chunk_rows.start, chunk_cols.start),
                 ))
             rows.append(row)
         out.append(rows)
@@ -116,7 +119,7 @@ def _source_read(scene_id: str, header: CogHeader, ov: int | None, src_box: GeoB
     dst = (yd.start, yd.stop, xd.start, xd.stop)
     paste = bool(info.paste_ok) and (ys.stop - ys.start, xs.stop - xs.start) == (yd.stop - yd.start, xd.stop - xd.start)
     if not paste:
-        # warp onto the whole chunk: GDAL's nearest picks depend on the destination window
-        # (not on the source crop), so a chunk then equals reproject() of the whole file onto it
+        # the whole chunk: a nearest pick is made per pixel there (pixels off the image stay
+        # empty); other kernels are GDAL warps, whose results depend on the destination window
         dst = (0, chunk.shape.y, 0, chunk.shape.x)
     return SourceRead(scene_id, header, ov, window, dst, paste, scale, offset)
