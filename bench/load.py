@@ -87,7 +87,7 @@ def intersecting_tiles(header, gbox, overview: int | None) -> int:
     from odc.geo.overlap import compute_reproject_roi
 
     from rasteret_core.raster.grid import header_geobox
-    from rasteret_core.load.runtime import _tiles
+    from rasteret_core.load.runtime import tile_indices
 
     image = header if overview is None else header.overviews[overview]
     if overview is not None:
@@ -95,7 +95,7 @@ def intersecting_tiles(header, gbox, overview: int | None) -> int:
 
         image = replace(image, crs_epsg=header.crs_epsg)
     roi = compute_reproject_roi(header_geobox(image), gbox, padding=0).roi_src
-    return len(_tiles(image, (roi[0].start, roi[0].stop, roi[1].start, roi[1].stop)))
+    return len(tile_indices(image, (roi[0].start, roi[0].stop, roi[1].start, roi[1].stop)))
 
 
 def run_peer(spec: dict, workdir: Path, timeout: float) -> dict:

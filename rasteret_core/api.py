@@ -22,6 +22,8 @@ from rasteret_core.errors import (
     ArgumentError, EmptyResultError, EmptyResultWarning, RadiometryWarning, RasteretError,
 )
 from rasteret_core.load import load, process_stats
+from rasteret_core.products.indices import aoi_index, cloud_mask_band, spectral_index
+from rasteret_core.products.ndvi import NdviResult
 from rasteret_core.plan import plan_aoi_read, plan_load, plan_point_samples, Prices, ReadPlan
 from rasteret_core.raster.geometry import check_lonlat, named_geometries, swap_axes, union_bounds
 from rasteret_core.raster.masks import MASK_BANDS
@@ -310,6 +312,38 @@ class Rasteret:
         if per_geometry:
             return GeometryDatasets(datasets, diagnosis)
         return stack_datasets(datasets, allow_sparse=allow_sparse)
+
+    def get_index(self, geometries: Any, index: str, cloud_cover_lt: float | None = None,
+                  date_range: tuple[Any, Any] | None = None, *, mask_clouds: bool = True,
+                  constants: dict[str, float] | None = None, crs: str | None = None) -> NdviResult:
+        """A spectral index by name (``"EVI"``, ``"NDWI"``, ``"SAVI"``, ... from the Awesome Spectral
+        Indices catalogue) per geometry and solar day, on reflectance, clouds masked.
+
+        The index's standard bands are mapped to this collection's band codes through their STAC
+        common names (:func:`~rasteret_core.products.indices.standard_bands`); each scene's
+        radiometry rule is applied first. ``constants`` override the catalogue's defaults
+        (``{"L": 0.5}``). ``mask_clouds``: mask with ``SCL`` / ``QA_PIXEL`` when stored.
+        :func:`~rasteret_core.products.indices.index_table` turns the result into the time-series
+        table. ``self.last_stats`` holds the read's requests and bytes.
+
+        Raises:
+            ArgumentError: an unknown index, or one needing a band this source lacks.
+        """
+        spec = spectral_index(index)
+        codes = list(dict.fromkeys(spec.source_bands(self.data_source).values()))
+        absent = [c for c in codes if c not in self.collection.bands]
+        if absent:
+            raise ArgumentError(f"{spec.name} needs band(s) {', '.join(absent)}, which collection "
+                                f"{self.collection.name!r} does not store (it has {', '.join(self.collection.bands)});"
+                                f" rebuild it with them")
+        mask, kind = cloud_mask_band(self.collection.bands) if mask_clouds else (None, "scl")
+        # the mask band is asked for too: scenes carry only the bands asked for
+        geoms, scenes = self._aoi_scenes(geometries, codes + ([mask] if mask else []), cloud_cover_lt, date_range, crs)
+        stats = ReadStats()
+        result = aoi_index(scenes, geoms, spec, self.data_source, mask=mask, mask_kind=kind, constants=constants,
+                           reader_options=self._options(), stats=stats, progress=self.progress)
+        self.last_stats = stats
+        return result
 
     def load(self, bands: list[str] | str | None = None, **kwargs: Any):
         """A lazy, dask-backed ``Dataset(time, y, x)`` on one grid, in ``odc.stac.load``'s terms

@@ -26,6 +26,7 @@ COMMANDS = {
     "plan": "rasteret_core.cli.plan",
     "timeseries": "rasteret_core.cli.timeseries",
     "export": "rasteret_core.cli.export",
+    "index": "rasteret_core.cli.index",
 }
 """Subcommand name -> module defining ``command`` (imported only when that command runs)."""
 

@@ -64,12 +64,13 @@ def marker_alpha(valid_fraction: np.ndarray) -> np.ndarray:
     return 0.25 + 0.75 * np.clip(valid_fraction, 0.0, 1.0)
 
 
-def draw_panel(ax: Any, table: Any, aoi: str, *, min_valid_fraction: float = 0.0, compact: bool = False) -> None:
+def draw_panel(ax: Any, table: Any, aoi: str, *, min_valid_fraction: float = 0.0, compact: bool = False,
+               label: str = "NDVI") -> None:
     """Draw the time series of ``aoi`` on the matplotlib Axes ``ax`` (see the module doc).
 
     The artists carry labels tests and callers can find them by: ``median`` (Line2D),
     ``p10-p90`` (the band), ``clear fraction`` (the markers), ``no valid pixels`` (gaps).
-    ``compact``: no axes, text or legend (a sparkline).
+    ``compact``: no axes, text or legend (a sparkline). ``label``: the index on the y axis.
     """
     s = series(table, aoi, min_valid_fraction)
     x = s["dates"]
@@ -98,7 +99,7 @@ def draw_panel(ax: Any, table: Any, aoi: str, *, min_valid_fraction: float = 0.0
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_ylabel("NDVI")
+    ax.set_ylabel(label)
     ax.axhline(0.0, color="#bbbbbb", linewidth=0.6, zorder=0)
     ax.grid(True, axis="y", color="#e5e5e5", linewidth=0.6)
     dates, gaps = len(x), int((~ok).sum())
@@ -106,12 +107,14 @@ def draw_panel(ax: Any, table: Any, aoi: str, *, min_valid_fraction: float = 0.0
 
 
 def plot_timeseries(table: Any, aois: str | Iterable[str] | None = None, *, min_valid_fraction: float = 0.0,
-                    ncols: int = 1, panel_size: tuple[float, float] = (8.0, 3.2), dpi: int = 100) -> Figure:
+                    ncols: int = 1, panel_size: tuple[float, float] = (8.0, 3.2), dpi: int = 100,
+                    label: str = "NDVI") -> Figure:
     """A matplotlib Figure with one panel per AOI (all AOIs of ``table`` by default).
 
     ``table``: :func:`rasteret_core.products.timeseries.ndvi_timeseries`'s DataFrame. ``aois``: one
     name or several. ``min_valid_fraction``: dates with a smaller clear fraction are drawn as
     gaps. The legend under the panels explains the markers (size and opacity: clear fraction).
+    ``label``: the index plotted (the table of another index has the same columns).
 
     Raises:
         ChartError: the table has no rows, or an AOI asked for has none.
@@ -127,22 +130,22 @@ def plot_timeseries(table: Any, aois: str | Iterable[str] | None = None, *, min_
     FigureCanvasAgg(fig)  # rendered by Agg: no display needed, the caller's pyplot backend untouched
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=False)
     for ax, name in zip(axes.flat, names):
-        draw_panel(ax, table, name, min_valid_fraction=min_valid_fraction)
+        draw_panel(ax, table, name, min_valid_fraction=min_valid_fraction, label=label)
     for ax in list(axes.flat)[len(names):]:
         ax.set_axis_off()
-    fig.legend(handles=legend_handles(), loc="outside lower center", ncols=len(legend_handles()), fontsize=8,
+    fig.legend(handles=legend_handles(label), loc="outside lower center", ncols=len(legend_handles()), fontsize=8,
                frameon=False)
     return fig
 
 
-def legend_handles() -> list[Any]:
+def legend_handles(label: str = "NDVI") -> list[Any]:
     """The legend of every chart: line, band, marker sizes (clear fraction) and gaps."""
     def dot(fraction: float) -> Line2D:
         rgba = mcolors.to_rgba(MEDIAN_COLOUR, float(marker_alpha(np.array(fraction))))
         return Line2D([], [], linestyle="none", marker="o", markersize=float(np.sqrt(marker_size(np.array(fraction)))),
                       markerfacecolor=rgba, markeredgecolor="none", label=f"{fraction:.0%} clear")
 
-    return [Line2D([], [], color=MEDIAN_COLOUR, linewidth=1.8, label="median NDVI"),
+    return [Line2D([], [], color=MEDIAN_COLOUR, linewidth=1.8, label=f"median {label}"),
             Patch(color=BAND_COLOUR, alpha=0.6, label="p10-p90"),
             dot(1.0), dot(0.5), dot(0.1),
             Line2D([], [], linestyle="none", marker="x", color=GAP_COLOUR, label="no valid pixels (gap)")]

@@ -130,3 +130,57 @@ def test_plan_of_points_and_given_prices(built, demo):
 def test_plan_of_an_area_no_scene_covers_exits_3(built, demo):
     done = rasteret("plan", built, "--bbox", "10", "10", "10.1", "10.1", "-b", "B04", env=demo[2], check=3)
     assert "nothing to read" in done.stderr
+
+
+def test_index_writes_cogs_a_table_and_a_chart_equal_to_the_ndvi_product(built, demo, tmp_path):
+    import numpy as np
+    import pandas as pd
+    import shapely
+
+    from rasteret_core import Rasteret
+    from rasteret_core.products.ndvi import aoi_ndvi
+
+    env = demo[2]
+    out = tmp_path / "ndvi"
+    done = rasteret("index", "ndvi", built, "--bbox", *FARM.split(), "--cloud-cover-lt", "20", "-o", str(out),
+                    "--json", env=env)
+    report = json.loads(done.stdout)
+    assert report["index"] == "NDVI" and report["header_requests"] == 0 and report["requests"] > 0
+    assert sorted(Path(p).name for p in report["cogs"]) == ["NDVI_bbox_20240105.tif", "NDVI_bbox_20240115.tif"]
+    table = pd.read_csv(report["csv"], parse_dates=["date"])
+    assert list(table["date"].dt.strftime("%Y-%m-%d")) == ["2024-01-05", "2024-01-15"]
+    assert Path(report["chart"]).stat().st_size > 10_000
+    # the pipeline's NDVI (its own hand-written formula, truth-tested in tests/ndvi) on the same scenes
+    import os
+    os.environ.update({k: v for k, v in env.items() if k in ("AWS_ENDPOINT_URL", "RASTERET_WORKSPACE")})
+    try:
+        r = Rasteret.load_collection(built)
+        scenes = r.collection.scenes(cloud_cover_lt=20)
+        box = shapely.box(*map(float, FARM.split()))
+        want = aoi_ndvi(scenes, {"bbox": box}, red="B04", nir="B08", mask="SCL",
+                        reader_options=r._options()).rasters
+    finally:
+        for k in ("AWS_ENDPOINT_URL", "RASTERET_WORKSPACE"):
+            os.environ.pop(k, None)
+    assert len(want) == 2
+    for path, expected in zip(sorted(report["cogs"]), want):
+        with rasterio.open(path) as src:
+            got, tags = src.read(1), src.tags()
+            assert src.descriptions == ("NDVI",) and tags["FORMULA"] == "(N-R)/(N+R)" and tags["AOI"] == "bbox"
+        # the product drops NDVI outside [-1, 1] (negative reflectances); the catalogue's formula keeps it
+        only_here = np.isnan(expected.data) & ~np.isnan(got)
+        assert (np.abs(got[only_here]) > 1).all()
+        np.testing.assert_array_equal(np.isnan(got) | only_here, np.isnan(expected.data))
+        kept = ~np.isnan(expected.data)
+        np.testing.assert_allclose(got[kept], expected.data[kept], rtol=1e-6)
+    row = table.iloc[0]
+    valid = want[0].data[want[0].inside]
+    assert row["median"] == pytest.approx(float(np.nanmedian(valid)), rel=1e-6)
+
+
+def test_index_errors_name_the_index_and_the_missing_band(built, demo, tmp_path):
+    env = demo[2]
+    unknown = rasteret("index", "NDVJ", built, "--bbox", *FARM.split(), "-o", str(tmp_path), env=env, check=1)
+    assert "did you mean" in unknown.stderr and "NDVI" in unknown.stderr and "Traceback" not in unknown.stderr
+    missing = rasteret("index", "EVI", built, "--bbox", *FARM.split(), "-o", str(tmp_path), env=env, check=1)
+    assert "EVI needs band(s) B02" in missing.stderr and "Traceback" not in missing.stderr
