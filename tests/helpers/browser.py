@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -32,7 +33,40 @@ def screenshot(url: str, out: Path, *, wait_for: list[str], dismiss: str = "Skip
     return asyncio.run(asyncio.wait_for(_screenshot(url, out, wait_for, dismiss), timeout))
 
 
-async def _screenshot(url: str, out: Path, wait_for: list[str], dismiss: str) -> str:
+def probe(url: str, out: Path, steps: list[tuple[str | None, str]], *, dismiss: str = "Skip",
+          timeout: float = 90) -> list:
+    """Load ``url`` and play ``steps``: for each ``(action, until)`` pair of JavaScript
+    expressions, run ``action`` (a click, or None) and poll ``until`` until it returns a truthy
+    value (polling re-runs ``action``, as a user clicks again on a page still rendering).
+    Returns each step's value; saves a PNG of the page after the last step to ``out``."""
+    return asyncio.run(asyncio.wait_for(_probe(url, out, steps, dismiss), timeout))
+
+
+async def _probe(url: str, out: Path, steps: list[tuple[str | None, str]], dismiss: str) -> list:
+    async with _opened(url) as page:
+        values = []
+        for action, until in steps:
+            value = None
+            while not value:
+                await asyncio.sleep(0.25)  # polling the page until it has rendered
+                await page.evaluate(_click_button(dismiss))
+                if action:
+                    await page.evaluate(action)
+                value = await page.evaluate(until)
+            values.append(value)
+        shot = await page.call("Page.captureScreenshot", format="png")
+        out.write_bytes(base64.b64decode(shot["data"]))
+        return values
+
+
+def _click_button(label: str) -> str:
+    """JavaScript clicking the first button whose text is ``label`` (nothing when none is shown)."""
+    return ("(() => { const b = [...document.querySelectorAll('button')]"
+            f".find(b => b.innerText.trim() === {json.dumps(label)}); if (b) b.click(); }})()")
+
+
+@contextlib.asynccontextmanager
+async def _opened(url: str):
     import websockets
 
     # chromium's helper processes may still write to the profile as it is removed
@@ -46,22 +80,25 @@ async def _screenshot(url: str, out: Path, wait_for: list[str], dismiss: str) ->
                 target = await page.call("Target.createTarget", url=url)
                 attached = await page.call("Target.attachToTarget", targetId=target["targetId"], flatten=True)
                 page.session = attached["sessionId"]
-                click = ("(() => { const b = [...document.querySelectorAll('button')]"
-                         f".find(b => b.innerText.trim() === {json.dumps(dismiss)}); if (b) b.click(); }})()")
-                text = ""
-                while not all(s in text for s in wait_for):
-                    await asyncio.sleep(0.25)  # polling the page until it has rendered
-                    await page.evaluate(click)
-                    text = await page.evaluate("document.body ? document.body.innerText : ''") or ""
-                shot = await page.call("Page.captureScreenshot", format="png")
-                out.write_bytes(base64.b64decode(shot["data"]))
-                return text
+                yield page
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)  # chromium and its helpers (renderers, crashpad)
             except ProcessLookupError:
                 pass
             proc.wait()
+
+
+async def _screenshot(url: str, out: Path, wait_for: list[str], dismiss: str) -> str:
+    async with _opened(url) as page:
+        text = ""
+        while not all(s in text for s in wait_for):
+            await asyncio.sleep(0.25)  # polling the page until it has rendered
+            await page.evaluate(_click_button(dismiss))
+            text = await page.evaluate("document.body ? document.body.innerText : ''") or ""
+        shot = await page.call("Page.captureScreenshot", format="png")
+        out.write_bytes(base64.b64decode(shot["data"]))
+        return text
 
 
 def _devtools_endpoint(proc: subprocess.Popen) -> str:

@@ -123,13 +123,72 @@ def test_cli_materialization_is_seen_by_the_webserver(cli_env, tmp_path):
             proc.wait()
 
 
-def test_the_main_job_runs_end_to_end_on_the_embedded_demo(tmp_path):
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The README's main job, run once as a user runs it: its folder and its printed report."""
+    root = tmp_path_factory.mktemp("demo-run")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RASTERET_", "DAGSTER_", "AWS_"))}
-    env["RASTERET_DEMO_DIR"] = str(tmp_path / "demo")
+    env["RASTERET_DEMO_DIR"] = str(root / "demo")
     done = run([sys.executable, "-m", "rasteret_pipelines.demo"], env, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return root / "demo", done
+
+
+def test_the_main_job_runs_end_to_end_on_the_embedded_demo(demo_run):
+    demo, done = demo_run
     assert "7 runs" in done.stdout  # per date: the collection, then NDVI for all AOIs; then the time series
-    assert list((tmp_path / "demo" / "storage" / "ndvi_timeseries" / "charts").glob("*.png")), done.stdout
-    outputs = list((tmp_path / "demo" / "storage" / "ndvi").rglob("*.tif"))
+    assert list((demo / "storage" / "ndvi_timeseries" / "charts").glob("*.png")), done.stdout
+    outputs = list((demo / "storage" / "ndvi").rglob("*.tif"))
     assert outputs, done.stdout
     assert " 0 header requests" in done.stdout and "AWS" not in done.stdout
+
+
+IMAGES = "[...{root}.querySelectorAll('img')].filter(i => i.src.startsWith('data:image/png') && i.complete && i.naturalWidth > 0)"
+SPARKLINES = ("(() => { const rows = " + IMAGES.format(root="document") + ".filter(i => i.closest('tr')"
+              " && i.closest('tr').innerText.trim().startsWith('NDVI ')); return rows.length >= 3 ? "
+              "rows.map(i => [i.alt, i.naturalWidth, i.naturalHeight]) : null; })()")
+DIALOG_IMAGES = ("(() => { const d = document.querySelector('[role=dialog], .bp5-dialog'); if (!d) return null;"
+                 " const im = " + IMAGES.format(root="d") + "; return im.length ? "
+                 "im.map(i => [i.alt, i.naturalWidth, i.naturalHeight]) : null; })()")
+
+
+def show_markdown(row: str) -> str:
+    """JavaScript clicking "[Show Markdown]" in the metadata row whose key is ``row`` (once)."""
+    return ("(() => { if (document.querySelector('[role=dialog], .bp5-dialog')) return;"
+            " const tr = [...document.querySelectorAll('tr')].find(r => r.innerText.trim().startsWith("
+            f"{json.dumps(row)})); const a = tr && [...tr.querySelectorAll('a')]"
+            ".find(e => e.innerText.trim() === '[Show Markdown]'); if (a) a.click(); })()")
+
+
+@pytest.mark.skipif(browser.chromium() is None, reason="Chromium is not installed (scripts/install-system-deps.sh)")
+def test_a_user_sees_each_fields_chart_and_the_ndvi_map_in_the_ui(demo_run, tmp_path):
+    from rasteret_pipelines.demo import demo_environment
+
+    demo, _ = demo_run
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RASTERET_", "DAGSTER_", "AWS_"))}
+    env.update(demo_environment(demo, "http://127.0.0.1:9"))  # the UI shows stored metadata: no data is read
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "dagster-webserver"), "-w", str(PROJECT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        cwd=env["DAGSTER_HOME"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_for_webserver(proc, port)
+        base = f"http://127.0.0.1:{port}/assets"
+        in_place, chart = browser.probe(f"{base}/ndvi_timeseries", tmp_path / "timeseries.png",
+                                        [(None, SPARKLINES), (show_markdown("chart hesaraghatta_farm"), DIALOG_IMAGES)])
+        # every field's chart is on the page without a click; the full one opens from its row
+        assert sorted(alt for alt, _, _ in in_place) == [
+            "NDVI bangalore_aoi1", "NDVI bangalore_aoi2", "NDVI hesaraghatta_farm"]
+        assert chart[0][0] == "NDVI time series hesaraghatta_farm" and chart[0][1] >= 600
+        (preview,) = browser.probe(f"{base}/ndvi", tmp_path / "ndvi.png", [(show_markdown("preview"), DIALOG_IMAGES)])
+        alt, width, height = preview[0]
+        assert alt.startswith("NDVI ") and alt.endswith("2024-01-15") and max(width, height) >= 256
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
