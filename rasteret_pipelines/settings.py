@@ -10,6 +10,7 @@ and CI load the same definitions and only the environment differs.
 | ``RASTERET_END_DATE`` | last daily partition (inclusive) | none: up to yesterday, growing daily |
 | ``AWS_ENDPOINT_URL`` | S3-compatible endpoint for s3:// reads and storage (the library and AWS tools read it too) | AWS |
 | ``RASTERET_SENSOR_INTERVAL`` | seconds between AOI-source and automation evaluations | ``60`` |
+| ``RASTERET_INDEX`` | the index the ``ndvi`` asset writes (a name of the Awesome Spectral Indices catalogue) | ``NDVI`` |
 
 ``RASTERET_S3_ENDPOINT``, the pipelines' earlier name for the endpoint, still works and wins
 over ``AWS_ENDPOINT_URL`` when both are set.
@@ -30,6 +31,11 @@ DEFAULT_AOIS = Path(__file__).parent / "data" / "aois_bangalore.geojson"
 
 def stac_source() -> str:
     return os.environ.get("RASTERET_STAC_SOURCE", "sentinel-2")
+
+
+def index_name() -> str:
+    """The index the ``ndvi`` asset writes: NDVI, or any name of the Awesome Spectral Indices catalogue."""
+    return os.environ.get("RASTERET_INDEX") or "NDVI"
 
 
 def storage_root() -> str:

@@ -18,6 +18,7 @@ from shapely.geometry.base import BaseGeometry
 from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.names import path_under
 from rasteret_core.plan import plan_aoi_read, ReadPlan
+from rasteret_core.products.indices import aoi_index, spectral_index
 from rasteret_core.products.ndvi import aoi_ndvi, NdviRaster
 from rasteret_core.products.outputs import read_ndvi_sidecar, read_output, write_ndvi_output
 from rasteret_core.read.aoi import ReadFailure
@@ -26,11 +27,27 @@ from rasteret_core.storage import delete_missing, list_files
 
 @dataclass(frozen=True)
 class NdviBands:
-    """The band codes NDVI reads: red, near infrared and the cloud mask (``SCL`` or ``QA_PIXEL``)."""
+    """The band codes NDVI reads: red, near infrared and the cloud mask (``SCL`` or ``QA_PIXEL``).
+
+    ``index``: the index the date's outputs hold, NDVI by default; any other name of the
+    Awesome Spectral Indices catalogue (:mod:`rasteret_core.products.indices`) reads the bands
+    that index needs (mapped from the collection's data source) with the same cloud mask.
+    """
 
     red: str
     nir: str
     mask: str
+    index: str = "NDVI"
+
+    @property
+    def is_ndvi(self) -> bool:
+        return self.index.upper() == "NDVI"
+
+    def read_codes(self, source: Any) -> list[str]:
+        """The band codes the date's read needs from ``source`` (a DataSource) for ``index``."""
+        if self.is_ndvi:
+            return self.codes
+        return list(dict.fromkeys([*spectral_index(self.index).source_bands(source).values(), self.mask]))
 
     @property
     def mask_kind(self) -> str:
@@ -113,16 +130,22 @@ def ndvi_for_date(
     ``output_reader_options`` are the reader options for reading the written COGs back.
     """
     names = list(aois)
-    scenes = collection.scenes(date_range=(date, date), bands=bands.codes)
+    source = getattr(collection, "data_source", None)
+    codes = bands.read_codes(source)
+    scenes = collection.scenes(date_range=(date, date), bands=codes)
     day_ids = {scene.id for scene in scenes}
     known = {a: geometries[a] for a in names if a in geometries}
     plan = ReadPlan("ndvi")
     if known:  # what this read will request and cost, from the stored headers
-        plan.add(plan_aoi_read(scenes, known, bands.codes, reader_options=reader_options))
+        plan.add(plan_aoi_read(scenes, known, codes, reader_options=reader_options))
     stats = ReadStats()
-    result = aoi_ndvi(scenes if known else [], known, red=bands.red, nir=bands.nir, mask=bands.mask,
-                      mask_kind=bands.mask_kind, reader_options=reader_options, stats=stats,
-                      groupby=None)  # the date is the time step: all its scenes make one mosaic
+    # the date is the time step (groupby=None): all its scenes make one mosaic
+    if bands.is_ndvi:
+        result = aoi_ndvi(scenes if known else [], known, red=bands.red, nir=bands.nir, mask=bands.mask,
+                          mask_kind=bands.mask_kind, reader_options=reader_options, stats=stats, groupby=None)
+    else:
+        result = aoi_index(scenes if known else [], known, bands.index, source, mask=bands.mask,
+                           mask_kind=bands.mask_kind, reader_options=reader_options, stats=stats, groupby=None)
     out = DateNdvi(date, len(scenes), {}, stats, plan, list(result.failures), list(result.warnings))
     for aoi in names:
         mine = [f for f in result.failures if f.geometry_id in (aoi, None)]
@@ -142,7 +165,7 @@ def ndvi_for_date(
         written = []
         for raster in rasters:  # at most one: the date x AOI mosaic
             path = write_ndvi_output(raster, folder, storage_options=storage_options,
-                                     tags=_provenance(collection, date, bands, scenes, raster.scene_ids))
+                                     tags=_provenance(collection, date, bands, codes, scenes, raster.scene_ids))
             written += [path, path[: -len(".tif")] + ".json"]
             item.outputs.append(_describe_output(path, raster.scene_id, output_reader_options or {}))
             item.raster = raster
@@ -150,14 +173,22 @@ def ndvi_for_date(
     return out
 
 
-def _provenance(collection: Any, date: str, bands: NdviBands, scenes: list, used: list[str]) -> dict[str, str]:
-    """What an NDVI COG is made of, as its tags: the date, the source, the bands and each scene's
-    radiometry rule (DN -> reflectance) as decided at harvest."""
+def _provenance(collection: Any, date: str, bands: NdviBands, codes: list[str], scenes: list,
+                used: list[str]) -> dict[str, str]:
+    """What an output COG is made of, as its tags: the index and its formula, the date, the
+    source, the bands and each scene's radiometry rule (DN -> reflectance) as decided at harvest."""
     source = getattr(collection, "data_source", None)
+    data = [c for c in codes if c != bands.mask]
     rules = sorted({f"{band} {s.bands[band].rule}" for s in scenes if s.id in set(used)
-                    for band in (bands.red, bands.nir) if s.bands.get(band) is not None and s.bands[band].rule})
-    return {"date": date, "source": getattr(source, "name", "") or "", "bands":
-            f"red={bands.red} nir={bands.nir} mask={bands.mask}", "radiometry": "; ".join(rules)}
+                    for band in data if s.bands.get(band) is not None and s.bands[band].rule})
+    tags = {"date": date, "source": getattr(source, "name", "") or "", "radiometry": "; ".join(rules)}
+    if bands.is_ndvi:
+        return {**tags, "bands": f"red={bands.red} nir={bands.nir} mask={bands.mask}"}
+    spec = spectral_index(bands.index)
+    mapping = spec.source_bands(source)
+    return {**tags, "index": spec.name, "long_name": spec.long_name, "formula": spec.formula,
+            "constants": ", ".join(f"{k}={v:g}" for k, v in spec.constants.items()), "reference": spec.reference,
+            "bands": " ".join(f"{std}={code}" for std, code in mapping.items()) + f" mask={bands.mask}"}
 
 
 def _vanished_inputs(folder: str, rasters: list, day_ids: set[str], storage_options: dict[str, Any] | None) -> str | None:

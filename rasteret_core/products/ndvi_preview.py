@@ -58,12 +58,13 @@ def pixel_classes(data: np.ndarray, inside: np.ndarray | None = None,
 
 
 def preview_figure(data: np.ndarray, *, inside: np.ndarray | None = None, covered: np.ndarray | None = None,
-                   title: str | None = None, dpi: int = 100) -> Figure:
+                   title: str | None = None, dpi: int = 100, label: str = "NDVI") -> Figure:
     """A Figure of one NDVI array (float, NaN without a value): the map with a colour bar
     labelled in NDVI values, a legend of the pixels without a value, ``title`` above.
 
     ``inside``: the AOI's pixels (default: all); ``covered``: the pixels some scene covered
-    (default: unknown, see the module doc).
+    (default: unknown, see the module doc). ``label``: the index shown (another index of the
+    catalogue keeps the same ramp and range).
     """
     data = np.asarray(data, dtype=np.float32)
     if data.ndim != 2 or not data.size:
@@ -85,13 +86,13 @@ def preview_figure(data: np.ndarray, *, inside: np.ndarray | None = None, covere
     ax.set_xticks([])
     ax.set_yticks([])
     bar = fig.colorbar(image, ax=ax, extend="both", shrink=0.8, aspect=30)
-    bar.set_label("NDVI")
+    bar.set_label(label)
     bar.set_ticks(np.round(np.arange(-0.2, 0.91, 0.1), 1))
     counts = {name: int(mask.sum()) for name, mask in classes.items()}
     handles = [Patch(facecolor=CLASS_COLOURS[name], edgecolor="#888888", label=f"{name}: {counts[name]} px")
                for name in classes]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), fontsize=8, frameon=False,
-               title="no NDVI value", title_fontsize=8)
+               title=f"no {label} value", title_fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
     _enlarge(fig, ax, data.shape)
@@ -99,22 +100,24 @@ def preview_figure(data: np.ndarray, *, inside: np.ndarray | None = None, covere
 
 
 def preview_png(data: np.ndarray, *, inside: np.ndarray | None = None, covered: np.ndarray | None = None,
-                title: str | None = None, colours: int | None = 256) -> bytes:
+                title: str | None = None, colours: int | None = 256, label: str = "NDVI") -> bytes:
     """:func:`preview_figure` as PNG bytes, as a palette of ``colours`` colours (less than half
     the size of full colour; the map itself has fewer than 30; None keeps full colour)."""
 
-    return png_bytes(preview_figure(data, inside=inside, covered=covered, title=title), colours=colours)
+    return png_bytes(preview_figure(data, inside=inside, covered=covered, title=title, label=label), colours=colours)
 
 
-def raster_title(aoi: str, date: str, scene_ids: Sequence[str], valid_fraction: float | None = None) -> str:
-    """``NDVI <aoi> <date>`` over the scenes used (at most three named) and the clear share."""
+def raster_title(aoi: str, date: str, scene_ids: Sequence[str], valid_fraction: float | None = None,
+                 label: str = "NDVI") -> str:
+    """``<label> <aoi> <date>`` over the scenes used (at most three named) and the clear share."""
     ids = list(scene_ids)
     named = ", ".join(ids[:3]) + (f" +{len(ids) - 3} more" if len(ids) > 3 else "")
     clear = f", {valid_fraction:.0%} of the AOI valid" if valid_fraction is not None else ""
-    return f"NDVI {aoi} {date}\n{len(ids)} scene(s): {named or 'none'}{clear}"
+    return f"{label} {aoi} {date}\n{len(ids)} scene(s): {named or 'none'}{clear}"
 
 
-def raster_preview_png(raster: Any, aoi: str | None = None, date: str | None = None, **kwargs: Any) -> bytes:
+def raster_preview_png(raster: Any, aoi: str | None = None, date: str | None = None, *, label: str = "NDVI",
+                       **kwargs: Any) -> bytes:
     """The preview of an :class:`rasteret_core.products.ndvi.NdviRaster` (its ``inside`` and, when
     known, ``covered`` masks), titled with its AOI, date and scenes."""
     aoi = aoi if aoi is not None else raster.geometry_id
@@ -122,8 +125,10 @@ def raster_preview_png(raster: Any, aoi: str | None = None, date: str | None = N
     inside = getattr(raster, "inside", None)
     aoi_pixels = int(inside.sum()) if inside is not None else raster.data.size
     valid = int(np.isfinite(raster.data).sum())
-    title = raster_title(aoi, date, raster.scene_ids or [raster.scene_id], valid / aoi_pixels if aoi_pixels else 0.0)
-    return preview_png(raster.data, inside=inside, covered=getattr(raster, "covered", None), title=title, **kwargs)
+    title = raster_title(aoi, date, raster.scene_ids or [raster.scene_id], valid / aoi_pixels if aoi_pixels else 0.0,
+                         label)
+    return preview_png(raster.data, inside=inside, covered=getattr(raster, "covered", None), title=title,
+                       label=label, **kwargs)
 
 
 def _enlarge(fig: Figure, ax: Any, shape: tuple[int, int]) -> None:

@@ -147,7 +147,8 @@ def write_ndvi_output(raster: Any, folder: str, *, storage_options: dict[str, An
                       tags: Mapping[str, Any] | None = None) -> str:
     """Write one date x AOI NDVI (a :class:`rasteret_core.products.ndvi.NdviRaster`) as ``<folder>/ndvi.tif``
     (float32 COG, NaN nodata, band description ``NDVI``, tags: the index and its formula, the
-    AOI, the date, the scenes, plus ``tags``) and ``<folder>/ndvi.json`` (scene ids, AOI and
+    AOI, the date, the scenes, plus ``tags``; ``tags`` with ``index``/``formula`` describe another
+    index, and the band description follows ``index``) and ``<folder>/ndvi.json`` (scene ids, AOI and
     covered pixels), each atomically. Returns the COG's path."""
     import json
 
@@ -156,7 +157,7 @@ def write_ndvi_output(raster: Any, folder: str, *, storage_options: dict[str, An
                  "SCENES": ",".join(raster.scene_ids), **{k.upper(): v for k, v in (tags or {}).items()}}
     path = write_cog(raster.data, f"{folder.rstrip('/')}/{NDVI_FILE}", transform=raster.transform,
                      crs_epsg=raster.crs_epsg, crs_wkt=getattr(raster, "crs_wkt", None), nodata=float("nan"),
-                     storage_options=storage_options, descriptions=["NDVI"], tags=described)
+                     storage_options=storage_options, descriptions=[str(described["INDEX"])], tags=described)
     meta = {"scene_ids": list(raster.scene_ids), "aoi_pixels": raster.aoi_pixels,
             "covered_pixels": int(raster.covered_pixels), "valid_pixels": raster.valid_pixels}
     _, fs, parent = resolve_root(folder.rstrip("/"), storage_options)

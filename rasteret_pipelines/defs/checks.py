@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -79,6 +80,24 @@ NDVI_OUTPUT_SCHEMA = pa.DataFrameSchema(
     },
     strict=False,
 )
+
+def output_schema(index: str = "NDVI") -> pa.DataFrameSchema:
+    """The output check for ``index``: NDVI lies in [-1, 1]; another catalogue index has no
+    common range (EVI, SAVI can leave it), so its values need only be finite."""
+    if index.upper() == "NDVI":
+        return NDVI_OUTPUT_SCHEMA
+    finite = pa.Check(lambda s: s.isna() | np.isfinite(s), error="not a finite value")
+    return NDVI_OUTPUT_SCHEMA.update_columns({"min": {"checks": [finite]}, "max": {"checks": [finite]}})
+
+
+def stats_schema(index: str = "NDVI") -> pa.DataFrameSchema:
+    """The statistics check for ``index`` (see :func:`output_schema` for the value range)."""
+    if index.upper() == "NDVI":
+        return STATS_SCHEMA
+    finite = pa.Check(lambda s: s.isna() | np.isfinite(s), error="not a finite value")
+    return STATS_SCHEMA.update_columns({name: {"checks": [finite]} for name in ("mean", "median", "min", "max", "p10",
+                                                                                "p90", "std")})
+
 
 STATS_SCHEMA = pa.DataFrameSchema(
     {

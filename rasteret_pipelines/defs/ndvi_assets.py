@@ -15,12 +15,12 @@ from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
 from rasteret_core.errors import ArgumentError
 from rasteret_core.plan import ReadPlan
-from rasteret_core.products.ndvi_dates import AoiNdvi, DateNdvi, NdviBands
+from rasteret_core.products.ndvi_dates import AoiNdvi, DateNdvi
 from rasteret_core.products.ndvi_runs import ndvi_for_dates
 from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
 from rasteret_pipelines.defs.checks import (
     all_reads_failed, COLLECTION_CHECK, collection_schema, failed_reads_check, NDVI_CHECK, ndvi_check_spec,
-    NDVI_OUTPUT_SCHEMA, run_check,
+    NDVI_OUTPUT_SCHEMA, output_schema, run_check,
 )
 from rasteret_pipelines.defs.markdown import md_table, png_markdown
 from rasteret_pipelines.defs.partitions import by_date, DATE_AOI, partition_key
@@ -47,18 +47,19 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
     source, shapes, jobs = stac.data_source(), aois.load(), by_date(context.partition_keys)
     collection = Collection.open(storage.collection_root, storage_options=storage.storage_options())
     for day in jobs:
-        _require_valid_collection(collection, day, list(stac.ndvi_bands().values()))
+        _require_valid_collection(collection, day, stac.read_bands())
     days: list[DateNdvi] = []
     with dask.client() as client:  # one task per date (its scenes read once for all its AOIs), here or on workers
         for result in _refusals_not_retried(ndvi_for_dates(
-                jobs, shapes, collection_root=storage.collection_root, bands=NdviBands(**stac.ndvi_bands()),
+                jobs, shapes, collection_root=storage.collection_root, bands=stac.index_bands(),
                 out_root=storage.ndvi_root, reader_options=reader.options(source),
                 storage_options=storage.storage_options(), output_reader_options=storage.reader_options(),
                 client=client)):
             for aoi, item in result.aois.items():
                 if item.all_reads_failed:
                     raise all_reads_failed(f"{result.date} {aoi}", item.read_failures, reader.endpoint_url)
-                context.add_asset_metadata(_partition_metadata(item, result.date, result.stats, len(result.aois)),
+                context.add_asset_metadata(_partition_metadata(item, result.date, result.stats, len(result.aois),
+                                                               stac.index),
                                            partition_key=partition_key(result.date, aoi))
             context.log.info("%s: %d scenes read once for %d AOIs, %d failures, %d requests", result.date,
                              result.scenes, len(result.aois), len(result.failures), result.stats.requests)
@@ -72,7 +73,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
                         " really gone)",
             allow_retries=False,  # the input vanished: retrying cannot bring it back
         )
-    return _run_result(context, days)
+    return _run_result(context, days, stac.index)
 
 
 def _refusals_not_retried(results: Iterator[DateNdvi]) -> Iterator[DateNdvi]:
@@ -84,7 +85,7 @@ def _refusals_not_retried(results: Iterator[DateNdvi]) -> Iterator[DateNdvi]:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
-def _run_result(context: dg.AssetExecutionContext, days: list[DateNdvi]) -> dg.MaterializeResult:
+def _run_result(context: dg.AssetExecutionContext, days: list[DateNdvi], index: str) -> dg.MaterializeResult:
     """The whole run's figures and the output check; each partition's own are added as it goes."""
     rows = [row for d in days for a in d.aois.values() for row in a.outputs]
     failures = [row for d in days for a in d.aois.values() for row in a.failures]
@@ -95,7 +96,7 @@ def _run_result(context: dg.AssetExecutionContext, days: list[DateNdvi]) -> dg.M
         stats.add(d.stats)
         plan.add(d.plan)
     frame = pd.DataFrame(rows, columns=list(NDVI_OUTPUT_SCHEMA.columns))
-    check = run_check(NDVI_CHECK, NDVI_OUTPUT_SCHEMA, frame)
+    check = run_check(NDVI_CHECK, output_schema(index), frame)
     if tile_failures and check.passed:  # outputs missing for some scenes: block ndvi_stats, say why
         check = failed_reads_check(NDVI_CHECK, tile_failures, len(rows))
     if not rows and not failures and not warnings:
@@ -125,7 +126,7 @@ def _run_result(context: dg.AssetExecutionContext, days: list[DateNdvi]) -> dg.M
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
-def _partition_metadata(item: AoiNdvi, day: str, day_stats: ReadStats, aois_on_date: int) -> dict:
+def _partition_metadata(item: AoiNdvi, day: str, day_stats: ReadStats, aois_on_date: int, index: str) -> dict:
     """One date x AOI partition's materialisation metadata: its outputs, failures and map; the
     date's reads, which it shares with the other AOIs of that date in the run."""
     rows = item.outputs
@@ -145,7 +146,7 @@ def _partition_metadata(item: AoiNdvi, day: str, day_stats: ReadStats, aois_on_d
     if item.failures:
         meta["failures"] = dg.MetadataValue.md(md_table(["scene", "band", "error"], item.failures))
     if item.preview is not None:
-        meta["preview"] = dg.MetadataValue.md(png_markdown(item.preview, f"NDVI {item.aoi} {day}"))
+        meta["preview"] = dg.MetadataValue.md(png_markdown(item.preview, f"{index} {item.aoi} {day}"))
     return meta
 
 

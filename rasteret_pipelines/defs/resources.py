@@ -13,6 +13,7 @@ from rasteret_core.cog import ReaderOptions
 from rasteret_core.collection import source_reader_options
 from rasteret_core.names import path_under
 from rasteret_core.products.aois import load_aois
+from rasteret_core.products.ndvi_dates import NdviBands
 from rasteret_core.stac import DataSource, DataSources
 from rasteret_pipelines import settings
 
@@ -21,7 +22,10 @@ class StacSource(dg.ConfigurableResource):
     """The STAC data source: a registered name (``sentinel-2``, ``landsat``, ...) or a local items file."""
 
     source: str = Field(default_factory=settings.stac_source)
-    bands: list[str] = Field(default_factory=list, description="band codes to harvest; empty: red, NIR and cloud mask")
+    bands: list[str] = Field(default_factory=list, description="band codes to harvest; empty: what the index needs")
+    index: str = Field(default_factory=settings.index_name,
+                       description="the index the ndvi asset writes: NDVI, or a name of the Awesome Spectral Indices "
+                       "catalogue (EVI, SAVI, NDMI, ...); the asset keeps its name")
 
     def data_source(self) -> DataSource:
         if self.source.endswith((".json", ".geojson", ".ndjson", ".parquet")):
@@ -37,8 +41,17 @@ class StacSource(dg.ConfigurableResource):
             return {"red": "red", "nir": "nir08", "mask": "QA_PIXEL"}  # common names: right on TM/ETM+ and OLI
         raise dg.DagsterInvariantViolationError(f"source {self.source!r} has no red/NIR/mask bands: {sorted(codes)}")
 
+    def index_bands(self) -> NdviBands:
+        """The bands and the index the ``ndvi`` asset reads and writes."""
+        return NdviBands(**self.ndvi_bands(), index=self.index)
+
+    def read_bands(self) -> list[str]:
+        """Every band code the index reads from this source (its bands and the cloud mask); an
+        unknown index or one this source cannot compute is an ``ArgumentError`` naming it."""
+        return self.index_bands().read_codes(self.data_source())
+
     def harvest_bands(self) -> list[str]:
-        return self.bands or sorted(self.ndvi_bands().values())
+        return self.bands or sorted(set(self.ndvi_bands().values()) | set(self.read_bands()))
 
 
 class CogReader(dg.ConfigurableResource):

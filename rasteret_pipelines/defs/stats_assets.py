@@ -6,11 +6,11 @@ import pandas as pd
 from rasteret_core.products.ndvi_dates import ndvi_folder
 from rasteret_core.products.timeseries import empty_row, output_statistics, read_stats, write_stats
 from rasteret_pipelines.defs.automation import NDVI_AUTOMATION
-from rasteret_pipelines.defs.checks import run_check, STATS_CHECK, stats_check_spec, STATS_SCHEMA
+from rasteret_pipelines.defs.checks import run_check, STATS_CHECK, stats_check_spec, stats_schema
 from rasteret_pipelines.defs.markdown import md_table
 from rasteret_pipelines.defs.partitions import DATE_AOI, date_aoi, partition_key
 from rasteret_pipelines.defs.policies import DATE_AOI_BACKFILL, RETRY
-from rasteret_pipelines.defs.resources import Aois, Storage
+from rasteret_pipelines.defs.resources import Aois, StacSource, Storage
 
 
 @dg.asset(
@@ -26,7 +26,7 @@ from rasteret_pipelines.defs.resources import Aois, Storage
     "NDVI mean, median, std, min, max, p10, p90; one GeoParquet file per date and AOI (written "
     "atomically), read together as one table.",
 )
-def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) -> dg.MaterializeResult:
+def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois, stac: StacSource) -> dg.MaterializeResult:
     shapes = aois.load()
     written, all_rows = [], []
     kept: list[str] = []  # date x AOI whose NDVI outputs vanished while good statistics are stored
@@ -55,7 +55,7 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) 
             allow_retries=False,  # the outputs will not come back by retrying
         )
     frame = pd.DataFrame(all_rows)
-    check = run_check(STATS_CHECK, STATS_SCHEMA, frame)
+    check = run_check(STATS_CHECK, stats_schema(stac.index), frame)
     table = read_stats(storage.stats_root, storage.storage_options())
     recent = table.drop(columns=["geometry"]).tail(10)
     return dg.MaterializeResult(

@@ -17,7 +17,7 @@ from rasteret_core.products.timeseries import ndvi_timeseries as timeseries_tabl
 from rasteret_core.products.timeseries_chart import plot_timeseries, png_bytes
 from rasteret_core.storage import atomic_write, resolve_root
 from rasteret_pipelines.defs.markdown import png_markdown, sparkline_markdown
-from rasteret_pipelines.defs.resources import Aois, Storage
+from rasteret_pipelines.defs.resources import Aois, StacSource, Storage
 
 MAX_CHARTS_IN_METADATA = 24
 """Full charts put into the metadata (each some 10-20 KB of the event log); all are stored as files."""
@@ -40,7 +40,8 @@ TIMESERIES_AUTOMATION = (
     " coverage, scenes) and one chart per AOI (median line, p10-p90 band, markers sized by the clear share of"
     " the AOI, gaps where no pixel was valid), from the whole ndvi_stats table. The charts show on this page.",
 )
-def ndvi_timeseries(context: dg.AssetExecutionContext, storage: Storage, aois: Aois) -> dg.MaterializeResult:
+def ndvi_timeseries(context: dg.AssetExecutionContext, storage: Storage, aois: Aois,
+                    stac: StacSource) -> dg.MaterializeResult:
     current = set(aois.load())
     table = timeseries_table(storage.stats_root, storage.storage_options())
     removed = sorted(set(table["aoi"]) - current)  # their statistics stay stored; the page shows current fields
@@ -52,7 +53,7 @@ def ndvi_timeseries(context: dg.AssetExecutionContext, storage: Storage, aois: A
                _write(storage.path("ndvi_timeseries", "timeseries.csv"), _csv(table), options)]
     charts: dict[str, bytes] = {}
     for name in names:
-        charts[name] = png_bytes(plot_timeseries(table, name), colours=64)
+        charts[name] = png_bytes(plot_timeseries(table, name, label=stac.index), colours=64)
         written.append(_write(storage.path("ndvi_timeseries", "charts", f"{name}.png"), charts[name], options))
 
     metadata: dict[str, Any] = {
@@ -62,7 +63,7 @@ def ndvi_timeseries(context: dg.AssetExecutionContext, storage: Storage, aois: A
         "summary": dg.MetadataValue.table(_summary_records(table, names), schema=SUMMARY_SCHEMA),
     }
     for name in names[:MAX_SPARKLINES]:  # in place on the asset page
-        metadata[f"NDVI {name}"] = dg.MetadataValue.md(sparkline_markdown(table, name, _summary_text(table, name)))
+        metadata[f"{stac.index} {name}"] = dg.MetadataValue.md(sparkline_markdown(table, name, _summary_text(table, name)))
     for name in names[:MAX_CHARTS_IN_METADATA]:  # one click: the full chart
         metadata[f"chart {name}"] = dg.MetadataValue.md(png_markdown(charts[name], f"NDVI time series {name}"))
     metadata["folder"] = dg.MetadataValue.path(folder)

@@ -19,7 +19,7 @@ from rasteret_core.products.aois import load_aois
 from rasteret_core.products.timeseries import read_stats
 from rasteret_core.raster.masks import scl_cloud_mask
 from rasteret_pipelines.definitions import defs
-from rasteret_pipelines.defs.resources import Storage
+from rasteret_pipelines.defs.resources import StacSource, Storage
 from rasteret_pipelines.settings import aoi_file
 
 from .conftest import BUCKET, PREFIX, write_items
@@ -38,7 +38,12 @@ def ndvi_key(day, aoi=FARM):
 
 
 def expected_ndvi(scenes, scene_id, aoi_geom):
-    """numpy on rasterio's reading of the same pixels, scaled and masked."""
+    """numpy on rasterio's reading of the same pixels, scaled and masked (NDVI outside [-1, 1] dropped)."""
+    return expected_index(scenes, scene_id, aoi_geom, lambda r, n: (n - r) / (n + r), unit_range=True)
+
+
+def expected_index(scenes, scene_id, aoi_geom, formula, unit_range=False):
+    """``formula(red, nir)`` on rasterio's reading of the same pixels, scaled and masked."""
     def clip(band):
         with rasterio.open(scenes.path(scene_id, band)) as src:
             out, transform = rasterio.mask.mask(src, [transform_geom("EPSG:4326", src.crs, aoi_geom.__geo_interface__)], crop=True)
@@ -52,10 +57,12 @@ def expected_ndvi(scenes, scene_id, aoi_geom):
                   resampling=Resampling.nearest)
     r, n = red * 0.0001 - 0.1, nir * 0.0001 - 0.1
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = ((n - r) / (n + r)).astype(np.float32)
+        out = formula(r, n).astype(np.float32)
     outside = rasterio.features.geometry_mask([transform_geom("EPSG:4326", crs, aoi_geom.__geo_interface__)],
                                               out_shape=red.shape, transform=transform)
-    out[outside | (red == 0) | (nir == 0) | scl_cloud_mask(scl) | (np.abs(out) > 1)] = np.nan
+    out[outside | (red == 0) | (nir == 0) | scl_cloud_mask(scl) | ~np.isfinite(out)] = np.nan
+    if unit_range:
+        out[np.abs(out) > 1] = np.nan
     return out, transform
 
 
@@ -91,6 +98,26 @@ def test_one_partition_end_to_end(pipeline, instance, demo_scenes, scene_server)
     row = table[(table.aoi == FARM) & (table.date == "2024-01-05")].iloc[0]
     assert row["mean"] == pytest.approx(float(np.nanmean(want)), rel=1e-5)
     assert row["valid_fraction"] > 0.5
+
+
+def test_the_ndvi_asset_writes_the_configured_index(pipeline, instance, demo_scenes):
+    resources = {**pipeline, "stac": StacSource(source=pipeline["stac"].source, index="SAVI")}
+    materialize(COLLECTION, "2024-01-05", resources, instance)
+    result = materialize(NDVI, ndvi_key("2024-01-05"), resources, instance)
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    meta = result.asset_materializations_for_node("ndvi")[0].metadata
+    assert "SAVI hesaraghatta_farm 2024-01-05" in meta["preview"].value
+    (path,) = meta["outputs"].value
+    # SAVI with the catalogue's default L = 1, on reflectance: written out by hand
+    want, _ = expected_index(demo_scenes, "S2A_43PGQ_20240105_0_L2A", load_aois(aoi_file())[FARM],
+                             lambda r, n: 2.0 * (n - r) / (n + r + 1.0))
+    with rasterio.open(path) as src:
+        tags = src.tags()
+        assert src.descriptions == ("SAVI",) and tags["INDEX"] == "SAVI" and tags["FORMULA"] == "(1.0+L)*(N-R)/(N+R+L)"
+        assert tags["CONSTANTS"] == "L=1" and tags["BANDS"] == "N=B08 R=B04 mask=SCL"
+        np.testing.assert_allclose(src.read(1), want, rtol=1e-6, equal_nan=True)
+    row = read_stats(pipeline["storage"].stats_root).iloc[0]
+    assert row["median"] == pytest.approx(float(np.nanmedian(want)), rel=1e-5)
 
 
 def test_backfill_of_dates_and_aois(pipeline, instance):
