@@ -81,6 +81,23 @@ NDVI_OUTPUT_SCHEMA = pa.DataFrameSchema(
     strict=False,
 )
 
+STATS_SCHEMA = pa.DataFrameSchema(
+    {
+        "aoi": pa.Column(str),
+        "date": pa.Column(str, pa.Check.str_matches(r"^\d{4}-\d{2}-\d{2}$")),
+        "scene_ids": pa.Column(object),
+        **{name: pa.Column(float, pa.Check.in_range(-1.0, 1.0), nullable=True, coerce=True)
+           for name in ("mean", "median", "min", "max", "p10", "p90")},
+        "std": pa.Column(float, pa.Check.in_range(0.0, 1.0), nullable=True, coerce=True),
+        "coverage": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
+        "valid_fraction": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
+        "valid_pixels": pa.Column(int, pa.Check.ge(0)),
+        "aoi_pixels": pa.Column(int, pa.Check.ge(0)),
+    },
+    strict=False,
+)
+
+
 def output_schema(index: str = "NDVI") -> pa.DataFrameSchema:
     """The output check for ``index``: NDVI lies in [-1, 1]; another catalogue index has no
     common range (EVI, SAVI can leave it), so its values need only be finite."""
@@ -97,23 +114,6 @@ def stats_schema(index: str = "NDVI") -> pa.DataFrameSchema:
     finite = pa.Check(lambda s: s.isna() | np.isfinite(s), error="not a finite value")
     return STATS_SCHEMA.update_columns({name: {"checks": [finite]} for name in ("mean", "median", "min", "max", "p10",
                                                                                 "p90", "std")})
-
-
-STATS_SCHEMA = pa.DataFrameSchema(
-    {
-        "aoi": pa.Column(str),
-        "date": pa.Column(str, pa.Check.str_matches(r"^\d{4}-\d{2}-\d{2}$")),
-        "scene_ids": pa.Column(object),
-        **{name: pa.Column(float, pa.Check.in_range(-1.0, 1.0), nullable=True, coerce=True)
-           for name in ("mean", "median", "min", "max", "p10", "p90")},
-        "std": pa.Column(float, pa.Check.in_range(0.0, 1.0), nullable=True, coerce=True),
-        "coverage": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
-        "valid_fraction": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
-        "valid_pixels": pa.Column(int, pa.Check.ge(0)),
-        "aoi_pixels": pa.Column(int, pa.Check.ge(0)),
-    },
-    strict=False,
-)
 
 
 def run_check(check_name: str, schema: pa.DataFrameSchema, frame: pd.DataFrame, *, asset_key: str | None = None) -> dg.AssetCheckResult:
