@@ -12,7 +12,7 @@ PORT_ARG := $(if $(PORT),--port $(PORT))
 PYTHON312 ?= $(shell sh scripts/find-python312.sh)
 TORCH_VENV := .venv-torchgeo
 
-.PHONY: venv venv-test test test-torchgeo demo ui serve-demo bench bench-quick bench-load clean
+.PHONY: venv venv-test test test-torchgeo demo ui serve-demo bench bench-quick bench-calls bench-load clean
 
 venv: $(STAMP)
 
@@ -56,10 +56,15 @@ serve-demo: venv
 bench: venv
 	sh bench/setup.sh $(BIN)/python
 	$(BIN)/python -m bench.run --latency 0.04 --name full-40ms
+	$(BIN)/python -m bench.user_calls
 
 bench-quick: venv
 	sh bench/setup.sh $(BIN)/python
 	$(BIN)/python -m bench.run --quick
+
+bench-calls: venv
+	sh bench/setup.sh $(BIN)/python
+	$(BIN)/python -m bench.user_calls
 
 bench-load: venv
 	sh bench/setup.sh $(BIN)/python

@@ -294,6 +294,36 @@ def geobox_epsg(gbox: GeoBox) -> int:
     return int(epsg)
 
 
+def _aligned_offset(src: Affine, dst: Affine) -> tuple[int, int] | None:
+    """``(row, col)`` of ``dst``'s first pixel in ``src``'s pixel grid when both grids have the
+    same pixel size and ``dst`` starts on a ``src`` pixel edge; None otherwise. A centre then
+    falls mid-pixel, so the nearest pick is exact whatever the floating-point noise."""
+    if src.a != dst.a or src.e != dst.e:
+        return None
+    col, row = (dst.c - src.c) / src.a, (dst.f - src.f) / src.e
+    rc, rr = round(col), round(row)
+    if abs(col - rc) > 1e-6 or abs(row - rr) > 1e-6:
+        return None
+    return int(rr), int(rc)
+
+
+def _paste(data: "np.ndarray", offset: tuple[int, int], shape: tuple[int, int], fill: float):
+    """``(values, has)`` of :func:`sample_nearest` for a grid ``offset`` whole pixels into ``data``'s.
+    When the grid is exactly ``data``'s, ``values`` is ``data`` itself (not copied: read it only)."""
+    row, col = offset
+    height, width = shape
+    if (row, col) == (0, 0) and data.shape == (height, width):
+        return data, np.ones(shape, dtype=bool)
+    values = np.full(shape, fill, dtype=data.dtype)
+    has = np.zeros(shape, dtype=bool)
+    r0, c0 = max(0, -row), max(0, -col)  # first output row/col the data reaches
+    r1, c1 = min(height, data.shape[0] - row), min(width, data.shape[1] - col)
+    if r1 > r0 and c1 > c0:
+        values[r0:r1, c0:c1] = data[r0 + row:r1 + row, c0 + col:c1 + col]
+        has[r0:r1, c0:c1] = True
+    return values, has
+
+
 def inside_mask(gbox: GeoBox, geometry: BaseGeometry) -> "np.ndarray":
     """True where a pixel centre of ``gbox`` lies inside ``geometry`` (lon/lat), as rasterio.mask."""
     from rasterio.features import geometry_mask
@@ -307,7 +337,8 @@ def sample_nearest(data: "np.ndarray", transform: Affine, crs_epsg: int | str, g
                    fill: float) -> tuple["np.ndarray", "np.ndarray"]:
     """``data`` (a 2-D array on ``transform`` in that CRS: EPSG code, ``"EPSG:n"`` or WKT) brought onto ``gbox`` by
     nearest neighbour: ``(values, has)`` where ``has`` is False for pixels the array does not
-    cover (they hold ``fill``). Same CRS: exact index mapping of pixel centres (Sentinel-2's
+    cover (they hold ``fill``). A grid aligned with the array's is a copy of its pixels (the array
+    itself when the grids are equal: treat ``values`` as read-only). Same CRS: exact index mapping of pixel centres (Sentinel-2's
     20 m SCL under its 10 m bands); another CRS: ``rasterio.warp.reproject`` nearest.
     """
     import numpy as np
@@ -315,7 +346,11 @@ def sample_nearest(data: "np.ndarray", transform: Affine, crs_epsg: int | str, g
     height, width = gbox.shape.yx
     dst = gbox.affine
     src_crs, dst_crs = _crs_text(crs_epsg), geobox_crs(gbox)
-    if (src_crs == dst_crs or CRS(src_crs) == gbox.crs) and transform.b == transform.d == dst.b == dst.d == 0:
+    same_crs = src_crs == dst_crs or CRS(src_crs) == gbox.crs
+    if same_crs and transform.b == transform.d == dst.b == dst.d == 0:
+        aligned = _aligned_offset(transform, dst)
+        if aligned is not None:  # the same pixels, shifted by whole pixels: copy, no index arrays
+            return _paste(data, aligned, (height, width), fill)
         xs = dst.c + (np.arange(width) + 0.5) * dst.a
         ys = dst.f + (np.arange(height) + 0.5) * dst.e
         cols = np.floor((xs - transform.c) / transform.a).astype(np.int64)

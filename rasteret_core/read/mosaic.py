@@ -116,13 +116,15 @@ def mosaic_aoi(
     mask: str | None = None,
     mask_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     mask_clouds: bool = False,
+    inside_masks: dict[Any, np.ndarray] | None = None,
 ) -> AoiMosaic | None:
     """Merge one AOI's rasters of one time step (all from ``scenes``) onto one grid.
 
     ``rasters`` must be read with ``fill_outside=False`` (values kept outside the AOI).
     ``mask``/``mask_fn`` name the cloud-mask band and what it flags; with ``mask_clouds``
     flagged pixels are not valid, so the next scene's clear pixel wins. Returns ``None`` when
-    no raster overlaps the AOI.
+    no raster overlaps the AOI. ``inside_masks``: a cache of the geometry's pixel mask per grid,
+    shared by the time steps of one geometry (their grids are usually the same).
     """
     if not rasters:
         return None
@@ -136,7 +138,13 @@ def mosaic_aoi(
     budget.check(pixels * (per_pixel + 3), pixels=pixels,  # + the inside, taken and covered masks
                  what=f"the mosaic of {geometry_id!r} ({shape[0]} x {shape[1]}, {len(present)} band(s))",
                  alternative="use load(..., chunks=...), which streams, or smaller AOIs")
-    inside = inside_mask(gbox, geometry)
+    grid_key = (tuple(gbox.shape.yx), tuple(gbox.affine)[:6], str(gbox.crs))
+    inside = inside_masks.get(grid_key) if inside_masks is not None else None
+    if inside is None:
+        inside = inside_mask(gbox, geometry)
+        inside.flags.writeable = False  # shared by the steps on this grid
+        if inside_masks is not None:
+            inside_masks[grid_key] = inside
     bands = [b for b in bands if b in present]  # a band no scene has is left out, as the read warned
     data_bands = [b for b in bands if b not in MASK_BANDS and b != mask] or list(bands)
     by_scene: dict[str, dict[str, AoiRaster]] = defaultdict(dict)
@@ -241,11 +249,12 @@ def mosaic_groups(
     for r in rasters:
         groups[group_key(by_id[r.scene_id], groupby)].append(r)
     masker = mask_function(mask, mask_kind) if mask is not None else None
+    inside_masks: dict[Any, np.ndarray] = {}  # one geometry: its mask per grid, computed once
     mosaics = []
     for key, members in groups.items():
         members_scenes = [by_id[i] for i in dict.fromkeys(r.scene_id for r in members)]
         m = mosaic_aoi(geometry_id, geometry, members_scenes, members, bands, gbox=gbox, key=key, physical=physical,
-                       mask=mask, mask_fn=masker, mask_clouds=mask_clouds)
+                       mask=mask, mask_fn=masker, mask_clouds=mask_clouds, inside_masks=inside_masks)
         if m is not None:
             mosaics.append(m)
     mosaics.sort(key=lambda m: (m.time, str(m.key)))

@@ -55,3 +55,26 @@ def test_pick_overview_reads_the_coarsest_image_not_coarser_than_asked(width, fa
         assert pick is None
     else:
         assert pick is not None and ratios[pick] == max(ratios[i] for i in allowed)
+
+
+@settings(max_examples=150, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), oh=st.integers(1, 40), ow=st.integers(1, 40),
+       dr=st.integers(-45, 45), dc=st.integers(-45, 45), res=st.sampled_from([10.0, 20.0, 60.0]),
+       x0=st.integers(100_000, 800_000), y0=st.integers(1_000_000, 9_000_000))
+def test_a_grid_shifted_by_whole_pixels_picks_what_rasterio_reproject_picks(h, w, oh, ow, dr, dc, res, x0, y0):
+    # the copy taken for aligned grids against GDAL's nearest resampling on the same grids
+    from affine import Affine
+    from rasterio.warp import Resampling, reproject
+
+    from rasteret_core.raster.grid import sample_nearest
+
+    data = np.arange(1, h * w + 1, dtype=np.uint16).reshape(h, w)
+    src = Affine(res, 0, x0 * 1.0, 0, -res, y0 * 1.0)
+    dst = src * Affine.translation(dc, dr)
+    gbox = GeoBox((oh, ow), dst, "EPSG:32633")
+    values, has = sample_nearest(data, src, 32633, gbox, 0)
+    want = np.zeros((oh, ow), np.uint16)
+    reproject(data, want, src_transform=src, src_crs="EPSG:32633", dst_transform=dst, dst_crs="EPSG:32633",
+              resampling=Resampling.nearest, src_nodata=0, dst_nodata=0)
+    np.testing.assert_array_equal(values, want)
+    np.testing.assert_array_equal(has, want != 0)
