@@ -27,7 +27,7 @@ from rasteret_core.products.ndvi import NdviResult
 from rasteret_core.plan import plan_aoi_read, plan_load, plan_point_samples, Prices, ReadPlan
 from rasteret_core.raster.geometry import check_lonlat, named_geometries, swap_axes, union_bounds
 from rasteret_core.raster.masks import MASK_BANDS
-from rasteret_core.read.aoi import AoiReadResult, read_aois
+from rasteret_core.read.aoi import AoiReadResult, read_aois, recording
 from rasteret_core.read.diagnosis import GeometryDatasets, ReadDiagnosis
 from rasteret_core.read.points import named_points, PointSamples, sample_points
 from rasteret_core.read.xarray import per_geometry_datasets, stack_datasets
@@ -233,7 +233,12 @@ class Rasteret:
     def _read(self, geometries: Any, bands: Any, cloud_cover_lt: float | None, date_range: Any,
               crs: str | None, *, fill_outside: bool = True) -> AoiReadResult:
         bands = band_list(bands)
-        geoms, scenes = self._aoi_scenes(geometries, bands, cloud_cover_lt, date_range, crs)
+        geoms, stream = self._aoi_scenes(geometries, bands, cloud_cover_lt, date_range, crs, stream=True)
+        scenes, stream = recording(stream)  # the scan streams into the read: the first tiles are fetched meanwhile
+        stats = ReadStats()
+        options = self._options()
+        result = read_aois(stream, geoms, bands, reader_options=options, stats=stats, progress=self.progress,
+                           fill_outside=fill_outside)
         bbox = union_bounds(geoms.values())
         collection = self.collection
         diagnosis = ReadDiagnosis(
@@ -244,11 +249,7 @@ class Rasteret:
             _diagnose_no_scene(diagnosis, collection, geoms, bbox)
         else:
             diagnosis.missing_bands = [b for b in bands if not any(b in s.bands for s in scenes)]
-        stats = ReadStats()
-        options = self._options()
         diagnosis.endpoint = options.endpoint_url or s3_endpoint_from_env()
-        result = read_aois(scenes, geoms, bands, reader_options=options, stats=stats, progress=self.progress,
-                           fill_outside=fill_outside)
         result.scenes, result.geometries = scenes, geoms
         diagnosis.rasters = len(result.rasters)
         diagnosis.windows = diagnosis.rasters + sum(1 for f in result.failures if f.geometry_id is not None)
@@ -338,7 +339,8 @@ class Rasteret:
                                 f" rebuild it with them")
         mask, kind = cloud_mask_band(self.collection.bands) if mask_clouds else (None, "scl")
         # the mask band is asked for too: scenes carry only the bands asked for
-        geoms, scenes = self._aoi_scenes(geometries, codes + ([mask] if mask else []), cloud_cover_lt, date_range, crs)
+        geoms, scenes = self._aoi_scenes(geometries, codes + ([mask] if mask else []), cloud_cover_lt, date_range, crs,
+                                         stream=True)
         stats = ReadStats()
         result = aoi_index(scenes, geoms, spec, self.data_source, mask=mask, mask_kind=kind, constants=constants,
                            reader_options=self._options(), stats=stats, progress=self.progress)
@@ -451,8 +453,9 @@ class Rasteret:
         raise ArgumentError(f"cannot plan {read!r}: plan get_xarray, get_gdf, read, sample_points or load")
 
     def _aoi_scenes(self, geometries: Any, bands: list[str], cloud_cover_lt: float | None,
-                    date_range: tuple[Any, Any] | None, crs: str | None):
-        """The geometries (lon/lat, by id) and the scenes a geometry query reads."""
+                    date_range: tuple[Any, Any] | None, crs: str | None, *, stream: bool = False):
+        """The geometries (lon/lat, by id) and the scenes a geometry query reads (``stream``: as
+        an iterator yielding them as the collection is scanned)."""
         bands = band_list(bands)
         geoms = named_geometries(geometries)
         if crs is not None:
@@ -460,7 +463,8 @@ class Rasteret:
         else:
             check_lonlat(geoms)
         bbox = union_bounds(geoms.values())
-        return geoms, self.collection.scenes(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands)
+        query = self.collection.iter_scenes if stream else self.collection.scenes
+        return geoms, query(date_range=date_range, cloud_cover_lt=cloud_cover_lt, bbox=bbox, bands=bands)
 
     def _point_scenes(self, points: Any, bands: list[str], date_range: tuple[Any, Any] | None,
                       cloud_cover_lt: float | None, max_distance: float | None, crs: str | None):

@@ -328,18 +328,23 @@ NEGATIVE_FRACTION = 0.05
 
 
 def check_plausible(values: np.ndarray, *, scene_id: str, band: str, rule: str | None,
-                    min_pixels: int = 16) -> str | None:
+                    min_pixels: int = 16, where: np.ndarray | None = None) -> str | None:
     """A warning when many valid reflectances are negative (the metadata is likely wrong), else None.
 
-    ``values`` are physical reflectances (NaN = not valid). Values are never changed.
+    ``values`` are physical reflectances (NaN = not valid); ``where`` limits the check to those
+    pixels (an AOI's), without copying them out. Values are never changed.
     """
-    valid = values[np.isfinite(values)]
-    if valid.size < min_pixels:
+    finite = np.isfinite(values)
+    if where is not None:
+        finite &= where
+    count = int(np.count_nonzero(finite))
+    if count < min_pixels:
         return None
-    negative = int((valid < NEGATIVE_TOLERANCE).sum())
-    fraction = negative / valid.size
+    with np.errstate(invalid="ignore"):
+        negative = int(np.count_nonzero((values < NEGATIVE_TOLERANCE) & finite))
+    fraction = negative / count
     if fraction <= NEGATIVE_FRACTION:
         return None
-    return (f"scene {scene_id} band {band}: {fraction:.0%} of {valid.size} valid pixels have negative reflectance"
+    return (f"scene {scene_id} band {band}: {fraction:.0%} of {count} valid pixels have negative reflectance"
             f" under rule {rule!r}; the scene's scale/offset metadata is probably wrong"
             " (override it per band on the data source)")

@@ -25,7 +25,7 @@ from rasteret_core.collection.scene import Scene
 from rasteret_core.errors import ArgumentError
 from rasteret_core.products.ndvi import NdviRaster, NdviResult
 from rasteret_core.products.timeseries import ndvi_statistics, ndvi_timeseries
-from rasteret_core.read.aoi import read_aois
+from rasteret_core.read.aoi import read_aois, recording
 from rasteret_core.read.mosaic import mosaic_groups
 from rasteret_core.stac.sources import DataSource
 
@@ -165,9 +165,9 @@ def aoi_index(
     spec = index if isinstance(index, SpectralIndex) else spectral_index(index)
     codes = spec.source_bands(source)
     order = list(dict.fromkeys(codes[b] for b in spec.bands))
-    scenes = list(scenes)
     bands = order + ([mask] if mask else [])
-    read = read_aois(scenes, geometries, bands, reader_options=reader_options, stats=stats, fill_outside=False,
+    scenes, stream = recording(scenes)  # an iterator streams into the read
+    read = read_aois(stream, geometries, bands, reader_options=reader_options, stats=stats, fill_outside=False,
                      **read_kwargs)
     result = NdviResult(failures=read.failures, stats=read.stats)
     by_geometry: dict[str, list] = {}

@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.collection.scene import Scene
 from rasteret_core.raster.masks import mask_function
-from rasteret_core.read.aoi import AoiRaster, read_aois, ReadFailure
+from rasteret_core.read.aoi import AoiRaster, read_aois, ReadFailure, recording
 from rasteret_core.read.mosaic import mosaic_groups
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,10 @@ def aoi_ndvi(
     AOI clip. ``groupby=None`` makes all ``scenes`` one step (a pipeline partition's date).
     """
 
-    scenes = list(scenes)
     bands = [red, nir] + ([mask] if mask else [])
     # masks keep their values outside the AOI: a 20 m mask pixel can straddle the AOI edge
-    read = read_aois(scenes, geometries, bands, reader_options=reader_options, stats=stats, fill_outside=False,
+    scenes, stream = recording(scenes)  # an iterator streams into the read
+    read = read_aois(stream, geometries, bands, reader_options=reader_options, stats=stats, fill_outside=False,
                      **read_kwargs)
     result = NdviResult(failures=read.failures, stats=read.stats)
     by_geometry: dict[str, list[AoiRaster]] = {}

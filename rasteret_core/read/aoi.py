@@ -218,6 +218,20 @@ async def aread_aois(
     return result
 
 
+def recording(scenes: Iterable[Scene]) -> tuple[list[Scene], Iterator[Scene]]:
+    """``(seen, stream)``: ``seen`` fills as ``stream`` is consumed. Pass ``stream`` to
+    :func:`read_aois` so a collection scan (:meth:`Collection.iter_scenes`) overlaps the first
+    reads, and use ``seen`` (every scene read, in order) once the read returns."""
+    seen: list[Scene] = []
+
+    def stream() -> Iterator[Scene]:
+        for scene in scenes:
+            seen.append(scene)
+            yield scene
+
+    return seen, stream()
+
+
 def read_aois(scenes: Iterable[Scene], geometries: Mapping[str, BaseGeometry], bands: list[str], **kwargs: Any) -> AoiReadResult:
     """Synchronous :func:`aread_aois`. ``scenes`` may be an iterator such as
     :meth:`Collection.iter_scenes`: reads start while it is still being consumed."""

@@ -198,7 +198,7 @@ def mosaic_aoi(
             if band not in MASK_BANDS and band != mask and rule[0] is not None:
                 phys = radiometry.to_physical(raw, rule[0], rule[1], raster.nodata)
                 phys[~ok] = np.nan
-                warning = radiometry.check_plausible(phys[inside], scene_id=scene.id, band=band, rule=rule[2])
+                warning = radiometry.check_plausible(phys, scene_id=scene.id, band=band, rule=rule[2], where=inside)
                 if warning:
                     warnings.append(warning)
                 if scaled[band]:
@@ -216,7 +216,7 @@ def mosaic_aoi(
         index = len(scene_ids)
         scene_ids.append(scene.id)
         for band, v in values.items():
-            out[band][take] = v[take]
+            np.copyto(out[band], v, where=take, casting="unsafe")
         source[take] = index
         taken |= take
 
