@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from rasteret_core.cli._common import (
@@ -50,8 +52,6 @@ def command(index_name: str, collection: str, aoi_file, bbox, start, end, cloud_
 
     Example: rasteret index EVI bangalore_202401-03_sentinel --aois farms.geojson -o evi/
     """
-    import os
-
     import shapely
 
     from rasteret_core.api import Rasteret
