@@ -9,6 +9,7 @@ minute, requests per run, the load average of the machine, and the instance's si
 
     python -m bench.pipeline --dates 3 --aois 12            # this design
     python -m bench.pipeline --dates 3 --aois 12 --project DIR   # another checkout (e.g. before)
+    python -m bench.pipeline --dates 12 --aois 24 --dask-workers 2  # NDVI dates on 2 worker processes
 
 Writes ``bench/results/pipeline-<D>x<K>[-label].json`` and prints a summary.
 """
@@ -16,10 +17,13 @@ Writes ``bench/results/pipeline-<D>x<K>[-label].json`` and prints a summary.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -75,7 +79,40 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run(dates: int, aois: int, project: Path, label: str, keep: Path | None) -> dict:
+@contextlib.contextmanager
+def dask_cluster(workers: int, env: dict[str, str]):
+    """``dask scheduler`` and ``dask worker --nworkers N`` as processes on 127.0.0.1; yields the
+    scheduler address (None for ``workers == 0``: runs compute in their own process)."""
+    if not workers:
+        yield None
+        return
+    import socket
+
+    import distributed
+
+    with socket.socket() as sock:  # a free port for the scheduler
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    procs = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)]
+    procs.append(subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nworkers", str(workers),
+                                   "--nthreads", "1", "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True))
+    try:
+        with distributed.Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=120)
+        yield address
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(30)
+
+
+def run(dates: int, aois: int, project: Path, label: str, keep: Path | None, dask_workers: int = 0) -> dict:
     import dagster as dg
 
     from rasteret_core.testing.object_store import ObjectStoreServer
@@ -94,7 +131,11 @@ def run(dates: int, aois: int, project: Path, label: str, keep: Path | None) -> 
             "RASTERET_S3_ENDPOINT": store.endpoint_url, "RASTERET_AOIS": str(aoi_file),
             "RASTERET_START_DATE": days[0], "RASTERET_SENSOR_INTERVAL": "5", "PYTHONPATH": str(project),
         })
-        with LocalDeployment(home, env, project=project) as dep, dg.DagsterInstance.from_config(str(home)) as instance:
+        worker_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+        worker_env.update(AWS_ENDPOINT_URL=store.endpoint_url, PYTHONPATH=str(project))
+        with dask_cluster(dask_workers, worker_env) as address, \
+                LocalDeployment(home, {**env, "RASTERET_DASK_ADDRESS": address or ""}, project=project) as dep, \
+                dg.DagsterInstance.from_config(str(home)) as instance:
             dynamic = "aois" in {p.name for p in _partitions_defs(dep)}
             if dynamic:  # ready = the AOI source's partitions exist (the sensor's first tick)
                 dep.wait_until(lambda: len(instance.get_dynamic_partitions("aois")) == aois, 300, what="AOI partitions")
@@ -117,7 +158,7 @@ def run(dates: int, aois: int, project: Path, label: str, keep: Path | None) -> 
         requests = store.stats.requests
     pairs = dates * aois
     result = {
-        "label": label, "dates": dates, "aois": aois, "date_aoi_partitions": pairs,
+        "label": label, "dates": dates, "aois": aois, "date_aoi_partitions": pairs, "dask_workers": dask_workers,
         "backfill_status": status.get("status"), "runs": len(runs), "wall_s": round(wall, 1),
         "partitions_per_min": round(pairs / wall * 60, 1), "ndvi_partitions_materialized": ndvi_done,
         "requests": requests, "requests_per_run": round(requests / max(len(runs), 1), 1),
@@ -148,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aois", type=int, default=12)
     parser.add_argument("--project", type=Path, default=PROJECT, help="checkout whose definitions run")
     parser.add_argument("--label", default="")
+    parser.add_argument("--dask-workers", type=int, default=0,
+                        help="compute NDVI dates on a local dask scheduler with this many worker processes")
     parser.add_argument("--keep", type=Path, default=None, help="keep the data and instance in this folder")
     args = parser.parse_args(argv)
-    result = run(args.dates, args.aois, args.project.resolve(), args.label or "current", args.keep)
+    result = run(args.dates, args.aois, args.project.resolve(), args.label or "current", args.keep, args.dask_workers)
     out = HERE / "results" / f"pipeline-{args.dates}x{args.aois}{'-' + args.label if args.label else ''}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
