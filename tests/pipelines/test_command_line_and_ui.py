@@ -4,6 +4,7 @@ real instance, and the README's main job (`python -m rasteret_pipelines.demo`)."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -78,6 +79,26 @@ def _wait_for_webserver(proc: subprocess.Popen, port: int, timeout: float = 90) 
     raise AssertionError("dagster-webserver did not answer in time")
 
 
+@contextlib.contextmanager
+def webserver(env: dict[str, str], cwd: Path, workspace: str = "workspace.yaml"):
+    """``dagster-webserver`` on a free port as its own process group; yields the port once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        _wait_for_webserver(proc, port)
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def test_cli_materialization_is_seen_by_the_webserver(cli_env, tmp_path):
     materialized = run(
         [str(BIN / "dagster"), "asset", "materialize", "-m", "rasteret_pipelines.definitions",
@@ -88,14 +109,7 @@ def test_cli_materialization_is_seen_by_the_webserver(cli_env, tmp_path):
     scenes = Collection.open(tmp_path / "storage" / "collection").scenes(date_range=("2024-01-05", "2024-01-05"))
     assert [s.id for s in scenes] == ["S2A_43PGQ_20240105_0_L2A"]
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=PROJECT, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )
-    try:
-        _wait_for_webserver(proc, port)
+    with webserver(cli_env, PROJECT) as port:
         nodes = _graphql(port, "{ assetNodes { assetKey { path } isPartitioned "
                                "partitionDefinition { dimensionTypes { name } } } }")["assetNodes"]
         by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
@@ -114,13 +128,6 @@ def test_cli_materialization_is_seen_by_the_webserver(cli_env, tmp_path):
                                       wait_for=["ndvi_stats", "scene_collection", "Asset checks"])
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
             assert {"ndvi", "ndvi_stats", "scene_collection"} <= set(text.split())
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -167,14 +174,7 @@ def test_a_user_sees_each_fields_chart_and_the_ndvi_map_in_the_ui(demo_run, tmp_
     demo, _ = demo_run
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RASTERET_", "DAGSTER_", "AWS_"))}
     env.update(demo_environment(demo, "http://127.0.0.1:9"))  # the UI shows stored metadata: no data is read
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "dagster-webserver"), "-w", str(PROJECT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-        cwd=env["DAGSTER_HOME"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )
-    try:
-        _wait_for_webserver(proc, port)
+    with webserver(env, Path(env["DAGSTER_HOME"]), str(PROJECT / "workspace.yaml")) as port:
         base = f"http://127.0.0.1:{port}/assets"
         in_place, chart = browser.probe(f"{base}/ndvi_timeseries", tmp_path / "timeseries.png",
                                         [(None, SPARKLINES), (show_markdown("chart hesaraghatta_farm"), DIALOG_IMAGES)])
@@ -185,10 +185,3 @@ def test_a_user_sees_each_fields_chart_and_the_ndvi_map_in_the_ui(demo_run, tmp_
         (preview,) = browser.probe(f"{base}/ndvi", tmp_path / "ndvi.png", [(show_markdown("preview"), DIALOG_IMAGES)])
         alt, width, height = preview[0]
         assert alt.startswith("NDVI ") and alt.endswith("2024-01-15") and max(width, height) >= 256
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
