@@ -78,9 +78,7 @@ def command(index_name: str, collection: str, aoi_file, bbox, start, end, cloud_
                  + (f" between {start} and {end}" if start else ""), EXIT_EMPTY)
         os.makedirs(output, exist_ok=True)
         cogs = []
-        tags = {"INDEX": spec.name, "LONG_NAME": spec.long_name, "FORMULA": spec.formula, "REFERENCE": spec.reference,
-                "CONSTANTS": ", ".join(f"{k}={v:g}" for k, v in {**spec.constants, **constants}.items()),
-                "SOURCE": r.collection.name}
+        tags = {**{k.upper(): v for k, v in spec.tags(constants).items()}, "SOURCE": r.collection.name}
         if not no_cogs:
             for raster in result.rasters:
                 day = raster.datetime.strftime("%Y%m%d")

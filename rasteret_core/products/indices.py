@@ -13,7 +13,6 @@ formula, for users who pick indices by name.
 from __future__ import annotations
 
 import difflib
-import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -23,13 +22,9 @@ from shapely.geometry.base import BaseGeometry
 from rasteret_core.cog import ReaderOptions, ReadStats
 from rasteret_core.collection.scene import Scene
 from rasteret_core.errors import ArgumentError
-from rasteret_core.products.ndvi import NdviRaster, NdviResult
+from rasteret_core.products.ndvi import aoi_rasters, NdviResult
 from rasteret_core.products.timeseries import ndvi_statistics, ndvi_timeseries
-from rasteret_core.read.aoi import read_aois, recording
-from rasteret_core.read.mosaic import mosaic_groups
 from rasteret_core.stac.sources import DataSource
-
-log = logging.getLogger(__name__)
 
 COMMON_TO_STANDARD = {
     "coastal": "A", "blue": "B", "green": "G", "red": "R", "rededge1": "RE1", "rededge2": "RE2",
@@ -62,6 +57,13 @@ class SpectralIndex:
     constants: dict[str, float]
     reference: str
     domain: str
+
+    def tags(self, constants: Mapping[str, float] | None = None) -> dict[str, str]:
+        """What an output of this index records of it (GeoTIFF tags): name, long name, formula,
+        the constants used (the catalogue's defaults unless overridden) and the reference."""
+        used = {**self.constants, **(constants or {})}
+        return {"index": self.name, "long_name": self.long_name, "formula": self.formula,
+                "constants": ", ".join(f"{k}={v:g}" for k, v in used.items()), "reference": self.reference}
 
     def source_bands(self, source: DataSource) -> dict[str, str]:
         """Standard band -> the band code of ``source`` to read (an ``ArgumentError`` when the
@@ -164,31 +166,11 @@ def aoi_index(
     """
     spec = index if isinstance(index, SpectralIndex) else spectral_index(index)
     codes = spec.source_bands(source)
-    order = list(dict.fromkeys(codes[b] for b in spec.bands))
-    bands = order + ([mask] if mask else [])
-    scenes, stream = recording(scenes)  # an iterator streams into the read
-    read = read_aois(stream, geometries, bands, reader_options=reader_options, stats=stats, fill_outside=False,
-                     **read_kwargs)
-    result = NdviResult(failures=read.failures, stats=read.stats)
-    by_geometry: dict[str, list] = {}
-    for raster in read.rasters:
-        by_geometry.setdefault(raster.geometry_id, []).append(raster)
-    for gid in sorted(by_geometry):
-        for mosaic in mosaic_groups(gid, geometries[gid], scenes, by_geometry[gid], bands, groupby=groupby,
-                                    mask=mask, mask_kind=mask_kind, physical=True, mask_clouds=mask is not None):
-            result.warnings += mosaic.warnings
-            if any(code not in mosaic.bands for code in order):
-                continue
-            values = compute_index(spec, {b: mosaic.bands[codes[b]] for b in spec.bands}, constants=constants,
-                                   invalid=mosaic.source < 0)
-            result.rasters.append(NdviRaster(
-                gid, ",".join(mosaic.scene_ids), mosaic.time, values, mosaic.gbox.affine, mosaic.crs_epsg,
-                scene_ids=mosaic.scene_ids, inside=mosaic.inside, covered_pixels=int(mosaic.covered.sum()),
-                key=mosaic.key, crs_wkt=None if mosaic.crs_epsg is not None else mosaic.crs, covered=mosaic.covered,
-            ))
-    for warning in result.warnings:
-        log.warning("%s", warning)
-    return result
+    return aoi_rasters(
+        scenes, geometries, list(dict.fromkeys(codes[b] for b in spec.bands)),
+        lambda m: compute_index(spec, {b: m.bands[codes[b]] for b in spec.bands}, constants=constants,
+                                invalid=m.source < 0),
+        mask=mask, mask_kind=mask_kind, groupby=groupby, reader_options=reader_options, stats=stats, **read_kwargs)
 
 
 def cloud_mask_band(stored: Iterable[str]) -> tuple[str | None, str]:

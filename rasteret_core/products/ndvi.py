@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 from affine import Affine
@@ -116,27 +116,50 @@ def aoi_ndvi(
     AOI clip. ``groupby=None`` makes all ``scenes`` one step (a pipeline partition's date).
     """
 
-    bands = [red, nir] + ([mask] if mask else [])
-    # masks keep their values outside the AOI: a 20 m mask pixel can straddle the AOI edge
+    return aoi_rasters(scenes, geometries, [red, nir],
+                       lambda m: ndvi(m.bands[red], m.bands[nir], cloud_mask=m.source < 0),
+                       mask=mask, mask_kind=mask_kind, groupby=groupby, reader_options=reader_options, stats=stats,
+                       **read_kwargs)
+
+
+def aoi_rasters(
+    scenes: Iterable[Scene],
+    geometries: Mapping[str, BaseGeometry],
+    data_bands: list[str],
+    compute: Callable[[Any], np.ndarray],
+    *,
+    mask: str | None = None,
+    mask_kind: str = "scl",
+    groupby: Any = "solar_day",
+    reader_options: ReaderOptions | None = None,
+    stats: ReadStats | None = None,
+    **read_kwargs: Any,
+) -> NdviResult:
+    """One float32 raster per AOI and time step: ``data_bands`` (and the cloud ``mask``) read
+    under each geometry, each step's scenes mosaicked as reflectance (least cloud first, clouds
+    masked), and ``compute(mosaic)`` (an :class:`~rasteret_core.read.mosaic.AoiMosaic`) turning
+    the mosaic into the index. The shared body of :func:`aoi_ndvi` and ``indices.aoi_index``;
+    a step missing one of ``data_bands`` yields no raster (its read failures are reported)."""
+    bands = list(data_bands) + ([mask] if mask else [])
     scenes, stream = recording(scenes)  # an iterator streams into the read
+    # masks keep their values outside the AOI: a 20 m mask pixel can straddle the AOI edge
     read = read_aois(stream, geometries, bands, reader_options=reader_options, stats=stats, fill_outside=False,
                      **read_kwargs)
     result = NdviResult(failures=read.failures, stats=read.stats)
     by_geometry: dict[str, list[AoiRaster]] = {}
     for raster in read.rasters:
         by_geometry.setdefault(raster.geometry_id, []).append(raster)
-    mosaics = [m for gid in sorted(by_geometry)
-               for m in mosaic_groups(gid, geometries[gid], scenes, by_geometry[gid], bands, groupby=groupby,
-                                      mask=mask, mask_kind=mask_kind, physical=True, mask_clouds=mask is not None)]
-    for mosaic in mosaics:
-        gid, key = mosaic.geometry_id, mosaic.key
-        result.warnings += mosaic.warnings
-        values = ndvi(mosaic.bands[red], mosaic.bands[nir], cloud_mask=mosaic.source < 0)
-        result.rasters.append(NdviRaster(
-            gid, ",".join(mosaic.scene_ids), mosaic.time, values, mosaic.gbox.affine, mosaic.crs_epsg,
-            scene_ids=mosaic.scene_ids, inside=mosaic.inside, covered_pixels=int(mosaic.covered.sum()), key=key,
-            crs_wkt=None if mosaic.crs_epsg is not None else mosaic.crs, covered=mosaic.covered,
-        ))
+    for gid in sorted(by_geometry):
+        for mosaic in mosaic_groups(gid, geometries[gid], scenes, by_geometry[gid], bands, groupby=groupby,
+                                    mask=mask, mask_kind=mask_kind, physical=True, mask_clouds=mask is not None):
+            result.warnings += mosaic.warnings
+            if any(band not in mosaic.bands for band in data_bands):
+                continue
+            result.rasters.append(NdviRaster(
+                gid, ",".join(mosaic.scene_ids), mosaic.time, compute(mosaic), mosaic.gbox.affine, mosaic.crs_epsg,
+                scene_ids=mosaic.scene_ids, inside=mosaic.inside, covered_pixels=int(mosaic.covered.sum()),
+                key=mosaic.key, crs_wkt=None if mosaic.crs_epsg is not None else mosaic.crs, covered=mosaic.covered,
+            ))
     for warning in result.warnings:
         log.warning("%s", warning)
     return result

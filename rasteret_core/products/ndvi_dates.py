@@ -186,8 +186,7 @@ def _provenance(collection: Any, date: str, bands: NdviBands, codes: list[str], 
         return {**tags, "bands": f"red={bands.red} nir={bands.nir} mask={bands.mask}"}
     spec = spectral_index(bands.index)
     mapping = spec.source_bands(source)
-    return {**tags, "index": spec.name, "long_name": spec.long_name, "formula": spec.formula,
-            "constants": ", ".join(f"{k}={v:g}" for k, v in spec.constants.items()), "reference": spec.reference,
+    return {**tags, **spec.tags(),
             "bands": " ".join(f"{std}={code}" for std, code in mapping.items()) + f" mask={bands.mask}"}
 
 

@@ -30,6 +30,7 @@ from rasteret_core.cog import CogHeader
 from rasteret_core.collection.scene import Scene
 from rasteret_core.errors import GridError
 from rasteret_core.raster.geometry import to_crs
+from rasteret_core.raster.nearest import nearest_source_pixels, take_nearest
 from rasteret_core.types import BBox
 
 __all__ = [
@@ -351,18 +352,9 @@ def sample_nearest(data: "np.ndarray", transform: Affine, crs_epsg: int | str, g
         aligned = _aligned_offset(transform, dst)
         if aligned is not None:  # the same pixels, shifted by whole pixels: copy, no index arrays
             return _paste(data, aligned, (height, width), fill)
-        xs = dst.c + (np.arange(width) + 0.5) * dst.a
-        ys = dst.f + (np.arange(height) + 0.5) * dst.e
-        cols = np.floor((xs - transform.c) / transform.a).astype(np.int64)
-        rows = np.floor((ys - transform.f) / transform.e).astype(np.int64)
-        values = np.full((height, width), fill, dtype=data.dtype)
-        has = np.zeros((height, width), dtype=bool)
-        col_ok = (cols >= 0) & (cols < data.shape[1])
-        row_ok = (rows >= 0) & (rows < data.shape[0])
-        r, c = np.nonzero(row_ok)[0], np.nonzero(col_ok)[0]
-        values[np.ix_(r, c)] = data[np.ix_(rows[r], cols[c])]
-        has[np.ix_(r, c)] = True
-        return values, has
+        # the pixel under each centre, as load picks it (one rule: raster.nearest)
+        iy, ix = nearest_source_pixels(dst, dst_crs, (0, height), (0, width), transform, dst_crs, data.shape)
+        return take_nearest(data, (0, data.shape[0], 0, data.shape[1]), iy, ix, fill)
     from rasterio.warp import Resampling, reproject
 
     values = np.full((height, width), fill, dtype=data.dtype)

@@ -107,7 +107,6 @@ def take_nearest(
     else:
         inside = (ly >= 0) & (lx >= 0)
         values = data[np.maximum(ly, 0), np.maximum(lx, 0)]
-    if not inside.all():
-        values = values.copy() if values.base is data else values
+    if not inside.all():  # fancy indexing made ``values`` a copy: filling it leaves ``data`` alone
         values[~inside] = fill
     return values, inside
