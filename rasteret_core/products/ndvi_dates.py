@@ -43,6 +43,12 @@ class NdviBands:
     def is_ndvi(self) -> bool:
         return self.index.upper() == "NDVI"
 
+    @property
+    def name(self) -> str:
+        """The index's catalogue name (``"savi"`` -> ``"SAVI"``); an ``ArgumentError`` for an
+        unknown one. What labels, tags and UI metadata show: never the raw setting."""
+        return "NDVI" if self.is_ndvi else spectral_index(self.index).name
+
     def read_codes(self, source: Any) -> list[str]:
         """The band codes the date's read needs from ``source`` (a DataSource) for ``index``."""
         if self.is_ndvi:

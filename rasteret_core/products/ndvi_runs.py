@@ -74,7 +74,7 @@ def _date_task(day: str, aois: list[str], geometries: Mapping[str, BaseGeometry]
     result = ndvi_for_date(collection, day, aois, geometries, storage_options=storage_options, **kwargs)
     for aoi, item in result.aois.items():
         if item.raster is not None:
-            label = kwargs["bands"].index  # the index the date holds (NDVI unless configured)
+            label = kwargs["bands"].name  # the index the date holds (NDVI unless configured)
             result.aois[aoi] = replace(item, preview=raster_preview_png(item.raster, aoi, day, label=label),
                                        raster=None)
     return result

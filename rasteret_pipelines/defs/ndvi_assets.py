@@ -59,7 +59,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
                 if item.all_reads_failed:
                     raise all_reads_failed(f"{result.date} {aoi}", item.read_failures, reader.endpoint_url)
                 context.add_asset_metadata(_partition_metadata(item, result.date, result.stats, len(result.aois),
-                                                               stac.index),
+                                                               stac.index_name()),
                                            partition_key=partition_key(result.date, aoi))
             context.log.info("%s: %d scenes read once for %d AOIs, %d failures, %d requests", result.date,
                              result.scenes, len(result.aois), len(result.failures), result.stats.requests)
@@ -73,7 +73,7 @@ def ndvi(context: dg.AssetExecutionContext, stac: StacSource, reader: CogReader,
                         " really gone)",
             allow_retries=False,  # the input vanished: retrying cannot bring it back
         )
-    return _run_result(context, days, stac.index)
+    return _run_result(context, days, stac.index_name())
 
 
 def _refusals_not_retried(results: Iterator[DateNdvi]) -> Iterator[DateNdvi]:

@@ -45,6 +45,10 @@ class StacSource(dg.ConfigurableResource):
         """The bands and the index the ``ndvi`` asset reads and writes."""
         return NdviBands(**self.ndvi_bands(), index=self.index)
 
+    def index_name(self) -> str:
+        """The configured index's catalogue name (what outputs, charts and the UI show)."""
+        return self.index_bands().name
+
     def read_bands(self) -> list[str]:
         """Every band code the index reads from this source (its bands and the cloud mask); an
         unknown index or one this source cannot compute is an ``ArgumentError`` naming it."""

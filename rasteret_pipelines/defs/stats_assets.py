@@ -55,7 +55,7 @@ def ndvi_stats(context: dg.AssetExecutionContext, storage: Storage, aois: Aois, 
             allow_retries=False,  # the outputs will not come back by retrying
         )
     frame = pd.DataFrame(all_rows)
-    check = run_check(STATS_CHECK, stats_schema(stac.index), frame)
+    check = run_check(STATS_CHECK, stats_schema(stac.index_name()), frame)
     table = read_stats(storage.stats_root, storage.storage_options())
     recent = table.drop(columns=["geometry"]).tail(10)
     return dg.MaterializeResult(

@@ -53,7 +53,7 @@ def ndvi_timeseries(context: dg.AssetExecutionContext, storage: Storage, aois: A
                _write(storage.path("ndvi_timeseries", "timeseries.csv"), _csv(table), options)]
     charts: dict[str, bytes] = {}
     for name in names:
-        charts[name] = png_bytes(plot_timeseries(table, name, label=stac.index), colours=64)
+        charts[name] = png_bytes(plot_timeseries(table, name, label=stac.index_name()), colours=64)
         written.append(_write(storage.path("ndvi_timeseries", "charts", f"{name}.png"), charts[name], options))
 
     metadata: dict[str, Any] = {
@@ -63,7 +63,7 @@ def ndvi_timeseries(context: dg.AssetExecutionContext, storage: Storage, aois: A
         "summary": dg.MetadataValue.table(_summary_records(table, names), schema=SUMMARY_SCHEMA),
     }
     for name in names[:MAX_SPARKLINES]:  # in place on the asset page
-        metadata[f"{stac.index} {name}"] = dg.MetadataValue.md(sparkline_markdown(table, name, _summary_text(table, name)))
+        metadata[f"{stac.index_name()} {name}"] = dg.MetadataValue.md(sparkline_markdown(table, name, _summary_text(table, name)))
     for name in names[:MAX_CHARTS_IN_METADATA]:  # one click: the full chart
         metadata[f"chart {name}"] = dg.MetadataValue.md(png_markdown(charts[name], f"NDVI time series {name}"))
     metadata["folder"] = dg.MetadataValue.path(folder)

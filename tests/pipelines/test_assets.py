@@ -101,7 +101,7 @@ def test_one_partition_end_to_end(pipeline, instance, demo_scenes, scene_server)
 
 
 def test_the_ndvi_asset_writes_the_configured_index(pipeline, instance, demo_scenes):
-    resources = {**pipeline, "stac": StacSource(source=pipeline["stac"].source, index="SAVI")}
+    resources = {**pipeline, "stac": StacSource(source=pipeline["stac"].source, index="savi")}  # as typed
     materialize(COLLECTION, "2024-01-05", resources, instance)
     result = materialize(NDVI, ndvi_key("2024-01-05"), resources, instance)
     assert all(c.passed for c in result.get_asset_check_evaluations())
