@@ -193,7 +193,7 @@ def index_table(result: NdviResult):
     rows = []
     for raster in result.rasters:
         inside = raster.inside if raster.inside is not None else np.ones(raster.data.shape, dtype=bool)
-        stats = ndvi_statistics(raster.data, inside, raster.covered_pixels)
+        stats = ndvi_statistics(raster.data, inside, raster.covered_pixels, raster.aoi_pixels)
         rows.append({"aoi": raster.geometry_id, "date": raster.datetime.strftime("%Y-%m-%d"),
                      **{k: stats[k] for k in ("mean", "median", "p10", "p90", "valid_fraction", "coverage")},
                      "scene_ids": list(raster.scene_ids)})

@@ -78,6 +78,8 @@ class NdviRaster:
     """The CRS as WKT when it has no EPSG code."""
     covered: np.ndarray | None = None
     """The pixels some scene covered (with data, cloudy or not): tells clouds from no data."""
+    aoi_pixel_count: int | None = None
+    """The AOI's pixels on its whole window when the grid is cut to the scenes (else None)."""
 
     @property
     def valid_pixels(self) -> int:
@@ -85,6 +87,9 @@ class NdviRaster:
 
     @property
     def aoi_pixels(self) -> int:
+        """The AOI's pixels, also those beyond the grid (cut to where scenes contribute)."""
+        if self.aoi_pixel_count is not None:
+            return self.aoi_pixel_count
         return int(self.inside.sum()) if self.inside is not None else int(self.data.size)
 
 
@@ -159,6 +164,7 @@ def aoi_rasters(
                 gid, ",".join(mosaic.scene_ids), mosaic.time, compute(mosaic), mosaic.gbox.affine, mosaic.crs_epsg,
                 scene_ids=mosaic.scene_ids, inside=mosaic.inside, covered_pixels=int(mosaic.covered.sum()),
                 key=mosaic.key, crs_wkt=None if mosaic.crs_epsg is not None else mosaic.crs, covered=mosaic.covered,
+                aoi_pixel_count=mosaic.aoi_pixel_count,
             ))
     for warning in result.warnings:
         log.warning("%s", warning)

@@ -52,15 +52,18 @@ standard deviation, percentiles numpy's linear interpolation)."""
 _EMPTY = {"mean": None, "median": None, "std": None, "min": None, "max": None, "p10": None, "p90": None}
 
 
-def ndvi_statistics(data: np.ndarray, inside: np.ndarray, covered: int | None = None) -> dict[str, Any]:
+def ndvi_statistics(data: np.ndarray, inside: np.ndarray, covered: int | None = None,
+                    aoi_pixels: int | None = None) -> dict[str, Any]:
     """Statistics of the NDVI pixels inside the AOI (NaN = not valid), as :data:`STATS_SCHEMA`.
 
     ``inside``: the AOI's pixels (rasterio.mask semantics) on ``data``'s grid; ``covered``:
-    how many of them some scene covers (default: the valid ones).
+    how many of them some scene covers (default: the valid ones); ``aoi_pixels``: the AOI's
+    pixel count when the grid is cut to the scenes (default: ``inside``'s count), the
+    denominator of ``valid_fraction`` and ``coverage``.
     """
     values = data[inside]
     valid = values[np.isfinite(values)].astype(np.float64)
-    aoi_pixels = int(values.size)
+    aoi_pixels = int(values.size) if aoi_pixels is None else max(int(aoi_pixels), int(values.size))
     covered = int(valid.size) if covered is None else int(covered)
     out: dict[str, Any] = {
         "valid_pixels": int(valid.size),
@@ -80,8 +83,9 @@ def output_statistics(folder: str, geometry: BaseGeometry, *, reader_options: di
                       storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One statistics row per NDVI COG stored in a date x AOI ``folder`` (none when it holds none).
 
-    Each COG is read back through the core reader; its grid is the AOI's crop, so the AOI's
-    pixels are those whose centre lies inside ``geometry`` (``rasterio.mask`` semantics).
+    Each COG is read back through the core reader; its grid is the AOI's crop (cut to the
+    scenes), so the AOI's pixels on it are those whose centre lies inside ``geometry``
+    (``rasterio.mask`` semantics); the AOI's whole pixel count comes from the sidecar.
     ``reader_options`` are :class:`~rasteret_core.cog.ReaderOptions` fields for the outputs' location.
     """
     rows = []
@@ -91,8 +95,13 @@ def output_statistics(folder: str, geometry: BaseGeometry, *, reader_options: di
         inside = ~crop.outside if crop is not None and crop.shape == values.shape else values == values
         sidecar = read_ndvi_sidecar(folder, storage_options=storage_options) or {}
         rows.append({"scene_ids": sidecar.get("scene_ids", []), "ndvi_path": path,
-                     **ndvi_statistics(values, inside, sidecar.get("covered_pixels"))})
+                     **ndvi_statistics(values, inside, sidecar.get("covered_pixels"), _count(sidecar.get("aoi_pixels")))})
     return rows
+
+
+def _count(value: Any) -> int | None:
+    """A pixel count from a sidecar (third-party input: anything else is ignored)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def write_stats(rows: list[dict[str, Any]], root: str, *, date: str, aoi: str, geometry: BaseGeometry,

@@ -9,8 +9,10 @@ no I/O.
 - :func:`output_geobox`: the grid of a ``load`` from its odc-stac style arguments.
 - :func:`pick_overview`: the overview to read for a given shrink factor.
 - :func:`aoi_geobox`: an AOI's grid with ``rasterio.mask(crop=True)`` semantics on a stored
-  pixel lattice (the per date x AOI mosaic), :func:`inside_mask` its AOI pixels and
-  :func:`sample_nearest` any band (a 20 m mask, a scene in the next UTM zone) onto it.
+  pixel lattice (the per date x AOI mosaic), :func:`crop_to_extents` that grid cut to where
+  images can contribute, :func:`inside_mask` its AOI pixels, :func:`aoi_pixel_count` the AOI's
+  pixels on the uncut grid without allocating it, and :func:`sample_nearest` any band (a 20 m
+  mask, a scene in the next UTM zone) onto it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from rasteret_core.types import BBox
 
 __all__ = [
     "GridError", "header_geobox", "crs_of_largest_overlap", "output_geobox", "pick_overview", "native_anchor",
-    "aoi_geobox", "geobox_crs", "geobox_epsg", "inside_mask", "sample_nearest",
+    "aoi_geobox", "crop_to_extents", "aoi_pixel_count", "geobox_crs", "geobox_epsg", "inside_mask",
+    "sample_nearest",
 ]
 
 
@@ -285,6 +288,76 @@ def aoi_geobox(geometry: BaseGeometry, crs_epsg: int | str | CRS, lattice: Affin
     if window.width <= 0 or window.height <= 0:
         return None
     return GeoBox((int(window.height), int(window.width)), window_transform(window, virtual), CRS(crs_text))
+
+
+_EDGE_TOLERANCE = 1e-6
+"""Pixel-coordinate noise below which an image edge counts as on a grid pixel edge."""
+
+AOI_COUNT_STRIP = 1 << 22
+"""Pixels per strip when :func:`aoi_pixel_count` rasterizes a grid it must not allocate."""
+AOI_COUNT_EXACT = 1 << 28
+"""Grids up to this many pixels are counted exactly (about a second); larger ones by area."""
+
+
+def crop_to_extents(gbox: GeoBox, extents: Iterable[tuple[Affine, tuple[int, int], str]]) -> GeoBox | None:
+    """``gbox`` cut to the bounding box of ``extents`` (``(transform, (height, width), crs)`` of
+    each image window that can contribute), snapped outward to ``gbox``'s pixels.
+
+    This is ``rasterio.mask.mask(crop=True)`` on a mosaic (a VRT) of those images: the AOI's
+    window intersected with the images' extent, so an AOI far larger than the scenes under it
+    costs the scenes' pixels, not its own. An extent in another CRS is projected (its edges
+    densified) and its bounding box taken. ``None`` when no extent meets ``gbox``.
+    """
+    height, width = gbox.shape.yx
+    to_pixel = ~gbox.affine
+    rows, cols = [], []
+    for transform, (h, w), crs in extents:
+        if h <= 0 or w <= 0:
+            continue
+        box = GeoBox((h, w), transform, CRS(_crs_text(crs)))
+        if box.crs != gbox.crs:
+            box_extent = box.extent.to_crs(gbox.crs, resolution=min(abs(gbox.affine.a), abs(gbox.affine.e)))
+            if box_extent.is_empty:
+                continue
+            x0, y0, x1, y1 = box_extent.boundingbox
+            corners = [(x0, y0), (x0, y1), (x1, y0), (x1, y1)]
+        else:
+            corners = [transform * (c, r) for c in (0, w) for r in (0, h)]
+        px = [to_pixel * xy for xy in corners]
+        cols += [p[0] for p in px]
+        rows += [p[1] for p in px]
+    if not rows:
+        return None
+    r0 = max(0, math.floor(min(rows) + _EDGE_TOLERANCE))
+    c0 = max(0, math.floor(min(cols) + _EDGE_TOLERANCE))
+    r1 = min(height, math.ceil(max(rows) - _EDGE_TOLERANCE))
+    c1 = min(width, math.ceil(max(cols) - _EDGE_TOLERANCE))
+    if r1 <= r0 or c1 <= c0:
+        return None
+    if (r0, c0, r1, c1) == (0, 0, height, width):
+        return gbox
+    return gbox[r0:r1, c0:c1]
+
+
+def aoi_pixel_count(gbox: GeoBox, geometry: BaseGeometry) -> int:
+    """How many pixel centres of ``gbox`` lie inside ``geometry`` (lon/lat), as
+    :func:`inside_mask` would count them, rasterized in strips so the grid is never allocated
+    whole (an AOI's uncut grid can be far larger than its mosaic). A grid over
+    :data:`AOI_COUNT_EXACT` pixels (a country-sized AOI at 10 m) is counted as the geometry's
+    area in pixels: off by about its perimeter in pixels, a negligible share at that size."""
+    from rasterio.features import geometry_mask
+
+    geom = to_crs(geometry, geobox_crs(gbox))
+    height, width = gbox.shape.yx
+    if height * width > AOI_COUNT_EXACT:
+        return int(round(geom.area / abs(gbox.affine.a * gbox.affine.e)))
+    rows = max(1, AOI_COUNT_STRIP // max(1, width))
+    total = 0
+    for r0 in range(0, height, rows):
+        strip = gbox[r0:min(height, r0 + rows), :]
+        total += int((~geometry_mask([geom], out_shape=strip.shape.yx, transform=strip.affine,
+                                     all_touched=False)).sum())
+    return total
 
 
 def geobox_epsg(gbox: GeoBox) -> int:

@@ -8,9 +8,12 @@ Conventions (the same for ``get_xarray``, ``aoi_ndvi`` and the ``ndvi`` assets):
   puts all scenes given into one step.
 - **Grid**: the CRS of the scenes covering most of the AOI
   (:func:`rasteret_core.raster.grid.crs_of_largest_overlap`), the pixel lattice and resolution of the
-  finest requested band stored in that CRS, the AOI's extent with ``rasterio.mask(crop=True)``
-  semantics not cut at scene edges (:func:`rasteret_core.raster.grid.aoi_geobox`). Scenes in another
-  CRS (the next UTM zone) are brought onto it by nearest neighbour.
+  finest requested band stored in that CRS, and the extent ``rasterio.mask(crop=True)`` gives
+  the AOI on a mosaic (VRT) of the images read: the AOI's window
+  (:func:`rasteret_core.raster.grid.aoi_geobox`) cut to the bounding box of those images' windows
+  (:func:`rasteret_core.raster.grid.crop_to_extents`), so a degree-wide AOI around one scene
+  costs that scene's pixels. Scenes in another CRS (the next UTM zone) are brought onto it by
+  nearest neighbour.
 - **Masks** (SCL, QA_PIXEL) and coarser bands are brought onto that grid by nearest neighbour
   *before* the AOI clip, so a 20 m mask pixel straddling the AOI edge keeps its class.
 - **Order**: first valid pixel wins, scenes taken by least cloud cover first (unknown cloud
@@ -19,7 +22,8 @@ Conventions (the same for ``get_xarray``, ``aoi_ndvi`` and the ``ndvi`` assets):
   ``mask_clouds``, not flagged by the cloud mask (a scene whose mask could not be read is not
   valid anywhere). **Covered**: inside some scene's image with data (clouds allowed).
 - Pixels outside the AOI (pixel centre outside, as rasterio.mask) hold the band's fill:
-  nodata for raw values, NaN for physical ones.
+  nodata for raw values, NaN for physical ones. ``aoi_pixels`` and ``coverage`` count the
+  whole AOI, including its part beyond the cut grid (no scene covers it).
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from shapely.geometry.base import BaseGeometry
 from rasteret_core import budget, radiometry
 from rasteret_core.collection.scene import Scene
 from rasteret_core.raster.grid import (
-    aoi_geobox, crs_of_largest_overlap, geobox_crs, inside_mask, sample_nearest,
+    aoi_geobox, aoi_pixel_count, crop_to_extents, crs_of_largest_overlap, geobox_crs, inside_mask,
+    sample_nearest,
 )
 from rasteret_core.raster.grouping import group_key, mosaic_order
 from rasteret_core.raster.masks import MASK_BANDS, mask_function
@@ -64,15 +69,18 @@ class AoiMosaic:
     covered: np.ndarray
     rules: dict[str, tuple[float | None, float | None, str | None] | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    aoi_pixel_count: int | None = None
+    """The AOI's pixels on the uncut grid (None: the grid is not cut, count ``inside``)."""
 
     @property
     def aoi_pixels(self) -> int:
-        return int(self.inside.sum())
+        """The AOI's pixels on its whole window, also those beyond the cut grid."""
+        return int(self.inside.sum()) if self.aoi_pixel_count is None else self.aoi_pixel_count
 
     @property
     def coverage(self) -> float:
         """Fraction of the AOI's pixels covered by any scene (with data)."""
-        return float(self.covered[self.inside].mean()) if self.aoi_pixels else 0.0
+        return float(self.covered[self.inside].sum() / self.aoi_pixels) if self.aoi_pixels else 0.0
 
     @property
     def crs_epsg(self) -> int | None:
@@ -94,7 +102,18 @@ def target_geobox(geometry: BaseGeometry, scenes: list[Scene], rasters: list[Aoi
     if not candidates:
         return None
     finest = min(candidates, key=lambda r: (abs(r.transform.a), order.get(r.scene_id, 0)))
-    return aoi_geobox(geometry, finest.crs, finest.transform)
+    whole = aoi_geobox(geometry, finest.crs, finest.transform)
+    if whole is None:
+        return None
+    return crop_to_extents(whole, [(r.transform, r.data.shape, r.crs) for r in rasters if r.band in data_bands])
+
+
+def _uncut_pixel_count(gbox: GeoBox, geometry: BaseGeometry) -> int | None:
+    """The AOI's pixel count on its whole window when ``gbox`` is a cut of it, else None."""
+    whole = aoi_geobox(geometry, gbox.crs, gbox.affine)
+    if whole is None or whole == gbox:
+        return None
+    return aoi_pixel_count(whole, geometry)
 
 
 def _same_crs(text: str, crs: Any) -> bool:
@@ -116,15 +135,16 @@ def mosaic_aoi(
     mask: str | None = None,
     mask_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     mask_clouds: bool = False,
-    inside_masks: dict[Any, np.ndarray] | None = None,
+    inside_masks: dict[Any, tuple[np.ndarray, int | None]] | None = None,
 ) -> AoiMosaic | None:
     """Merge one AOI's rasters of one time step (all from ``scenes``) onto one grid.
 
     ``rasters`` must be read with ``fill_outside=False`` (values kept outside the AOI).
     ``mask``/``mask_fn`` name the cloud-mask band and what it flags; with ``mask_clouds``
     flagged pixels are not valid, so the next scene's clear pixel wins. Returns ``None`` when
-    no raster overlaps the AOI. ``inside_masks``: a cache of the geometry's pixel mask per grid,
-    shared by the time steps of one geometry (their grids are usually the same).
+    no raster overlaps the AOI. ``inside_masks``: a cache of the geometry's pixel mask (and
+    uncut pixel count) per grid, shared by the time steps of one geometry (their grids are
+    usually the same).
     """
     if not rasters:
         return None
@@ -139,12 +159,14 @@ def mosaic_aoi(
                  what=f"the mosaic of {geometry_id!r} ({shape[0]} x {shape[1]}, {len(present)} band(s))",
                  alternative="use load(..., chunks=...), which streams, or smaller AOIs")
     grid_key = (tuple(gbox.shape.yx), tuple(gbox.affine)[:6], str(gbox.crs))
-    inside = inside_masks.get(grid_key) if inside_masks is not None else None
-    if inside is None:
+    cached = inside_masks.get(grid_key) if inside_masks is not None else None
+    if cached is None:
         inside = inside_mask(gbox, geometry)
         inside.flags.writeable = False  # shared by the steps on this grid
+        cached = (inside, _uncut_pixel_count(gbox, geometry))
         if inside_masks is not None:
-            inside_masks[grid_key] = inside
+            inside_masks[grid_key] = cached
+    inside, uncut_pixels = cached
     bands = [b for b in bands if b in present]  # a band no scene has is left out, as the read warned
     data_bands = [b for b in bands if b not in MASK_BANDS and b != mask] or list(bands)
     by_scene: dict[str, dict[str, AoiRaster]] = defaultdict(dict)
@@ -224,7 +246,8 @@ def mosaic_aoi(
         out[band][~inside] = fills[band]
     single = {b: (next(iter(r)) if len(r) == 1 else None) for b, r in rules.items()}
     when = min((s.datetime for s in ordered), default=None)
-    return AoiMosaic(geometry_id, key, when, gbox, out, fills, scene_ids, source, inside, covered, single, warnings)
+    return AoiMosaic(geometry_id, key, when, gbox, out, fills, scene_ids, source, inside, covered, single, warnings,
+                     aoi_pixel_count=uncut_pixels)
 
 
 def mosaic_groups(
@@ -249,7 +272,7 @@ def mosaic_groups(
     for r in rasters:
         groups[group_key(by_id[r.scene_id], groupby)].append(r)
     masker = mask_function(mask, mask_kind) if mask is not None else None
-    inside_masks: dict[Any, np.ndarray] = {}  # one geometry: its mask per grid, computed once
+    inside_masks: dict[Any, tuple[np.ndarray, int | None]] = {}  # one geometry: its mask per grid, once
     mosaics = []
     for key, members in groups.items():
         members_scenes = [by_id[i] for i in dict.fromkeys(r.scene_id for r in members)]

@@ -181,10 +181,41 @@ AOIS = {
 SCL_MASKED = (0, 1, 3, 8, 9, 10)  # the classes the docs say are masked
 
 
-def truth(scenes: list[TestScene], aoi, epsg: int, lattice: Affine):
+def mosaic_cut(scenes: list[TestScene], aoi, epsg: int, transform: Affine, shape_yx: tuple[int, int]):
+    """Rows and columns of the AOI's grid that ``rasterio.mask(crop=True)`` keeps on a VRT of the
+    scenes' images: the bounding box of each image's own rasterio.mask window (clipped to the
+    image), projected when the image is in another CRS."""
+    import math
+
+    from rasterio.errors import WindowError
+    from rasterio.features import geometry_window
+    from rasterio.warp import transform_bounds
+
+    rows, cols = [], []
+    for scene in scenes:
+        with rasterio.open(scene.files["B04"]) as src:
+            geom = transform_geom("EPSG:4326", src.crs, mapping(aoi))
+            try:
+                window = geometry_window(src, [geom])
+            except WindowError:
+                continue
+            bounds = transform_bounds(src.crs, f"EPSG:{epsg}", *src.window_bounds(window))
+        for x, y in ((bounds[0], bounds[1]), (bounds[2], bounds[3])):
+            col, row = ~transform * (x, y)
+            cols.append(col)
+            rows.append(row)
+    r0, r1 = max(0, math.floor(min(rows) + 1e-6)), min(shape_yx[0], math.ceil(max(rows) - 1e-6))
+    c0, c1 = max(0, math.floor(min(cols) + 1e-6)), min(shape_yx[1], math.ceil(max(cols) - 1e-6))
+    return slice(r0, r1), slice(c0, c1)
+
+
+def truth(scenes: list[TestScene], aoi, epsg: int, lattice: Affine, cut_to: list[TestScene] | None = None):
     """The date x AOI mosaic computed independently: rasterio.mask-style grid from the AOI's
-    bounds on the lattice, every band warped with rasterio.warp.reproject (nearest), NDVI per
-    scene with the docs' offsets, first valid pixel wins by (cloud cover, id)."""
+    bounds on the lattice, cut to the scenes' images as rasterio.mask(crop=True) cuts a VRT of
+    them (:func:`mosaic_cut`), every band warped with rasterio.warp.reproject (nearest), NDVI
+    per scene with the docs' offsets, first valid pixel wins by (cloud cover, id).
+    ``aoi_pixels`` counts the AOI's pixel centres on the uncut grid; ``cut_to``: the scenes whose
+    images cut the grid (default ``scenes``), to compare a subset's mosaic on the same grid."""
     import math
 
     from rasterio.features import geometry_mask
@@ -195,6 +226,10 @@ def truth(scenes: list[TestScene], aoi, epsg: int, lattice: Affine):
     r0, r1 = math.floor((y1 - lattice.f) / lattice.e), math.ceil((y0 - lattice.f) / lattice.e)
     transform = lattice * Affine.translation(c0, r0)
     shape_yx = (r1 - r0, c1 - c0)
+    aoi_pixels = int((~geometry_mask([geom], out_shape=shape_yx, transform=transform)).sum())
+    rows, cols = mosaic_cut(scenes if cut_to is None else cut_to, aoi, epsg, transform, shape_yx)
+    transform = transform * Affine.translation(cols.start, rows.start)
+    shape_yx = (rows.stop - rows.start, cols.stop - cols.start)
     inside = ~geometry_mask([geom], out_shape=shape_yx, transform=transform)
     out = {"ndvi": np.full(shape_yx, np.nan, np.float32), "red": np.full(shape_yx, np.nan, np.float32),
            "nir": np.full(shape_yx, np.nan, np.float32), "scl": np.zeros(shape_yx, np.uint8)}
@@ -223,4 +258,5 @@ def truth(scenes: list[TestScene], aoi, epsg: int, lattice: Affine):
         out["ndvi"][take], out["red"][take], out["nir"][take] = value[take], red[take], nir[take]
         out["scl"][take] = warped["SCL"][take]
         taken |= take
-    return {**out, "transform": transform, "inside": inside, "covered": covered, "scene_ids": used}
+    return {**out, "transform": transform, "inside": inside, "covered": covered, "scene_ids": used,
+            "aoi_pixels": aoi_pixels}
