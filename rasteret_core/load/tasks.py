@@ -8,6 +8,7 @@ with ``odc.geo.overlap.compute_reproject_roi`` on the stored grids.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 from typing import Mapping
 
@@ -57,24 +58,42 @@ def plan_band(
     ny, nx = tiles.shape
     crs_wkt = geobox.crs.to_wkt()
     grid_transform = tuple(geobox.affine)[:6]
-    per_scene: dict[str, tuple[CogHeader, int | None, GeoBox, float | None, float | None] | None] = {}
+    per_scene: dict[str, _Image | None] = {}
+    empty: dict[tuple[int, int], ChunkTask] = {}
+    y_edges, x_edges = (_edges(sizes) for sizes in tiles.chunks)
     out: list[list[list[ChunkTask]]] = []
     for step in steps:
-        sources_by_scene = []
+        # each scene meets only the chunks under its image: the plan costs the chunks the
+        # scenes touch, not the grid's (a fine load over a wide area is mostly empty chunks)
+        touching: dict[tuple[int, int], list[tuple[str, _Image]]] = {}
         for scene in step.scenes:
             if scene.id not in per_scene:
                 per_scene[scene.id] = _choose_image(scene, band, geobox, pad)
-            if per_scene[scene.id] is not None:
-                sources_by_scene.append((scene.id, per_scene[scene.id]))
+            image = per_scene[scene.id]
+            if image is None:
+                continue
+            for iy in _chunks_over(y_edges, image.rows):
+                for ix in _chunks_over(x_edges, image.cols):
+                    touching.setdefault((iy, ix), []).append((scene.id, image))
         rows = []
         for iy in range(ny):
             row = []
             for ix in range(nx):
+                sources = touching.get((iy, ix))
+                if not sources:  # nothing to read: one shared fill task per chunk shape
+                    shape = (tiles.chunks[0][iy], tiles.chunks[1][ix])
+                    if shape not in empty:
+                        empty[shape] = ChunkTask(band, shape, tuple(geobox.affine)[:6], crs_wkt, dtype, fill,
+                                                 resampling, physical, (), options, warp_tolerance, cache_bytes,
+                                                 grid_transform, (0, 0))
+                    row.append(empty[shape])
+                    continue
                 chunk = tiles[iy, ix]
                 chunk_rows, chunk_cols = tiles.roi[iy, ix]
                 reads = []
-                for scene_id, (header, ov, src_box, scale, offset) in sources_by_scene:
-                    read = _source_read(scene_id, header, ov, src_box, chunk, pad, scale, offset)
+                for scene_id, image in sources:
+                    read = _source_read(scene_id, image.header, image.overview, image.box, chunk, pad, image.scale,
+                                        image.offset)
                     if read is not None:
                         reads.append(read)
                 row.append(ChunkTask(
@@ -87,7 +106,35 @@ def plan_band(
     return BandPlan(band, dtype, fill, out)
 
 
-def _choose_image(scene, band: str, geobox: GeoBox, pad: int):
+@dataclass(frozen=True)
+class _Image:
+    """The image of one scene's band a load reads, and the output rows/columns it can reach."""
+
+    header: CogHeader
+    overview: int | None
+    box: GeoBox
+    scale: float | None
+    offset: float | None
+    rows: slice
+    cols: slice
+
+
+def _edges(sizes: tuple[int, ...]) -> list[int]:
+    """Start offsets of chunks of ``sizes``, then the total: ``[0, s0, s0 + s1, ...]``."""
+    edges = [0]
+    for size in sizes:
+        edges.append(edges[-1] + size)
+    return edges
+
+
+def _chunks_over(edges: list[int], span: slice) -> range:
+    """Indices of the chunks (between ``edges``) that ``span`` of output pixels overlaps."""
+    first = max(0, bisect_right(edges, span.start) - 1)
+    last = min(len(edges) - 1, bisect_left(edges, span.stop))
+    return range(first, last)
+
+
+def _choose_image(scene, band: str, geobox: GeoBox, pad: int) -> _Image | None:
     """The image of ``scene``'s band to read for ``geobox`` (overview by resolution), or None."""
     asset = scene.bands.get(band)
     if asset is None or asset.header is None:
@@ -102,7 +149,13 @@ def _choose_image(scene, band: str, geobox: GeoBox, pad: int):
         image = replace(image, crs_epsg=header.crs_epsg, crs_wkt=header.crs_wkt,
                         nodata=image.nodata if image.nodata is not None else header.nodata)
     image = _stripped(image)
-    return image, ov, header_geobox(image), asset.scale, asset.offset
+    box = header_geobox(image)
+    if ov is not None:  # padding counts the read image's pixels
+        info = compute_reproject_roi(box, geobox, padding=pad)
+    # every chunk a source read can reach, with a margin for the per-chunk roi's rounding
+    margin = pad + 2
+    rows, cols = (slice(max(0, s.start - margin), s.stop + margin) for s in info.roi_dst)
+    return _Image(image, ov, box, asset.scale, asset.offset, rows, cols)
 
 
 def _source_read(scene_id: str, header: CogHeader, ov: int | None, src_box: GeoBox, chunk: GeoBox, pad: int,

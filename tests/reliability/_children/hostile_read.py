@@ -13,36 +13,10 @@ numpy allocations, which sees allocations before their pages are touched).
 from __future__ import annotations
 
 import json
-import os
-import resource
 import sys
-import threading
-import time
 import tracemalloc
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _maxrss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * PAGE
-
-
-class _Sampler(threading.Thread):
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak = _rss()
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            self.peak = max(self.peak, _rss())
-            time.sleep(0.001)
-
+from tests.reliability._children.memory import Sampler, maxrss, rss
 
 def main() -> None:
     params = json.loads(sys.argv[1])
@@ -87,8 +61,8 @@ def main() -> None:
     results = []
     tracemalloc.start()
     for read in params["reads"]:
-        base_max, base_now = _maxrss(), _rss()
-        sampler = _Sampler()
+        base_max, base_now = maxrss(), rss()
+        sampler = Sampler()
         sampler.start()
         tracemalloc.reset_peak()
         traced_base = tracemalloc.get_traced_memory()[0]
@@ -96,7 +70,7 @@ def main() -> None:
         traced = tracemalloc.get_traced_memory()[1] - traced_base
         sampler.done.set()
         sampler.join()
-        outcome.update(peak_rss_extra=max(_maxrss() - base_max, sampler.peak - base_now, 0), peak_traced=traced)
+        outcome.update(peak_rss_extra=max(maxrss() - base_max, sampler.peak - base_now, 0), peak_traced=traced)
         results.append(outcome)
     tracemalloc.stop()
     print("RESULT " + json.dumps(results), flush=True)
