@@ -17,6 +17,7 @@ the band's resampling.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from rasteret_core.cog import ReaderOptions
 from rasteret_core.collection.harvest import collection_reader_options
 from rasteret_core.collection.scene import Scene
-from rasteret_core.errors import LoadError
+from rasteret_core.errors import LoadError, PartialReadWarning
 from rasteret_core.load.chunk import ChunkTask, compute_chunk, SourceRead
 from rasteret_core.load.runtime import DEFAULT_CACHE_BYTES, process_stats
 from rasteret_core.load.tasks import plan_band
@@ -199,11 +200,24 @@ def _scenes(source, bands, *, bbox, geometry, like, geobox, date_range, cloud_co
             raise LoadError("date_range= and cloud_cover_lt= filter a collection; filter a list of scenes yourself")
     if not bands:
         raise LoadError(f"no bands to load from {where}")
+    _warn_unreadable(scenes, bands)
     scenes = [s for s in scenes if any(b in s.bands and s.bands[b].header is not None for b in bands)]
     if not scenes:
         raise LoadError(f"nothing to load: no scene of {where} with a stored header for {bands} matches the filters "
                         f"(date_range={date_range}, cloud_cover_lt={cloud_cover_lt}, area={bbox or geometry or like or geobox})")
     return scenes, bands
+
+
+def _warn_unreadable(scenes: Sequence[Scene], bands: Sequence[str]) -> None:
+    """One :class:`PartialReadWarning` naming the (scene, band) pairs a load leaves out because
+    their stored header was refused or never read (a load reads what it can, and says so)."""
+    refused = [(s.id, b, s.bands[b].error) for s in scenes for b in bands
+               if b in s.bands and s.bands[b].header is None and s.bands[b].error]
+    if refused:
+        first = "; ".join(f"{sid}/{band}: {error}" for sid, band, error in refused[:3])
+        more = f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""
+        warnings.warn(f"load leaves out {len(refused)} band(s) whose stored header is not usable: {first}{more}",
+                      PartialReadWarning, stacklevel=4)
 
 
 def _query_bbox(bbox, geometry, like, geobox):

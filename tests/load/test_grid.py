@@ -78,3 +78,51 @@ def test_a_grid_shifted_by_whole_pixels_picks_what_rasterio_reproject_picks(h, w
               resampling=Resampling.nearest, src_nodata=0, dst_nodata=0)
     np.testing.assert_array_equal(values, want)
     np.testing.assert_array_equal(has, want != 0)
+
+
+# --- the eager mosaic grid: cut to the images, AOI pixels counted on the uncut grid ----------
+@settings(max_examples=150, deadline=None)
+@given(origin=st.tuples(st.integers(-500, 500), st.integers(-500, 500)),
+       windows=st.lists(st.tuples(st.integers(-300, 300), st.integers(-300, 300), st.integers(1, 200),
+                                  st.integers(1, 200)), min_size=1, max_size=4))
+def test_a_grid_cut_to_image_windows_is_their_pixel_bounding_box_within_the_aoi(origin, windows):
+    """Windows on the grid's lattice (whole-pixel offsets, as the images' crops are): the cut keeps
+    exactly the rows and columns between their outermost edges, inside the AOI's grid."""
+    from affine import Affine
+
+    from rasteret_core.raster.grid import crop_to_extents
+
+    res, x0, y0 = 10.0, 600_000.0 + origin[0] * 10, 1_500_000.0 + origin[1] * 10
+    aoi = GeoBox((250, 300), Affine(res, 0, x0, 0, -res, y0), "EPSG:32643")
+    extents = [(Affine(res, 0, x0 + col * res, 0, -res, y0 - row * res), (h, w), "EPSG:32643")
+               for row, col, h, w in windows]
+    got = crop_to_extents(aoi, extents)
+    r0, c0 = max(0, min(r for r, _, _, _ in windows)), max(0, min(c for _, c, _, _ in windows))
+    r1 = min(250, max(r + h for r, _, h, _ in windows))
+    c1 = min(300, max(c + w for _, c, _, w in windows))
+    if r1 <= r0 or c1 <= c0:
+        assert got is None
+        return
+    assert got.shape.yx == (r1 - r0, c1 - c0)
+    assert tuple(got.affine)[:6] == tuple(Affine(res, 0, x0 + c0 * res, 0, -res, y0 - r0 * res))[:6]
+
+
+@settings(max_examples=60, deadline=None)
+@given(points=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=3, max_size=8),
+       height=st.integers(1, 400), strip=st.integers(1, 5000))
+def test_the_aoi_pixel_count_in_strips_equals_the_whole_mask(points, height, strip):
+    """Any polygon and any strip height: the count equals rasterio's mask of the whole grid."""
+    import pytest
+    from affine import Affine
+    from rasterio.features import geometry_mask
+
+    import rasteret_core.raster.grid as grid
+
+    gbox = GeoBox((height, 300), Affine(0.001, 0, 77.0, 0, -0.001, 13.0), "EPSG:4326")
+    polygon = shapely.Polygon([(77.0 + 0.3 * x, 13.0 - 0.4 * y) for x, y in points]).buffer(0)
+    if polygon.is_empty:
+        return
+    want = int((~geometry_mask([polygon], out_shape=(height, 300), transform=gbox.affine)).sum())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(grid, "AOI_COUNT_STRIP", strip)
+        assert grid.aoi_pixel_count(gbox, polygon) == want

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import warnings
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -93,7 +94,11 @@ def stored_plan(args: dict) -> dict:
 def stored_load(args: dict) -> dict:
     r = _collection(args)
     kwargs = {k: args[k] for k in ("resolution", "chunks") if k in args}
-    ds = r.load(["B04"], bbox=tuple(args["aoi"]), **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = r.load(["B04"], bbox=tuple(args["aoi"]), **kwargs)
+    if args.get("expect_warning"):
+        return {"warnings": [str(w.message)[:300] for w in caught]}
     if args.get("graph_only"):
         return {"shape": list(ds.B04.shape), "tasks": len(ds.B04.data.__dask_graph__())}
     return {"shape": list(ds.B04.shape), "sum": int(ds.B04.sum().compute())}
