@@ -157,7 +157,7 @@ def _scratch(size: int) -> bytearray:
 
 
 def decode_tile(header: CogHeader, data: bytes, *, out: np.ndarray | None = None,
-                reuse_buffer: bool = False) -> np.ndarray:
+                reuse_buffer: bool = False, region: tuple[int, int, int] | None = None) -> np.ndarray:
     """Decode one tile (or strip) to an array ``(rows, columns, samples_in_chunk)``.
 
     ``rows`` is ``tile_height`` for tiles; the last strip of a stripped file may be shorter, and
@@ -172,12 +172,16 @@ def decode_tile(header: CogHeader, data: bytes, *, out: np.ndarray | None = None
             writes straight into it, with no intermediate array. Returned.
         reuse_buffer: decompress into this thread's reusable buffer and undo the predictor in
             place; the result is then only valid until this thread decodes its next tile.
+        region: ``(first row, stop row, stop column)`` the caller will read. The horizontal
+            predictor (2) is then undone only there: its rows are independent and a column needs
+            only the columns before it, so an AOI covering a few rows of a tile pays for those
+            rows. Values outside the region are left as stored (not valid). Ignored with ``out``.
 
     Raises:
         DecodeError: corrupt data, more bytes than a tile once decoded, or not ``out``'s shape.
         UnsupportedCodecError: a compression this installation cannot decode.
     """
-    arr = _decode(header, data, out, reuse_buffer or out is not None)
+    arr = _decode(header, data, out, reuse_buffer or out is not None, None if out is not None else region)
     if out is None or arr is out:
         return arr
     if arr.shape != out.shape:
@@ -186,7 +190,8 @@ def decode_tile(header: CogHeader, data: bytes, *, out: np.ndarray | None = None
     return out
 
 
-def _decode(header: CogHeader, data: bytes, out: np.ndarray | None, scratch: bool) -> np.ndarray:
+def _decode(header: CogHeader, data: bytes, out: np.ndarray | None, scratch: bool,
+            region: tuple[int, int, int] | None = None) -> np.ndarray:
     samples = 1 if header.planar_configuration == 2 else header.samples_per_pixel
     width = header.tile_width
     full = chunk_bytes(header, header.tile_height)
@@ -228,6 +233,11 @@ def _decode(header: CogHeader, data: bytes, out: np.ndarray | None, scratch: boo
             if (file_dtype.isnative and stored == header.dtype and out is not None
                     and out.shape == arr.shape and out.dtype == arr.dtype):
                 return imagecodecs.delta_decode(arr, axis=-2, out=out)  # straight into the caller's array
+            if region is not None and arr.flags.writeable and file_dtype.isnative:
+                r0, r1, c1 = region  # only what the caller reads, in place (see decode_tile)
+                part = arr[max(0, r0):min(rows, r1), :min(width, c1)]
+                imagecodecs.delta_decode(part, axis=-2, out=part)
+                return arr if arr.dtype == header.dtype else arr.astype(header.dtype)
             # in place when the bytes are ours (a decode buffer), else into a new array
             arr = imagecodecs.delta_decode(arr, axis=-2, out=arr if arr.flags.writeable else None)
         if not file_dtype.isnative:

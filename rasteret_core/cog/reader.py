@@ -449,14 +449,26 @@ def _whole_tile_view(header: CogHeader, tile: int, targets) -> np.ndarray | None
     return np.moveaxis(view, 0, -1)
 
 
+def _rows_needed(header: CogHeader, tile_row: int, tile_col: int, targets) -> tuple[int, int, int] | None:
+    """``(first row, stop row, stop column)`` of a tile that its windows read, in tile pixels
+    (the region the predictor is undone on); None for strips, whose rows are not tile rows."""
+    if not header.is_tiled:
+        return None
+    y0, x0 = tile_row * header.tile_height, tile_col * header.tile_width
+    r0 = min(max(0, plan.row0 - y0) for _i, plan in targets)
+    r1 = max(min(header.tile_height, plan.row0 + plan.height - y0) for _i, plan in targets)
+    c1 = max(min(header.tile_width, plan.col0 + plan.width - x0) for _i, plan in targets)
+    return r0, r1, c1
+
+
 def _decode_and_paste(header: CogHeader, tile: int, data: bytes, targets) -> None:
     direct = _whole_tile_view(header, tile, targets)
     if direct is not None:
         decode_tile(header, data, out=direct)
         return
     # this thread's reusable buffer: consumed (pasted) before the thread decodes again
-    arr = decode_tile(header, data, reuse_buffer=True)
     tile_row, tile_col = divmod(tile % (header.tiles_across * header.tiles_down), header.tiles_across)
+    arr = decode_tile(header, data, reuse_buffer=True, region=_rows_needed(header, tile_row, tile_col, targets))
     expected_rows = min(header.tile_height, header.height - tile_row * header.tile_height)
     expected_cols = min(header.tile_width, header.width - tile_col * header.tile_width)
     if arr.shape[0] < expected_rows or arr.shape[1] < expected_cols:
