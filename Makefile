@@ -57,6 +57,7 @@ bench: venv
 	sh bench/setup.sh $(BIN)/python
 	$(BIN)/python -m bench.run --latency 0.04 --name full-40ms
 	$(BIN)/python -m bench.user_calls
+	$(BIN)/python -m bench.decode_region
 
 bench-quick: venv
 	sh bench/setup.sh $(BIN)/python

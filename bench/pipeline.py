@@ -146,12 +146,15 @@ def run(dates: int, aois: int, project: Path, label: str, keep: Path | None, das
             started = time.perf_counter()
             backfill = dep.launch_backfill({"scene_collection": (days[0], days[-1]), "ndvi": rectangle,
                                             "ndvi_stats": rectangle}, title=f"bench {dates}x{aois}")
+            launched_at = time.time()
             status = dep.wait_for_backfill(backfill, timeout=7200)
             wall = time.perf_counter() - started
             load_after = os.getloadavg()
             runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill}))
-            durations = sorted(((r.end_time or 0) - (r.start_time or 0)) for r in
-                               (instance.get_run_record_by_id(x.run_id) for x in runs) if r)
+            records = [r for r in (instance.get_run_record_by_id(x.run_id) for x in runs) if r]
+            durations = sorted(((r.end_time or 0) - (r.start_time or 0)) for r in records)
+            timing = orchestration(records, launched_at, wall)
+            peaks = run_peaks(instance, {r.dagster_run.run_id for r in records})
             ndvi_done = len(instance.get_materialized_partitions(dg.AssetKey("ndvi")))
         instance_bytes = folder_size(home)
         storage_bytes = folder_size(root / "storage")
@@ -162,7 +165,8 @@ def run(dates: int, aois: int, project: Path, label: str, keep: Path | None, das
         "backfill_status": status.get("status"), "runs": len(runs), "wall_s": round(wall, 1),
         "partitions_per_min": round(pairs / wall * 60, 1), "ndvi_partitions_materialized": ndvi_done,
         "requests": requests, "requests_per_run": round(requests / max(len(runs), 1), 1),
-        "run_seconds": [round(d, 1) for d in durations],
+        "run_seconds": [round(d, 1) for d in durations], **timing,
+        "run_peak_rss_mib": peaks,
         "instance_bytes": instance_bytes, "storage_bytes": storage_bytes,
         "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in load_after],
         "cpus": os.cpu_count(), "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -170,6 +174,41 @@ def run(dates: int, aois: int, project: Path, label: str, keep: Path | None, das
     if keep is None:
         shutil.rmtree(root, ignore_errors=True)
     return result
+
+
+def orchestration(records: list, launched_at: float, wall: float) -> dict:
+    """Where the wall time went: launch to the first run's start, the time no run was executing
+    (daemon ticks, the queue, process launches between dependency levels), and each run's wait
+    from creation to start."""
+    spans = sorted(((r.start_time, r.end_time) for r in records if r.start_time and r.end_time))
+    busy, cursor = 0.0, launched_at
+    for start, end in spans:
+        if end > cursor:
+            busy += end - max(start, cursor)
+            cursor = end
+    waits = sorted(r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time)
+    return {
+        "launch_to_first_run_s": round(spans[0][0] - launched_at, 1) if spans else None,
+        "some_run_executing_s": round(busy, 1),
+        "no_run_executing_s": round(wall - busy, 1),
+        "run_seconds_total": round(sum(e - s for s, e in spans), 1),
+        "run_wait_s_median": round(waits[len(waits) // 2], 1) if waits else None,
+        "run_wait_s_max": round(waits[-1], 1) if waits else None,
+    }
+
+
+def run_peaks(instance, run_ids: set[str]) -> dict:
+    """Peak RSS (MiB) of the NDVI run processes, from the runs' ``run_peak_rss_mib`` metadata."""
+    import dagster as dg
+
+    values = {}
+    for record in instance.fetch_materializations(dg.AssetKey("ndvi"), limit=100_000).records:
+        if record.run_id in run_ids:
+            value = record.asset_materialization.metadata.get("run_peak_rss_mib")
+            if value is not None:
+                values[record.run_id] = float(value.value)
+    peaks = sorted(values.values())
+    return {"runs": len(peaks), "max": peaks[-1], "median": peaks[len(peaks) // 2]} if peaks else {}
 
 
 def _partitions_defs(dep) -> list:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 from rasteret_core.errors import ArgumentError, MemoryBudgetError
 
@@ -59,3 +60,13 @@ def check(nbytes: int, *, pixels: int, what: str, alternative: str) -> None:
         raise MemoryBudgetError(
             f"{what} would need {nbytes / 2**20:,.0f} MiB ({pixels:,} pixels), more than the memory budget of"
             f" {budget / 2**20:,.0f} MiB ({ENV}); {alternative}")
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far in MiB (for run reports; 0 where unknown)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux

@@ -13,6 +13,7 @@ import pandas as pd
 
 from rasteret_core.cog import ReadStats
 from rasteret_core.collection import Collection
+from rasteret_core.budget import peak_rss_mib
 from rasteret_core.errors import ArgumentError
 from rasteret_core.plan import ReadPlan
 from rasteret_core.products.ndvi_dates import AoiNdvi, DateNdvi
@@ -103,8 +104,8 @@ def _run_result(context: dg.AssetExecutionContext, days: list[DateNdvi], index: 
         # dates without scenes: say so per partition (above) and leave the run's figures out, so
         # the asset page's latest figures and plots are not replaced by zeros
         note = f"no scene with pixels in any of this run's {len(context.partition_keys)} date x AOI partitions"
-        return dg.MaterializeResult(metadata={"run_partitions": len(context.partition_keys), "run_note": note},
-                                    check_results=[check])
+        return dg.MaterializeResult(metadata={"run_partitions": len(context.partition_keys), "run_note": note,
+                                              "run_peak_rss_mib": peak_rss_mib()}, check_results=[check])
     metadata = {
         "run_partitions": len(context.partition_keys),
         "run_rasters": len(rows),
@@ -116,6 +117,7 @@ def _run_result(context: dg.AssetExecutionContext, days: list[DateNdvi], index: 
         "planned_bytes": plan.bytes,
         "planned_price_usd": dg.MetadataValue.float(plan.price_usd),
         "plan": dg.MetadataValue.md(_plan_table(plan, stats)),
+        "run_peak_rss_mib": peak_rss_mib(),  # the run process's, to size pods and workers
     }
     if warnings:
         metadata["radiometry_warnings"] = dg.MetadataValue.json(warnings[:20])

@@ -36,7 +36,7 @@ STEP = {unit: i for i, units in enumerate(FLOW) for unit in units}
 # What the Dagster wiring may import from the library: the packages' front modules and the
 # products' public modules, never a module deeper in the flow (and never a private name).
 PIPELINE_API = {
-    "rasteret_core", "rasteret_core.errors", "rasteret_core.names", "rasteret_core.storage",
+    "rasteret_core", "rasteret_core.errors", "rasteret_core.names", "rasteret_core.storage", "rasteret_core.budget",
     "rasteret_core.stac", "rasteret_core.cog", "rasteret_core.collection", "rasteret_core.read",
     "rasteret_core.plan", "rasteret_core.workspace",
     "rasteret_core.products.aois", "rasteret_core.products.ndvi_dates", "rasteret_core.products.ndvi_runs", "rasteret_core.products.ndvi_preview",
