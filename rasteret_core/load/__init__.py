@@ -315,8 +315,11 @@ def _plan_token(plan, tokenize) -> str:
     digest = hashlib.sha256(tokenize(plan.band, plan.dtype, plan.fill, first.crs_wkt if first else None,
                                      first.options if first else None).encode())
     for rows in plan.tasks:
+        digest.update(b"|step")  # the layout too: 1 step of 2 rows is not 2 steps of 1 row
         for row in rows:
+            digest.update(b"|row")
             for t in row:
-                digest.update(repr((t.shape, t.transform, t.origin, t.resampling, t.physical,
-                                    [(s.scene_id, s.overview, s.window, s.dst) for s in t.sources])).encode())
+                digest.update(repr((t.shape, t.transform, t.origin, t.resampling, t.physical, t.warp_tolerance,
+                                    t.cache_bytes, [(s.scene_id, s.header.url, s.overview, s.window, s.dst, s.paste,
+                                                     s.scale, s.offset) for s in t.sources])).encode())
     return digest.hexdigest()[:32]

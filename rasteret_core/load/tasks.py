@@ -8,17 +8,19 @@ with ``odc.geo.overlap.compute_reproject_roi`` on the stored grids.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 from typing import Mapping
 
+from affine import Affine
 from odc.geo.geobox import GeoBox, GeoboxTiles
 from odc.geo.overlap import compute_reproject_roi
 from odc.geo.roi import roi_is_empty
 
 from rasteret_core.cog import CogHeader, ReaderOptions
 from rasteret_core.load.chunk import ChunkTask, SourceRead
-from rasteret_core.raster.grid import header_geobox, pick_overview
+from rasteret_core.raster.grid import header_geobox, pick_overview, pixel_bounds
 from rasteret_core.raster.grouping import TimeStep
 
 PADDING = {"nearest": 1, "bilinear": 2, "cubic": 3, "cubic_spline": 3, "lanczos": 4}
@@ -150,12 +152,21 @@ def _choose_image(scene, band: str, geobox: GeoBox, pad: int) -> _Image | None:
                         nodata=image.nodata if image.nodata is not None else header.nodata)
     image = _stripped(image)
     box = header_geobox(image)
-    if ov is not None:  # padding counts the read image's pixels
-        info = compute_reproject_roi(box, geobox, padding=pad)
-    # every chunk a source read can reach, with a margin for the per-chunk roi's rounding
-    margin = pad + 2
-    rows, cols = (slice(max(0, s.start - margin), s.stop + margin) for s in info.roi_dst)
+    rows, cols = _reach(image, box, geobox, pad)
     return _Image(image, ov, box, asset.scale, asset.offset, rows, cols)
+
+
+def _reach(image: CogHeader, box: GeoBox, geobox: GeoBox, pad: int) -> tuple[slice, slice]:
+    """The output rows and columns a read of ``image`` (padded by ``pad`` of its pixels) can
+    fill, with a margin of 2 output pixels for each chunk's own rounding; the whole grid when
+    the image's outline cannot be placed on it (then every chunk is checked, as before)."""
+    padded = box.affine * Affine.translation(-pad, -pad)
+    bounds = pixel_bounds(geobox, padded, (box.shape.y + 2 * pad, box.shape.x + 2 * pad), box.crs)
+    if bounds is None:
+        return slice(0, geobox.shape.y), slice(0, geobox.shape.x)
+    r0, c0, r1, c1 = bounds
+    return (slice(max(0, math.floor(r0) - 2), max(0, math.ceil(r1) + 2)),
+            slice(max(0, math.floor(c0) - 2), max(0, math.ceil(c1) + 2)))
 
 
 def _source_read(scene_id: str, header: CogHeader, ov: int | None, src_box: GeoBox, chunk: GeoBox, pad: int,

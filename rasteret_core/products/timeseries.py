@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
+from affine import Affine
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import shapely
@@ -23,6 +24,7 @@ from shapely.geometry.base import BaseGeometry
 from rasteret_core.names import check_under, safe_name
 from rasteret_core.products.outputs import NDVI_FILE, read_ndvi_sidecar, read_output
 from rasteret_core.raster.geometry import to_crs
+from rasteret_core.raster.grid import aoi_geobox
 from rasteret_core.raster.windows import aoi_window
 from rasteret_core.storage import atomic_write, list_files, resolve_root
 
@@ -94,14 +96,20 @@ def output_statistics(folder: str, geometry: BaseGeometry, *, reader_options: di
         crop = aoi_window(header, to_crs(geometry, header.crs_epsg))
         inside = ~crop.outside if crop is not None and crop.shape == values.shape else values == values
         sidecar = read_ndvi_sidecar(folder, storage_options=storage_options) or {}
+        whole = aoi_geobox(geometry, header.crs_epsg or header.crs_wkt, Affine(*header.transform))
+        limit = int(whole.shape[0]) * int(whole.shape[1]) if whole is not None else values.size
         rows.append({"scene_ids": sidecar.get("scene_ids", []), "ndvi_path": path,
-                     **ndvi_statistics(values, inside, sidecar.get("covered_pixels"), _count(sidecar.get("aoi_pixels")))})
+                     **ndvi_statistics(values, inside, sidecar.get("covered_pixels"),
+                                       _count(sidecar.get("aoi_pixels"), limit))})
     return rows
 
 
-def _count(value: Any) -> int | None:
-    """A pixel count from a sidecar (third-party input: anything else is ignored)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+def _count(value: Any, limit: int) -> int | None:
+    """A pixel count from a sidecar, at most ``limit`` (the AOI's whole window on the output's
+    grid): the sidecar is third-party input, anything else is ignored."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit:
+        return value
+    return None
 
 
 def write_stats(rows: list[dict[str, Any]], root: str, *, date: str, aoi: str, geometry: BaseGeometry,

@@ -37,7 +37,7 @@ from rasteret_core.types import BBox
 
 __all__ = [
     "GridError", "header_geobox", "crs_of_largest_overlap", "output_geobox", "pick_overview", "native_anchor",
-    "aoi_geobox", "crop_to_extents", "aoi_pixel_count", "geobox_crs", "geobox_epsg", "inside_mask",
+    "aoi_geobox", "crop_to_extents", "pixel_bounds", "aoi_pixel_count", "geobox_crs", "geobox_epsg", "inside_mask",
     "sample_nearest",
 ]
 
@@ -299,33 +299,60 @@ AOI_COUNT_EXACT = 1 << 28
 """Grids up to this many pixels are counted exactly (about a second); larger ones by area."""
 
 
+EDGE_POINTS = 256
+"""Points per edge when an image's outline is projected into another CRS (curved edges)."""
+
+
+def pixel_bounds(gbox: GeoBox, transform: Affine, shape: tuple[int, int], crs: Any) -> tuple[float, float, float, float] | None:
+    """``(row0, col0, row1, col1)``: where an image (``transform``, ``(height, width)``, ``crs``)
+    lies in ``gbox``'s pixel coordinates, unclipped. Same CRS: its corners, exactly. Another CRS:
+    the bounding box of its outline projected with :data:`EDGE_POINTS` points per edge (spaced
+    in the image's own units), widened by a pixel for the curvature between them. None when
+    the outline does not project to finite coordinates (a grid reaching the poles)."""
+    h, w = shape
+    if h <= 0 or w <= 0:
+        return None
+    box = GeoBox((h, w), transform, CRS(_crs_text(crs)))
+    to_pixel = ~gbox.affine
+    if box.crs == gbox.crs:
+        px = [to_pixel * (transform * (c, r)) for c in (0, w) for r in (0, h)]
+        margin = 0.0
+    else:
+        spacing = max(abs(transform.a) * w, abs(transform.e) * h) / EDGE_POINTS
+        try:
+            outline = box.extent.to_crs(gbox.crs, resolution=max(spacing, min(abs(transform.a), abs(transform.e))))
+        except Exception:  # noqa: BLE001 - pyproj/shapely failures mean "cannot place it": the caller decides
+            return None
+        if outline.is_empty:
+            return None
+        x0, y0, x1, y1 = outline.boundingbox
+        px = [to_pixel * xy for xy in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))]
+        margin = 1.0
+    rows, cols = [p[1] for p in px], [p[0] for p in px]
+    if not all(math.isfinite(v) for v in rows + cols):
+        return None
+    return min(rows) - margin, min(cols) - margin, max(rows) + margin, max(cols) + margin
+
+
 def crop_to_extents(gbox: GeoBox, extents: Iterable[tuple[Affine, tuple[int, int], str]]) -> GeoBox | None:
     """``gbox`` cut to the bounding box of ``extents`` (``(transform, (height, width), crs)`` of
     each image window that can contribute), snapped outward to ``gbox``'s pixels.
 
     This is ``rasterio.mask.mask(crop=True)`` on a mosaic (a VRT) of those images: the AOI's
     window intersected with the images' extent, so an AOI far larger than the scenes under it
-    costs the scenes' pixels, not its own. An extent in another CRS is projected (its edges
-    densified) and its bounding box taken. ``None`` when no extent meets ``gbox``.
+    costs the scenes' pixels, not its own. An extent in another CRS is projected
+    (:func:`pixel_bounds`); one that cannot be placed keeps the whole grid. ``None`` when no
+    extent meets ``gbox``.
     """
     height, width = gbox.shape.yx
-    to_pixel = ~gbox.affine
     rows, cols = [], []
-    for transform, (h, w), crs in extents:
-        if h <= 0 or w <= 0:
-            continue
-        box = GeoBox((h, w), transform, CRS(_crs_text(crs)))
-        if box.crs != gbox.crs:
-            box_extent = box.extent.to_crs(gbox.crs, resolution=min(abs(gbox.affine.a), abs(gbox.affine.e)))
-            if box_extent.is_empty:
-                continue
-            x0, y0, x1, y1 = box_extent.boundingbox
-            corners = [(x0, y0), (x0, y1), (x1, y0), (x1, y1)]
-        else:
-            corners = [transform * (c, r) for c in (0, w) for r in (0, h)]
-        px = [to_pixel * xy for xy in corners]
-        cols += [p[0] for p in px]
-        rows += [p[1] for p in px]
+    for transform, shape, crs in extents:
+        bounds = pixel_bounds(gbox, transform, shape, crs)
+        if bounds is None and min(shape) > 0:
+            return gbox  # cannot place this image: do not cut what it may cover
+        if bounds is not None:
+            rows += [bounds[0], bounds[2]]
+            cols += [bounds[1], bounds[3]]
     if not rows:
         return None
     r0 = max(0, math.floor(min(rows) + _EDGE_TOLERANCE))
@@ -350,7 +377,8 @@ def aoi_pixel_count(gbox: GeoBox, geometry: BaseGeometry) -> int:
     geom = to_crs(geometry, geobox_crs(gbox))
     height, width = gbox.shape.yx
     if height * width > AOI_COUNT_EXACT:
-        return int(round(geom.area / abs(gbox.affine.a * gbox.affine.e)))
+        a = gbox.affine
+        return int(round(geom.area / abs(a.a * a.e - a.b * a.d)))
     rows = max(1, AOI_COUNT_STRIP // max(1, width))
     total = 0
     for r0 in range(0, height, rows):

@@ -80,7 +80,9 @@ class AoiMosaic:
     @property
     def coverage(self) -> float:
         """Fraction of the AOI's pixels covered by any scene (with data)."""
-        return float(self.covered[self.inside].sum() / self.aoi_pixels) if self.aoi_pixels else 0.0
+        if not self.aoi_pixels:
+            return 0.0
+        return min(1.0, float(self.covered[self.inside].sum() / self.aoi_pixels))  # the count may be by area
 
     @property
     def crs_epsg(self) -> int | None:

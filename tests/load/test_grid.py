@@ -126,3 +126,25 @@ def test_the_aoi_pixel_count_in_strips_equals_the_whole_mask(points, height, str
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(grid, "AOI_COUNT_STRIP", strip)
         assert grid.aoi_pixel_count(gbox, polygon) == want
+
+
+def test_an_image_in_degrees_cut_on_a_metre_grid_keeps_every_pixel_it_covers():
+    """The outline of a lon/lat image curves in UTM: its edges are projected point by point in the
+    image's own units (before: only the corners, and 120 m of its south edge were cut at 10 m)."""
+    from affine import Affine
+    from rasterio.warp import Resampling, reproject
+
+    from rasteret_core.raster.grid import aoi_geobox, crop_to_extents
+
+    image = (Affine(0.01, 0, 2.5, 0, -0.01, 45.5), (100, 100), "EPSG:4326")  # 2.5-3.5 E, 44.5-45.5 N
+    whole = aoi_geobox(shapely.box(2.0, 44.0, 4.0, 46.0), "EPSG:32631", Affine(100, 0, 0, 0, -100, 0))
+    got = crop_to_extents(whole, [image])
+    cover = np.zeros(whole.shape.yx, np.uint8)
+    reproject(np.ones((100, 100), np.uint8), cover, src_transform=image[0], src_crs="EPSG:4326",
+              dst_transform=whole.affine, dst_crs="EPSG:32631", resampling=Resampling.nearest)
+    rows, cols = np.nonzero(cover)
+    r0 = round((got.affine.f - whole.affine.f) / whole.affine.e)
+    c0 = round((got.affine.c - whole.affine.c) / whole.affine.a)
+    assert r0 <= rows.min() and rows.max() < r0 + got.shape.y
+    assert c0 <= cols.min() and cols.max() < c0 + got.shape.x
+    assert got.shape.y < whole.shape.y and got.shape.x < whole.shape.x  # and it is a cut
