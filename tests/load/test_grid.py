@@ -107,7 +107,7 @@ def test_a_grid_cut_to_image_windows_is_their_pixel_bounding_box_within_the_aoi(
     assert tuple(got.affine)[:6] == tuple(Affine(res, 0, x0 + c0 * res, 0, -res, y0 - r0 * res))[:6]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(points=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=3, max_size=8),
        height=st.integers(1, 400), strip=st.integers(1, 5000))
 def test_the_aoi_pixel_count_in_strips_equals_the_whole_mask(points, height, strip):

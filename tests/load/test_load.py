@@ -232,28 +232,3 @@ def test_loads_that_differ_only_in_a_setting_never_share_a_graph_name(s2_collect
                   warp_tolerance=tol, resampling=method).B04.data.name
              for tol, method in [(0.125, "nearest"), (0.0, "nearest"), (0.125, "bilinear")]}
     assert len(names) == 3
-
-
-@pytest.mark.parametrize("crs, resolution, bbox, size", [
-    ("EPSG:4326", 0.002, None, 16), ("EPSG:32630", 80, None, 16),
-    ("EPSG:4326", 0.1, (-180, -90, 180, 90), 8),  # a global grid: its edges do not project to UTM
-])
-def test_a_fine_chunking_across_crs_plans_a_read_for_every_chunk_the_scene_reaches(s2_collection, s2_options, crs,
-                                                                                  resolution, bbox, size):
-    """Chunks are matched to the scenes under them, not checked one by one: every chunk whose
-    pixels the scene covers (by rasterio's reproject of an all-ones image) still has a read."""
-    import rasterio
-    from rasterio.warp import Resampling, reproject
-
-    from rasteret_core.load import chunk_tasks
-
-    ds = load(s2_collection, ["B04"], crs=crs, resolution=resolution, reader_options=s2_options, bbox=bbox,
-              chunks={"x": size, "y": size}, date_range=("2020-02-19", "2020-02-19")).isel(time=0)
-    gbox = ds.odc.geobox
-    with rasterio.open(S2_DIR / "B04.tif") as src:
-        cover = np.zeros(gbox.shape.yx, np.uint8)
-        reproject(np.ones(src.shape, np.uint8), cover, src_transform=src.transform, src_crs=src.crs,
-                  dst_transform=gbox.affine, dst_crs=crs, resampling=Resampling.nearest)
-    with_reads = {(key[-2], key[-1]) for key, task in chunk_tasks(ds).items() if task.sources}
-    rows, cols = np.nonzero(cover)
-    assert {(r // size, c // size) for r, c in zip(rows, cols)} <= with_reads
