@@ -16,6 +16,7 @@ the band's resampling.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from typing import Any, Mapping, Sequence
@@ -308,8 +309,6 @@ def _dask_array(plan, tiles, steps: int):
 def _plan_token(plan, tokenize) -> str:
     """A deterministic name for a band's plan, hashed task by task: dask's ``tokenize`` of one
     list of every task held about 6 KiB per task at once (200 MiB for a 36,000-chunk load)."""
-    import hashlib
-
     tasks = (t for rows in plan.tasks for row in rows for t in row)
     first = next(iter(tasks), None)
     digest = hashlib.sha256(tokenize(plan.band, plan.dtype, plan.fill, first.crs_wkt if first else None,

@@ -157,7 +157,6 @@ def png_bytes(fig: Figure, *, colours: int | None = None) -> bytes:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", metadata={"Software": None})
         return buf.getvalue()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image  # a dependency of matplotlib
 
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
