@@ -94,8 +94,10 @@ class AoiMosaic:
         return geobox_crs(self.gbox)
 
 
-def target_geobox(geometry: BaseGeometry, scenes: list[Scene], rasters: list[AoiRaster], bands: list[str]) -> GeoBox | None:
-    """The mosaic grid of one AOI over ``scenes`` (see the module doc), from the rasters read."""
+def target_geobox(geometry: BaseGeometry, scenes: list[Scene], rasters: list[AoiRaster], bands: list[str],
+                  wholes: dict[Any, GeoBox | None] | None = None) -> GeoBox | None:
+    """The mosaic grid of one AOI over ``scenes`` (see the module doc), from the rasters read.
+    ``wholes``: a cache of the AOI's uncut grid per lattice, shared by one geometry's time steps."""
     data_bands = [b for b in bands if b not in MASK_BANDS] or list(bands)
     ref_band = data_bands[0]
     crs = crs_of_largest_overlap(scenes, ref_band, geometry)
@@ -104,15 +106,26 @@ def target_geobox(geometry: BaseGeometry, scenes: list[Scene], rasters: list[Aoi
     if not candidates:
         return None
     finest = min(candidates, key=lambda r: (abs(r.transform.a), order.get(r.scene_id, 0)))
-    whole = aoi_geobox(geometry, finest.crs, finest.transform)
+    whole = _whole_grid(geometry, finest.crs, finest.transform, wholes)
     if whole is None:
         return None
     return crop_to_extents(whole, [(r.transform, r.data.shape, r.crs) for r in rasters if r.band in data_bands])
 
 
-def _uncut_pixel_count(gbox: GeoBox, geometry: BaseGeometry) -> int | None:
+def _whole_grid(geometry: BaseGeometry, crs: Any, lattice: Any, wholes: dict[Any, GeoBox | None] | None) -> GeoBox | None:
+    """:func:`aoi_geobox`, remembered in ``wholes`` (the dates of one AOI share their lattices)."""
+    key = (str(crs), tuple(lattice)[:6])
+    if wholes is None or key not in wholes:
+        whole = aoi_geobox(geometry, crs, lattice)
+        if wholes is None:
+            return whole
+        wholes[key] = whole
+    return wholes[key]
+
+
+def _uncut_pixel_count(gbox: GeoBox, geometry: BaseGeometry, wholes: dict[Any, GeoBox | None] | None = None) -> int | None:
     """The AOI's pixel count on its whole window when ``gbox`` is a cut of it, else None."""
-    whole = aoi_geobox(geometry, gbox.crs, gbox.affine)
+    whole = _whole_grid(geometry, gbox.crs, gbox.affine, wholes)
     if whole is None or whole == gbox:
         return None
     return aoi_pixel_count(whole, geometry)
@@ -138,6 +151,7 @@ def mosaic_aoi(
     mask_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     mask_clouds: bool = False,
     inside_masks: dict[Any, tuple[np.ndarray, int | None]] | None = None,
+    wholes: dict[Any, GeoBox | None] | None = None,
 ) -> AoiMosaic | None:
     """Merge one AOI's rasters of one time step (all from ``scenes``) onto one grid.
 
@@ -146,11 +160,11 @@ def mosaic_aoi(
     flagged pixels are not valid, so the next scene's clear pixel wins. Returns ``None`` when
     no raster overlaps the AOI. ``inside_masks``: a cache of the geometry's pixel mask (and
     uncut pixel count) per grid, shared by the time steps of one geometry (their grids are
-    usually the same).
+    usually the same); ``wholes`` likewise caches the AOI's uncut grid per lattice.
     """
     if not rasters:
         return None
-    gbox = gbox or target_geobox(geometry, scenes, rasters, bands)
+    gbox = gbox or target_geobox(geometry, scenes, rasters, bands, wholes)
     if gbox is None:
         return None
     shape = gbox.shape.yx
@@ -165,7 +179,7 @@ def mosaic_aoi(
     if cached is None:
         inside = inside_mask(gbox, geometry)
         inside.flags.writeable = False  # shared by the steps on this grid
-        cached = (inside, _uncut_pixel_count(gbox, geometry))
+        cached = (inside, _uncut_pixel_count(gbox, geometry, wholes))
         if inside_masks is not None:
             inside_masks[grid_key] = cached
     inside, uncut_pixels = cached
@@ -275,11 +289,12 @@ def mosaic_groups(
         groups[group_key(by_id[r.scene_id], groupby)].append(r)
     masker = mask_function(mask, mask_kind) if mask is not None else None
     inside_masks: dict[Any, tuple[np.ndarray, int | None]] = {}  # one geometry: its mask per grid, once
+    wholes: dict[Any, GeoBox | None] = {}  # ...and its uncut grid per lattice
     mosaics = []
     for key, members in groups.items():
         members_scenes = [by_id[i] for i in dict.fromkeys(r.scene_id for r in members)]
         m = mosaic_aoi(geometry_id, geometry, members_scenes, members, bands, gbox=gbox, key=key, physical=physical,
-                       mask=mask, mask_fn=masker, mask_clouds=mask_clouds, inside_masks=inside_masks)
+                       mask=mask, mask_fn=masker, mask_clouds=mask_clouds, inside_masks=inside_masks, wholes=wholes)
         if m is not None:
             mosaics.append(m)
     mosaics.sort(key=lambda m: (m.time, str(m.key)))
