@@ -18,14 +18,19 @@ no I/O.
 from __future__ import annotations
 
 import math
-import numpy as np
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 from affine import Affine
-from odc.geo import CRS, xy_
+from odc.geo import CRS, resxy_, xy_
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box as geo_box
+from rasterio.errors import WindowError
+from rasterio.features import geometry_mask, geometry_window
+from rasterio.warp import Resampling, reproject
+from rasterio.windows import transform as window_transform
 from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.cog import CogHeader
@@ -179,7 +184,6 @@ def output_geobox(
     if anchor == "native":
         ref = min(same_crs, key=lambda h: abs(h.transform[0]), default=None)
         anchor = native_anchor(ref, abs(res[0])) if ref is not None and abs(res[0]) == abs(res[1]) else "edge"
-    from odc.geo import resxy_
 
     bounds = region.to_crs(out_crs).boundingbox
     pixels = (abs(bounds.right - bounds.left) / abs(res[0]) + 1) * (abs(bounds.top - bounds.bottom) / abs(res[1]) + 1)
@@ -258,9 +262,6 @@ def aoi_geobox(geometry: BaseGeometry, crs_epsg: int | str | CRS, lattice: Affin
     the window is not cut at the image's edges, so an AOI half outside every scene keeps its
     full extent. ``None`` when the geometry has no extent in that CRS.
     """
-    from rasterio.errors import WindowError
-    from rasterio.features import geometry_window
-    from rasterio.windows import transform as window_transform
 
 
     crs_text = _crs_text(crs_epsg)
@@ -276,8 +277,6 @@ def aoi_geobox(geometry: BaseGeometry, crs_epsg: int | str | CRS, lattice: Affin
     virtual = Affine(a, lattice.b, origin_x, lattice.d, e, origin_y)
     width = int(math.ceil(abs((x1 - x0) / a))) + 3
     height = int(math.ceil(abs((y1 - y0) / e))) + 3
-
-    from types import SimpleNamespace
 
     # what rasterio's window functions read of a dataset
     image = SimpleNamespace(transform=virtual, width=width, height=height, shape=(height, width))
@@ -372,7 +371,6 @@ def aoi_pixel_count(gbox: GeoBox, geometry: BaseGeometry) -> int:
     whole (an AOI's uncut grid can be far larger than its mosaic). A grid over
     :data:`AOI_COUNT_EXACT` pixels (a country-sized AOI at 10 m) is counted as the geometry's
     area in pixels: off by about its perimeter in pixels, a negligible share at that size."""
-    from rasterio.features import geometry_mask
 
     geom = to_crs(geometry, geobox_crs(gbox))
     height, width = gbox.shape.yx
@@ -428,7 +426,6 @@ def _paste(data: "np.ndarray", offset: tuple[int, int], shape: tuple[int, int], 
 
 def inside_mask(gbox: GeoBox, geometry: BaseGeometry) -> "np.ndarray":
     """True where a pixel centre of ``gbox`` lies inside ``geometry`` (lon/lat), as rasterio.mask."""
-    from rasterio.features import geometry_mask
 
 
     geom = to_crs(geometry, geobox_crs(gbox))
@@ -443,7 +440,6 @@ def sample_nearest(data: "np.ndarray", transform: Affine, crs_epsg: int | str, g
     itself when the grids are equal: treat ``values`` as read-only). Same CRS: exact index mapping of pixel centres (Sentinel-2's
     20 m SCL under its 10 m bands); another CRS: ``rasterio.warp.reproject`` nearest.
     """
-    import numpy as np
 
     height, width = gbox.shape.yx
     dst = gbox.affine
@@ -456,7 +452,6 @@ def sample_nearest(data: "np.ndarray", transform: Affine, crs_epsg: int | str, g
         # the pixel under each centre, as load picks it (one rule: raster.nearest)
         iy, ix = nearest_source_pixels(dst, dst_crs, (0, height), (0, width), transform, dst_crs, data.shape)
         return take_nearest(data, (0, data.shape[0], 0, data.shape[1]), iy, ix, fill)
-    from rasterio.warp import Resampling, reproject
 
     values = np.full((height, width), fill, dtype=data.dtype)
     reproject(data, values, src_transform=transform, src_crs=src_crs, dst_transform=dst,
