@@ -33,11 +33,14 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 BUCKET, PREFIX = "sentinel-cogs", "sentinel-s2-l2a-cogs/43/P/GQ"
 FIRST_DAY = dt.date(2024, 1, 1)
+# the tests' daemon: the real one with a 3 s backfill loop (Dagster's is a fixed 30 s)
+QUICK_DAEMON, QUICK_LOOP_S = [sys.executable, "-m", "tests.helpers.quick_daemon"], 3
 
 
-def make_data(root: Path, dates: int, aois: int) -> tuple[Path, Path, list[str]]:
-    """One synthetic Sentinel-2-like scene per date (one set of files, linked per date) and
-    ``aois`` square fields of ~600 m spread over the tile. Returns (items file, AOI file, dates)."""
+def make_data(root: Path, dates: int, aois: int, tiles: int = 4) -> tuple[Path, Path, list[str]]:
+    """``tiles`` adjacent synthetic Sentinel-2-like tiles (side by side in one UTM zone, one set
+    of files per tile, linked per date), one scene per tile and date, and ``aois`` square fields
+    of ~600 m spread evenly over all the tiles. Returns (items file, AOI file, dates)."""
     import pyproj
     import numpy as np
     import shapely
@@ -45,23 +48,31 @@ def make_data(root: Path, dates: int, aois: int) -> tuple[Path, Path, list[str]]
 
     from rasteret_core.testing.synthetic import TileGrid, s2_like_item, write_scene
 
-    grid = TileGrid()
+    base = TileGrid()
+    extent = base.size * base.resolution
+    columns = int(tiles ** 0.5 + 0.999)
+    grids = {f"GQ{chr(ord('A') + k)}": TileGrid(x0=base.x0 + extent * (k % columns), y0=base.y0 - extent * (k // columns))
+             for k in range(tiles)}
     days = [(FIRST_DAY + dt.timedelta(days=i)) for i in range(dates)]
-    source = root / "bucket" / PREFIX / "template"
-    write_scene(source, grid, dt.datetime.combine(days[0], dt.time(5, 12), tzinfo=dt.timezone.utc), 5.0, seed=7)
     items = []
-    for day in days:
-        when = dt.datetime.combine(day, dt.time(5, 12), tzinfo=dt.timezone.utc)
-        scene_id = f"S2A_43PGQ_{when:%Y%m%d}_0_L2A"
-        folder = root / "bucket" / PREFIX / scene_id
-        if not folder.exists():
-            folder.symlink_to(source, target_is_directory=True)
-        items.append(s2_like_item(scene_id, when, grid, 5.0, href_base=f"s3://{BUCKET}/{PREFIX}"))
+    for k, (code, grid) in enumerate(grids.items()):
+        source = root / "bucket" / PREFIX / f"template-{code}"
+        write_scene(source, grid, dt.datetime.combine(days[0], dt.time(5, 12), tzinfo=dt.timezone.utc), 5.0, seed=7 + k)
+        for day in days:
+            when = dt.datetime.combine(day, dt.time(5, 12), tzinfo=dt.timezone.utc)
+            scene_id = f"S2A_43P{code}_{when:%Y%m%d}_0_L2A"
+            folder = root / "bucket" / PREFIX / scene_id
+            if not folder.exists():
+                folder.symlink_to(source, target_is_directory=True)
+            items.append(s2_like_item(scene_id, when, grid, 5.0, href_base=f"s3://{BUCKET}/{PREFIX}"))
     items_file = root / "items.json"
     items_file.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
 
-    to_lonlat = pyproj.Transformer.from_crs(grid.epsg, 4326, always_xy=True).transform
-    x0, y0, x1, y1 = grid.bounds
+    to_lonlat = pyproj.Transformer.from_crs(base.epsg, 4326, always_xy=True).transform
+    x0 = min(g.bounds[0] for g in grids.values())
+    y0 = min(g.bounds[1] for g in grids.values())
+    x1 = max(g.bounds[2] for g in grids.values())
+    y1 = max(g.bounds[3] for g in grids.values())
     side = int(aois ** 0.5 + 0.999)
     step_x, step_y = (x1 - x0) / (side + 1), (y1 - y0) / (side + 1)
     features = []
@@ -112,14 +123,15 @@ def dask_cluster(workers: int, env: dict[str, str]):
             proc.wait(30)
 
 
-def run(dates: int, aois: int, project: Path, label: str, keep: Path | None, dask_workers: int = 0) -> dict:
+def run(dates: int, aois: int, project: Path, label: str, keep: Path | None, dask_workers: int = 0,
+        tiles: int = 4, quick_daemon: bool = False) -> dict:
     import dagster as dg
 
     from rasteret_core.testing.object_store import ObjectStoreServer
     from rasteret_pipelines.local_deploy import LocalDeployment
 
     root = Path(keep or tempfile.mkdtemp(prefix="rasteret-pipeline-bench-"))
-    items, aoi_file, days = make_data(root, dates, aois)
+    items, aoi_file, days = make_data(root, dates, aois, tiles)
     names = [f"field_{i:03d}" for i in range(aois)]
     home = root / "dagster_home"
     home.mkdir(exist_ok=True)
@@ -134,7 +146,8 @@ def run(dates: int, aois: int, project: Path, label: str, keep: Path | None, das
         worker_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
         worker_env.update(AWS_ENDPOINT_URL=store.endpoint_url, PYTHONPATH=str(project))
         with dask_cluster(dask_workers, worker_env) as address, \
-                LocalDeployment(home, {**env, "RASTERET_DASK_ADDRESS": address or ""}, project=project) as dep, \
+                LocalDeployment(home, {**env, "RASTERET_DASK_ADDRESS": address or ""}, project=project,
+                                daemon=QUICK_DAEMON if quick_daemon else None) as dep, \
                 dg.DagsterInstance.from_config(str(home)) as instance:
             dynamic = "aois" in {p.name for p in _partitions_defs(dep)}
             if dynamic:  # ready = the AOI source's partitions exist (the sensor's first tick)
@@ -159,12 +172,16 @@ def run(dates: int, aois: int, project: Path, label: str, keep: Path | None, das
         instance_bytes = folder_size(home)
         storage_bytes = folder_size(root / "storage")
         requests = store.stats.requests
+        reads = [(r.path, r.range) for r in store.stats.log if r.method == "GET" and r.range]
     pairs = dates * aois
     result = {
-        "label": label, "dates": dates, "aois": aois, "date_aoi_partitions": pairs, "dask_workers": dask_workers,
+        "label": label, "dates": dates, "aois": aois, "date_aoi_partitions": pairs, "tiles": tiles, "dask_workers": dask_workers,
+        "backfill_loop_s": QUICK_LOOP_S if quick_daemon else 30,
         "backfill_status": status.get("status"), "runs": len(runs), "wall_s": round(wall, 1),
         "partitions_per_min": round(pairs / wall * 60, 1), "ndvi_partitions_materialized": ndvi_done,
         "requests": requests, "requests_per_run": round(requests / max(len(runs), 1), 1),
+        # the same byte range of the same file fetched again (a tile read twice for one date)
+        "range_reads": len(reads), "repeated_range_reads": len(reads) - len(set(reads)),
         "run_seconds": [round(d, 1) for d in durations], **timing,
         "run_peak_rss_mib": peaks,
         "instance_bytes": instance_bytes, "storage_bytes": storage_bytes,
@@ -228,11 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aois", type=int, default=12)
     parser.add_argument("--project", type=Path, default=PROJECT, help="checkout whose definitions run")
     parser.add_argument("--label", default="")
+    parser.add_argument("--tiles", type=int, default=4, help="adjacent synthetic tiles the AOIs spread over")
+    parser.add_argument("--quick-daemon", action="store_true",
+                        help="run the daemon with a 3 s backfill loop instead of Dagster's fixed 30 s (what the loop costs)")
     parser.add_argument("--dask-workers", type=int, default=0,
                         help="compute NDVI dates on a local dask scheduler with this many worker processes")
     parser.add_argument("--keep", type=Path, default=None, help="keep the data and instance in this folder")
     args = parser.parse_args(argv)
-    result = run(args.dates, args.aois, args.project.resolve(), args.label or "current", args.keep, args.dask_workers)
+    result = run(args.dates, args.aois, args.project.resolve(), args.label or "current", args.keep, args.dask_workers,
+                 args.tiles, args.quick_daemon)
     out = HERE / "results" / f"pipeline-{args.dates}x{args.aois}{'-' + args.label if args.label else ''}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -43,17 +43,19 @@ class LocalDeployment:
 
     ``env`` is the environment of both (``DAGSTER_HOME`` is set from ``home``); ``logs`` the
     folder for their output (default: ``home``); ``project`` the checkout whose
-    ``workspace.yaml`` is served (default: this one).
+    ``workspace.yaml`` is served (default: this one); ``daemon`` the command that starts the
+    daemon, before its ``run`` arguments (default: ``dagster-daemon``).
     """
 
     def __init__(self, home: str | os.PathLike[str], env: Mapping[str, str], *, logs: Path | None = None,
-                 project: Path = PROJECT) -> None:
+                 project: Path = PROJECT, daemon: Sequence[str] | None = None) -> None:
         self.home = Path(home)
         self.project = Path(project)
         self.env = {**env, "DAGSTER_HOME": str(self.home), "DAGSTER_DISABLE_TELEMETRY": "1"}
         self.logs = Path(logs or self.home)
         self.workspace = self.project / "workspace.yaml"
         self.port = free_port()
+        self.daemon = list(daemon or [str(BIN / "dagster-daemon")])
         self._procs: dict[str, subprocess.Popen] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -61,7 +63,7 @@ class LocalDeployment:
         self.logs.mkdir(parents=True, exist_ok=True)
         try:
             self._migrate(timeout)
-            self._spawn("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace)])
+            self._spawn("daemon", [*self.daemon, "run", "-w", str(self.workspace)])
             self._spawn("webserver", [str(BIN / "dagster-webserver"), "-w", str(self.workspace), "-h", "127.0.0.1",
                                       "-p", str(self.port)])
             self._wait_ready(timeout)

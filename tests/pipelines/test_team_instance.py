@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -23,6 +24,7 @@ from rasteret_pipelines.settings import aoi_file
 from .conftest import BUCKET, PREFIX, write_items
 
 PROJECT = Path(__file__).resolve().parents[2]
+QUICK_DAEMON = [sys.executable, "-m", "tests.helpers.quick_daemon"]  # the real daemon, a 3 s backfill loop
 FIRST = ["bangalore_aoi1", "hesaraghatta_farm"]   # the AOI source when the deployment starts
 ADDED = "bangalore_aoi2"
 
@@ -74,7 +76,7 @@ def team(tmp_path_factory, team_postgres, demo_scenes, scene_server):
     with pytest.MonkeyPatch.context() as env_patch:
         for name, value in team_postgres.items():  # this process reads the same instance
             env_patch.setenv(name, value)
-        with LocalDeployment(home, env) as deployment, dg.DagsterInstance.from_config(str(home)) as instance:
+        with LocalDeployment(home, env, daemon=QUICK_DAEMON) as deployment, dg.DagsterInstance.from_config(str(home)) as instance:
             deployment.aois, deployment.storage, deployment.instance = aois, root / "storage", instance
             deployment.yesterday = yesterday.isoformat()
             # the aoi_source sensor turns the AOI file into partitions on its first ticks
