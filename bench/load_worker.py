@@ -8,7 +8,10 @@ scheduler (``spec["dask_threads"]`` threads for everyone):
   the native grid only (it has no overview or resampling path);
 - ``odc-stac``: ``odc.stac.load(items, geobox=...)`` with GDAL tuned as in the read benchmark
   (``configure_rio(cloud_defaults=True, ...)``);
-- ``stackstac``: ``stackstac.stack(items, epsg, resolution, bounds)`` with the same GDAL env.
+- ``stackstac``: ``stackstac.stack(items, epsg, resolution, bounds)`` with the same GDAL env;
+- ``lazycogs``: ``lazycogs.open`` over a stac-geoparquet file of the same items (written with
+  rustac before the timed runs), reading with async-geotiff through an obstore ``HTTPStore``;
+  it needs Python >= 3.12, so this module runs for it in ``bench/.cache/venv-lazycogs``.
 
 After the timed runs (not timed), the last run's arrays are compared pixel by pixel with the
 truth the orchestrator computed with ``rasterio.warp.reproject`` (``spec["truth"]``).
@@ -137,8 +140,40 @@ def stackstac_peer(spec: dict, rep: int) -> dict:
                         for b in spec["bands"] for i in range(arr.sizes["time"])}}
 
 
+def _lazycogs_parquets(spec: dict) -> list[str]:
+    """One stac-geoparquet file per repetition's URL prefix (not timed, as our collections)."""
+    import rustac
+
+    paths = []
+    for rep in range(spec["warmup"] + spec["reps"]):
+        path = os.path.join(spec["workdir"], f"lazycogs-items-rep{rep}.parquet")
+        items = json.loads(json.dumps(spec["items"]).replace("__PREFIX__", rep_prefix(rep)))
+        rustac.write_sync(path, items)
+        paths.append(path)
+    return paths
+
+
+def lazycogs_peer(spec: dict, rep: int) -> dict:
+    from urllib.parse import urlparse
+
+    import lazycogs
+    from obstore.store import HTTPStore
+
+    h, w = spec["shape"]
+    a, _, c, _, e, f = spec["transform"]
+    assets = [spec["band_map"][b] for b in spec["bands"]]
+    store = HTTPStore.from_url(spec["endpoint"] + "/", client_options={"allow_http": True})
+    with _dask_config(spec):
+        arr = lazycogs.open(spec["parquets"][rep], bbox=(c, f + h * e, c + w * a, f), crs=f"EPSG:{spec['epsg']}",
+                            resolution=a, bands=assets, chunks={"x": spec["chunk"], "y": spec["chunk"]},
+                            dtype="uint16", nodata=0, store=store,
+                            path_from_href=lambda href: urlparse(href).path.lstrip("/")).compute()
+    return {"outputs": {f"t{i}|{b}": np.asarray(arr.sel(band=spec["band_map"][b]).values[i])
+                        for b in spec["bands"] for i in range(arr.sizes["time"])}}
+
+
 PEERS = {"rasteret-load": rasteret_load, "rasteret-eager": rasteret_eager, "odc-stac": odc_stac,
-         "stackstac": stackstac_peer}
+         "stackstac": stackstac_peer, "lazycogs": lazycogs_peer}
 
 
 def _run(spec: dict, rep: int) -> dict:
@@ -167,6 +202,8 @@ def main() -> None:
     spec_path, out_path = sys.argv[1], sys.argv[2]
     spec = json.loads(open(spec_path).read())
     try:
+        if spec["peer"] == "lazycogs":
+            spec["parquets"] = _lazycogs_parquets(spec)
         doc = run_worker(spec, _run)
         doc["pixel_check"] = pixel_check(spec)
         doc["ok"] = True

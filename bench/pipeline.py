@@ -218,12 +218,17 @@ def run_peaks(instance, run_ids: set[str]) -> dict:
     """Peak RSS (MiB) of the NDVI run processes, from the runs' ``run_peak_rss_mib`` metadata."""
     import dagster as dg
 
-    values = {}
-    for record in instance.fetch_materializations(dg.AssetKey("ndvi"), limit=100_000).records:
-        if record.run_id in run_ids:
-            value = record.asset_materialization.metadata.get("run_peak_rss_mib")
-            if value is not None:
-                values[record.run_id] = float(value.value)
+    values, cursor = {}, None
+    while True:  # the event log answers at most 10,000 records at a time
+        page = instance.fetch_materializations(dg.AssetKey("ndvi"), limit=10_000, cursor=cursor)
+        for record in page.records:
+            if record.run_id in run_ids:
+                value = record.asset_materialization.metadata.get("run_peak_rss_mib")
+                if value is not None:
+                    values[record.run_id] = float(value.value)
+        if not page.has_more:
+            break
+        cursor = page.cursor
     peaks = sorted(values.values())
     return {"runs": len(peaks), "max": peaks[-1], "median": peaks[len(peaks) // 2]} if peaks else {}
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the benchmark needs; called by `make bench` and `make bench-quick`.
 #   $1: the project's Python (its virtualenv gets matplotlib and the optional async-geotiff peer).
-# Rasteret 0.4.1 needs Python >= 3.12: it gets its own virtualenv in bench/.cache/venv312.
+# Rasteret 0.4.1 and lazycogs need Python >= 3.12: each gets its own virtualenv in bench/.cache
+# (venv312, venv-lazycogs).
 # Optional peers that fail to install are skipped by the benchmark with a printed note.
 set -u
 PY="$1"
@@ -45,6 +46,22 @@ if ! stamp_ok "$V312/.rasteret-stamp" "rasteret==0.4.1"; then
       echo "rasteret==0.4.1" > "$V312/.rasteret-stamp"
     else
       echo "NOTE: could not install rasteret 0.4.1 in a Python 3.12 virtualenv; it will be skipped"
+    fi
+  fi
+fi
+# lazycogs (a load peer) also needs Python >= 3.12; dask for its chunked arrays
+VLAZY="$CACHE/venv-lazycogs"
+LAZY_REQ="lazycogs==0.7.0 dask>=2025.1"
+if ! stamp_ok "$VLAZY/.stamp" "$LAZY_REQ"; then
+  P312="${P312:-$(find_py312)}"
+  if [ -z "$P312" ]; then
+    echo "NOTE: no Python 3.12 found (set BENCH_PYTHON312); lazycogs will be skipped"
+  else
+    rm -rf "$VLAZY"
+    if "$P312" -m venv "$VLAZY" && "$VLAZY/bin/python" -m pip install -q $LAZY_REQ; then
+      echo "$LAZY_REQ" > "$VLAZY/.stamp"
+    else
+      echo "NOTE: could not install lazycogs in a Python 3.12 virtualenv; it will be skipped"
     fi
   fi
 fi

@@ -11,6 +11,7 @@ and CI load the same definitions and only the environment differs.
 | ``AWS_ENDPOINT_URL`` | S3-compatible endpoint for s3:// reads and storage (the library and AWS tools read it too) | AWS |
 | ``RASTERET_SENSOR_INTERVAL`` | seconds between AOI-source and automation evaluations | ``60`` |
 | ``RASTERET_INDEX`` | the index the ``ndvi`` asset writes (a name of the Awesome Spectral Indices catalogue) | ``NDVI`` |
+| ``RASTERET_TILE_CACHE`` | local folder where runs keep fetched COG tiles for the machine's other runs, or ``off`` | ``$DAGSTER_HOME/tile_cache``; off without ``DAGSTER_HOME`` |
 
 ``RASTERET_S3_ENDPOINT``, the pipelines' earlier name for the endpoint, still works and wins
 over ``AWS_ENDPOINT_URL`` when both are set.
@@ -66,6 +67,20 @@ def dask_address() -> str:
     """Where runs compute their dates: ``RASTERET_DASK_ADDRESS`` (a scheduler address such as
     ``tcp://dask-scheduler:8786``, or ``local`` for a LocalCluster per run), else in-process."""
     return os.environ.get("RASTERET_DASK_ADDRESS", "")
+
+
+def tile_cache() -> str | None:
+    """The folder runs share fetched COG tiles through (``RASTERET_TILE_CACHE``; ``off``: none).
+
+    By default the instance's own ``$DAGSTER_HOME/tile_cache``: a backfill that Dagster splits
+    into one run per AOI then fetches a date's tiles once for all its runs on the machine."""
+    value = os.environ.get("RASTERET_TILE_CACHE", "").strip()
+    if value.lower() in ("off", "none", "0"):
+        return None
+    if value:
+        return value
+    home = os.environ.get("DAGSTER_HOME")
+    return str(Path(home) / "tile_cache") if home else None
 
 
 def sensor_interval() -> int:

@@ -11,6 +11,7 @@ header lets later reads skip the header request entirely.
 
 from rasteret_core.cog.header import CogHeader
 from rasteret_core.cog.options import ReaderOptions, ReadStats
+from rasteret_core.cog.tile_cache import TileCache
 from rasteret_core.cog.urls import s3_endpoint_from_env
 from rasteret_core.cog.reader import (
     aread_header, aread_windows, CogClient, read_header, read_window, read_windows,
@@ -22,7 +23,7 @@ from rasteret_core.errors import (
 )
 
 __all__ = [
-    "CogClient", "CogHeader", "ReaderOptions", "ReadStats",
+    "CogClient", "CogHeader", "ReaderOptions", "ReadStats", "TileCache",
     "read_header", "aread_header", "read_window", "read_windows", "aread_windows", "s3_endpoint_from_env",
     "CogError", "NotATiffError", "TruncatedHeaderError", "InvalidTiffError", "UnsupportedTiffError",
     "UnsupportedCodecError", "DecodeError", "WindowError", "FetchError", "HttpStatusError",

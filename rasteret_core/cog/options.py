@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from rasteret_core.errors import ArgumentError, ArgumentTypeError
+from rasteret_core.cog.tile_cache import TileCache
 from rasteret_core.cog.urls import ALL_SCHEMES, Signer
 
 
@@ -77,6 +79,10 @@ class ReaderOptions:
     A larger one is a ``LimitError`` before its array (or AOI mask) is allocated."""
     azure_endpoint_url: str | None = None
     """Path-style Blob endpoint (an emulator, a mirror) for ``https://*.blob.core.windows.net`` URLs."""
+    tile_cache: TileCache | None = None
+    """Keep fetched tile bytes on local disk and read them from there next time, in this
+    process or another on the machine (a :class:`~rasteret_core.cog.tile_cache.TileCache`, or
+    its folder as a path). ``None``: every read fetches."""
     signer: Signer | None = field(default=None, repr=False, compare=False)
     """Read-time signing hook for http(s) assets (see :data:`rasteret_core.cog.urls.Signer`):
     called with the stored URL before each request, returns the URL to fetch (same origin),
@@ -102,6 +108,10 @@ class ReaderOptions:
             unknown = set(self.allowed_schemes) - set(ALL_SCHEMES)
             if unknown:
                 raise ArgumentError(f"allowed_schemes: unknown scheme(s) {sorted(unknown)}; use {ALL_SCHEMES}")
+        if self.tile_cache is not None and not isinstance(self.tile_cache, TileCache):
+            if not isinstance(self.tile_cache, (str, os.PathLike)):
+                raise ArgumentTypeError(f"tile_cache must be a TileCache or a folder, not {type(self.tile_cache).__name__}")
+            object.__setattr__(self, "tile_cache", TileCache(self.tile_cache))
         if self.local_roots is not None and not isinstance(self.local_roots, tuple):
             object.__setattr__(self, "local_roots", tuple(str(r) for r in self.local_roots))
 
@@ -145,6 +155,8 @@ class ReadStats:
     """Bytes fetched but not needed (gaps bridged by coalescing, whole-object answers)."""
     retries: int = 0
     tiles_read: int = 0
+    tiles_from_cache: int = 0
+    """Tiles decoded from the reader's tile cache instead of fetched (not in ``tiles_read``)."""
     redirects: int = 0
 
     def as_dict(self) -> dict[str, int]:

@@ -24,8 +24,9 @@ from rasteret_core.errors import (
 from rasteret_core.cog.fetch import MergedRange, RangeFetcher, coalesce, split_merged
 from rasteret_core.cog.header import CogHeader, build_header
 from rasteret_core.cog.options import ReaderOptions, ReadStats
+from rasteret_core.cog.tile_cache import TileCache
 from rasteret_core.redact import redact_url
-from rasteret_core.cog.urls import resolve
+from rasteret_core.cog.urls import Location, resolve
 
 _POOL_LOCK = threading.Lock()
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -197,6 +198,16 @@ class CogClient:
             for t in requests.sparse:
                 await loop.run_in_executor(pool, _paste_sparse, header, t, wanted[(header.url, header.ifd_offset, t)])
             ranges, merged = requests.ranges, requests.merged
+            cache = o.tile_cache if loc.kind == "http" and header.validator else None
+            cache_url = _cache_url(loc)
+            if cache is not None:  # tiles kept by an earlier read need no request
+                hits = await loop.run_in_executor(pool, _cached_ranges, cache, cache_url, header.validator, list(ranges))
+                if hits:
+                    stats.tiles_from_cache += sum(len(ranges[r]) for r in hits)
+                    await asyncio.gather(*(
+                        loop.run_in_executor(pool, _decode_and_paste, header, t, data, wanted[(header.url, header.ifd_offset, t)])
+                        for r, data in hits.items() for t in ranges[r]))
+                    merged = coalesce([r for r in ranges if r not in hits], o.coalesce_gap, o.max_coalesced_bytes)
             stale: list[StaleHeaderError] = []  # once the file is known replaced, its other ranges are not asked
 
             async def run_range(m) -> None:
@@ -213,7 +224,8 @@ class CogClient:
                         await asyncio.gather(*(
                             loop.run_in_executor(pool, _decode_and_paste, header, t, data, wanted[(header.url, header.ifd_offset, t)])
                             for t, data in tiles
-                        ))
+                        ), *(loop.run_in_executor(pool, cache.put, cache_url, header.validator, r[0], r[1], parts[r])
+                             for r in (m.parts if cache is not None else ())))
                     except CogError as exc:
                         if isinstance(exc, StaleHeaderError):
                             stale.append(exc)
@@ -226,6 +238,24 @@ class CogClient:
         for i, plan in enumerate(plans):
             out.append(errors[i] if i in errors else _finish(plan))
         return out
+
+
+def _cache_url(loc: Location) -> str:
+    """What names a file in the tile cache: the address actually read (an ``s3://`` URL at
+    another endpoint is another object), without an Azure SAS token (it authorises the read,
+    it does not name the blob, and it changes with every signing)."""
+    url = loc.http_url or str(loc.path)
+    return url.split("?", 1)[0] if loc.azure_account else url
+
+
+def _cached_ranges(cache: TileCache, url: str, validator: str, ranges: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The byte ranges of the file at ``url`` (version ``validator``) the cache holds, with their bytes."""
+    found = {}
+    for start, end in ranges:
+        data = cache.get(url, validator, start, end)
+        if data is not None:
+            found[(start, end)] = data
+    return found
 
 
 def _tile_range_problem(header: CogHeader, tile: int, offset: int, count: int, o: ReaderOptions) -> CogError | None:

@@ -9,7 +9,7 @@ import dagster as dg
 from pydantic import Field
 from shapely.geometry.base import BaseGeometry
 
-from rasteret_core.cog import ReaderOptions
+from rasteret_core.cog import ReaderOptions, TileCache
 from rasteret_core.collection import source_reader_options
 from rasteret_core.names import path_under
 from rasteret_core.products.aois import load_aois
@@ -76,6 +76,10 @@ class CogReader(dg.ConfigurableResource):
         "items http(s) and s3 only, a local items file's also local files")
     local_roots: list[str] | None = Field(
         default=None, description="folders local hrefs may point into, besides a local items file's own folder")
+    tile_cache: str | None = Field(
+        default_factory=settings.tile_cache, description="local folder (private to the user running the runs) "
+        "where fetched tiles are kept for the machine's later reads; default $DAGSTER_HOME/tile_cache")
+    tile_cache_max_gib: float = Field(default=2.0, gt=0, description="the tile cache's bound on disk")
 
     def options(self, source: DataSource | None = None) -> ReaderOptions:
         """Reader options; with ``source``, limited to the locations its hrefs may use."""
@@ -87,6 +91,7 @@ class CogReader(dg.ConfigurableResource):
             aws_session_token=self.aws_session_token,
             allowed_schemes=tuple(self.allowed_schemes) if self.allowed_schemes is not None else None,
             local_roots=tuple(self.local_roots) if self.local_roots is not None else None,
+            tile_cache=TileCache(self.tile_cache, int(self.tile_cache_max_gib * 1024**3)) if self.tile_cache else None,
         )
         return source_reader_options(source, options) if source is not None else options
 
