@@ -143,8 +143,11 @@ class TileCache:
         """Create the folder (owner-only) once per process; refuse one others could write."""
         if self._checked:
             return
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = os.lstat(self.folder)
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = os.lstat(self.folder)
+        except OSError as exc:
+            raise UnsafePathError(f"tile cache {self.folder}: cannot be created ({exc.strerror or exc})") from exc
         if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
             raise UnsafePathError(f"tile cache {self.folder}: not a folder (a link or a file)")
         if hasattr(os, "getuid") and st.st_uid != os.getuid():

@@ -112,6 +112,7 @@ def _run_result(context: dg.AssetExecutionContext, days: list[DateNdvi], index: 
         "run_requests": stats.requests,
         "run_header_requests": stats.header_requests,
         "run_bytes_fetched": stats.bytes_fetched,
+        "run_tiles_from_cache": stats.tiles_from_cache,  # read from the machine's tile cache, no request
         "run_failed_reads": len(failures),
         "planned_requests": plan.requests,
         "planned_bytes": plan.bytes,
@@ -140,6 +141,7 @@ def _partition_metadata(item: AoiNdvi, day: str, day_stats: ReadStats, aois_on_d
         "requests": day_stats.requests,
         "header_requests": day_stats.header_requests,
         "bytes_fetched": day_stats.bytes_fetched,
+        "tiles_from_cache": day_stats.tiles_from_cache,
         "aois_sharing_reads": aois_on_date,
         "dagster/row_count": len(rows),
     }

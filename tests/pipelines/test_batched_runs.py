@@ -8,6 +8,7 @@ import copy
 import datetime as dt
 import json
 from collections import Counter
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -16,7 +17,7 @@ from rasteret_core.products.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
 from rasteret_pipelines.defs.automation import freshness_day, missing_partitions
 from rasteret_pipelines.defs.partitions import AOIS, partition_key
-from rasteret_pipelines.defs.resources import Aois, StacSource
+from rasteret_pipelines.defs.resources import Aois, CogReader, StacSource
 from rasteret_pipelines.defs.sensors import aoi_source
 from rasteret_pipelines.settings import aoi_file
 
@@ -170,3 +171,28 @@ def test_new_aois_are_backfilled_per_stretch_of_consecutive_collection_dates():
     days = ["2024-01-01", "2024-01-02", "2024-01-03", "2024-03-01", "2024-12-31", "2025-01-01"]
     assert consecutive(days) == [("2024-01-01", "2024-01-03"), ("2024-03-01", "2024-03-01"), ("2024-12-31", "2025-01-01")]
     assert consecutive([]) == []
+
+
+def test_runs_split_per_aoi_fetch_a_shared_tile_once_through_the_tile_cache(pipeline, instance, scene_server, tmp_path):
+    """Dagster splits a rectangle with fewer AOIs than dates into one run per AOI; with the
+    machine's tile cache the second AOI's run fetches none of the tiles the first one read,
+    and writes the same NDVI as a run without the cache."""
+    dg.materialize(COLLECTION, partition_key=DAY, resources=pipeline, instance=instance)
+    cached = {**pipeline, "reader": CogReader(endpoint_url=scene_server.endpoint_url, retries=1,
+                                              tile_cache=str(tmp_path / "tiles"))}
+    fetched, metadata = [], []
+    for aoi in PAIR:  # the two runs a per-AOI split launches, one after the other
+        scene_server.reset_stats()
+        result = dg.materialize(NDVI, resources=cached, instance=instance, tags=range_tags(DAY, aoi, DAY, aoi))
+        fetched.append(set(tile_requests(scene_server)))
+        metadata.append(result.asset_materializations_for_node("ndvi")[0].metadata)
+    first, second = fetched
+    assert first and metadata[0]["tiles_from_cache"].value == 0
+    assert metadata[1]["tiles_from_cache"].value > 0  # the shared tiles came from the cache
+    assert not first & second, "a tile the first run fetched was fetched again"
+
+    written = {p: Path(p).read_bytes() for m in metadata for p in m["outputs"].value}
+    for aoi in PAIR:  # the same runs without the cache rewrite the same files
+        dg.materialize(NDVI, resources=pipeline, instance=instance, tags=range_tags(DAY, aoi, DAY, aoi))
+    for path, data in written.items():
+        assert Path(path).read_bytes() == data, f"{path} differs from the run without the cache"
