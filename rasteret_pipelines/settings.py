@@ -75,7 +75,7 @@ def tile_cache() -> str | None:
     By default the instance's own ``$DAGSTER_HOME/tile_cache``: a backfill that Dagster splits
     into one run per AOI then fetches a date's tiles once for all its runs on the machine."""
     value = os.environ.get("RASTERET_TILE_CACHE", "").strip()
-    if value.lower() in ("off", "none", "0"):
+    if value.lower() in ("off", "none", "0", "false", "no"):
         return None
     if value:
         return value

@@ -197,18 +197,16 @@ class CogClient:
                 fail(header, [t], problem)
             for t in requests.sparse:
                 await loop.run_in_executor(pool, _paste_sparse, header, t, wanted[(header.url, header.ifd_offset, t)])
-            ranges, merged = requests.ranges, requests.merged
+            ranges = requests.ranges
             cache = o.tile_cache if loc.kind == "http" and header.validator else None
             cache_url = _cache_url(loc)
-            if cache is not None:  # tiles kept by an earlier read need no request
-                hits = await loop.run_in_executor(pool, _cached_ranges, cache, cache_url, header.validator, list(ranges))
-                if hits:
-                    stats.tiles_from_cache += sum(len(ranges[r]) for r in hits)
-                    await asyncio.gather(*(
-                        loop.run_in_executor(pool, _decode_and_paste, header, t, data, wanted[(header.url, header.ifd_offset, t)])
-                        for r, data in hits.items() for t in ranges[r]))
-                    merged = coalesce([r for r in ranges if r not in hits], o.coalesce_gap, o.max_coalesced_bytes)
             stale: list[StaleHeaderError] = []  # once the file is known replaced, its other ranges are not asked
+
+            def tiles_of(parts: Iterable[tuple[int, int]]) -> list[int]:
+                return [t for r in parts for t in ranges[r]]
+
+            def paste(t: int, data: bytes | memoryview):
+                return loop.run_in_executor(pool, _decode_and_paste, header, t, data, wanted[(header.url, header.ifd_offset, t)])
 
             async def run_range(m) -> None:
                 async with budget.reserve(m.end - m.start), inflight:
@@ -218,20 +216,52 @@ class CogClient:
                         # conditional on the header's version: a replaced file is never decoded
                         data, _ = await self._fetcher.fetch(loc, m.start, m.end, stats, validator=header.validator)
                         parts = split_merged(m, data, stats)
-                        tiles = [(t, parts[r]) for r in m.parts for t in ranges[r]]
-                        stats.tiles_read += len(tiles)
+                        stats.tiles_read += len(tiles_of(m.parts))
                         # one decode job per tile so a merged request still decodes on every core
-                        await asyncio.gather(*(
-                            loop.run_in_executor(pool, _decode_and_paste, header, t, data, wanted[(header.url, header.ifd_offset, t)])
-                            for t, data in tiles
-                        ), *(loop.run_in_executor(pool, cache.put, cache_url, header.validator, r[0], r[1], parts[r])
-                             for r in (m.parts if cache is not None else ())))
+                        await asyncio.gather(*(paste(t, parts[r]) for r in m.parts for t in ranges[r]))
+                        if cache is not None:  # kept only once every tile of it decoded
+                            await asyncio.gather(*(loop.run_in_executor(pool, cache.put, cache_url, header.validator,
+                                                                        r[0], r[1], parts[r]) for r in m.parts))
                     except CogError as exc:
                         if isinstance(exc, StaleHeaderError):
-                            stale.append(exc)
-                        fail(header, [t for r in m.parts for t in ranges[r]], exc)
+                            stale.append(exc)  # every window of a replaced file fails, cached tiles too
+                            return fail(header, tiles_of(ranges), exc)
+                        fail(header, tiles_of(m.parts), exc)
 
-            await asyncio.gather(*(run_range(m) for m in merged))
+            async def run_cached(r: tuple[int, int], missed: list[tuple[int, int]]) -> None:
+                async with budget.reserve(r[1] - r[0]):
+                    data = await loop.run_in_executor(pool, cache.get, cache_url, header.validator, r[0], r[1])
+                    if data is None:  # removed by another process since: fetched below
+                        missed.append(r)
+                        return
+                    try:
+                        await asyncio.gather(*(paste(t, data) for t in ranges[r]))
+                    except CogError:  # not the file's bytes after all: dropped, and fetched below
+                        await loop.run_in_executor(pool, cache.discard, cache_url, header.validator, r[0], r[1])
+                        missed.append(r)
+                        return
+                    stats.tiles_from_cache += len(ranges[r])
+
+            def requests_for(parts: list[tuple[int, int]]):
+                return coalesce(parts, o.coalesce_gap, o.max_coalesced_bytes)
+
+            held = set(await loop.run_in_executor(pool, cache.holds, cache_url, header.validator, list(ranges))) \
+                if cache is not None and ranges else set()
+            if not held:
+                await asyncio.gather(*(run_range(m) for m in requests.merged))
+                return
+            if len(held) == len(ranges):
+                # no tile request will send the file's version: one conditional byte does, so a
+                # replaced file is still never decoded
+                try:
+                    await self._fetcher.fetch(loc, 0, 1, stats, allow_short=True, validator=header.validator)
+                except CogError as exc:
+                    return fail(header, tiles_of(ranges), exc)
+            missed: list[tuple[int, int]] = []
+            await asyncio.gather(*(run_cached(r, missed) for r in held),
+                                 *(run_range(m) for m in requests_for([r for r in ranges if r not in held])))
+            if missed:
+                await asyncio.gather(*(run_range(m) for m in requests_for(sorted(missed))))
 
         await asyncio.gather(*(run_file(h, t) for h, t in by_file.values()))
         out: list[np.ndarray | CogError] = []
@@ -246,16 +276,6 @@ def _cache_url(loc: Location) -> str:
     it does not name the blob, and it changes with every signing)."""
     url = loc.http_url or str(loc.path)
     return url.split("?", 1)[0] if loc.azure_account else url
-
-
-def _cached_ranges(cache: TileCache, url: str, validator: str, ranges: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    """The byte ranges of the file at ``url`` (version ``validator``) the cache holds, with their bytes."""
-    found = {}
-    for start, end in ranges:
-        data = cache.get(url, validator, start, end)
-        if data is not None:
-            found[(start, end)] = data
-    return found
 
 
 def _tile_range_problem(header: CogHeader, tile: int, offset: int, count: int, o: ReaderOptions) -> CogError | None:

@@ -81,6 +81,24 @@ class TileCache:
         _touch(path)  # recently used: evicted last
         return data
 
+    def holds(self, url: str, validator: str | None, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Those of ``ranges`` (of ``url`` at ``validator``) with an entry of their length."""
+        if not validator:
+            return []
+        found = []
+        for start, end in ranges:
+            try:
+                if os.stat(self._path(url, validator, start, end)).st_size == end - start:
+                    found.append((start, end))
+            except OSError:
+                pass
+        return found
+
+    def discard(self, url: str, validator: str | None, start: int, end: int) -> None:
+        """Remove the entry of ``[start, end)`` of ``url`` at ``validator`` (bytes that did not decode)."""
+        if validator:
+            self._remove(self._path(url, validator, start, end))
+
     def put(self, url: str, validator: str | None, start: int, end: int, data: bytes | memoryview) -> None:
         """Keep ``data`` (the bytes ``[start, end)`` of ``url`` at ``validator``); a no-op for
         an unversioned file or bytes of another length. Disk errors are not the read's."""
@@ -96,7 +114,7 @@ class TileCache:
                 _touch(tmp)
                 os.replace(tmp, path)
             except BaseException:
-                self._remove(Path(tmp))
+                self._remove(tmp)
                 raise
         except OSError:
             return
@@ -106,30 +124,43 @@ class TileCache:
             if due:
                 self._written = 0
         if due:
-            self.trim()
+            self._trim()
 
     def trim(self) -> int:
         """Remove the least recently used entries until the folder holds at most ``max_bytes``
-        (nine tenths of it, so trimming is not repeated on every write); returns the bytes left."""
+        (nine tenths of it, so trimming is not repeated on every write); returns the bytes left.
+
+        Runs on each process's first use and after every ``max_bytes / 8`` it writes, so many
+        short runs sharing the folder keep it bounded too. Disk errors skip entries, never
+        fail a read."""
         self._check()
+        return self._trim()
+
+    def _trim(self) -> int:
         entries = []
-        for sub in os.scandir(self.folder):
-            if not sub.is_dir(follow_symlinks=False):
+        try:
+            subs = [sub.path for sub in os.scandir(self.folder) if sub.is_dir(follow_symlinks=False)]
+        except OSError:
+            return 0
+        for sub in subs:
+            try:
+                listing = list(os.scandir(sub))
+            except OSError:
                 continue
-            for entry in os.scandir(sub.path):
+            for entry in listing:
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
                 if stat.S_ISREG(st.st_mode):
-                    entries.append((st.st_mtime, st.st_size, entry.path))
+                    entries.append((st.st_mtime_ns, st.st_size, entry.path))
         total = sum(size for _, size, _ in entries)
         if total <= self.max_bytes:
             return total
         for _, size, path in sorted(entries):
             if total <= self.max_bytes * 9 // 10:
                 break
-            self._remove(Path(path))
+            self._remove(path)
             total -= size
         return total
 
@@ -140,30 +171,49 @@ class TileCache:
         return self.folder / key[:2] / key[2:]
 
     def _check(self) -> None:
-        """Create the folder (owner-only) once per process; refuse one others could write."""
+        """Once per process: create the folder (owner-only), refuse one others could write or
+        replace, and trim it to its bound (earlier runs may have left it full)."""
         if self._checked:
             return
-        try:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            st = os.lstat(self.folder)
-        except OSError as exc:
-            raise UnsafePathError(f"tile cache {self.folder}: cannot be created ({exc.strerror or exc})") from exc
-        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-            raise UnsafePathError(f"tile cache {self.folder}: not a folder (a link or a file)")
-        if hasattr(os, "getuid") and st.st_uid != os.getuid():
-            raise UnsafePathError(f"tile cache {self.folder}: owned by another user (uid {st.st_uid}); "
-                                  "its bytes would become pixels unchecked")
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise UnsafePathError(f"tile cache {self.folder}: writable by other users; "
-                                  "its bytes would become pixels unchecked (chmod 700 it, or choose another)")
-        self._checked = True
+        with self._lock:
+            if self._checked:
+                return
+            try:
+                self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                st = os.lstat(self.folder)
+            except OSError as exc:
+                raise UnsafePathError(f"tile cache {self.folder}: cannot be created ({exc.strerror or exc})") from exc
+            if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+                raise UnsafePathError(f"tile cache {self.folder}: not a folder (a link or a file)")
+            if os.name != "nt":  # Windows reports every writable folder as mode 0o777: ACLs decide there
+                _check_owner(self.folder, st, "the folder")
+                for parent in self.folder.parents:  # whoever may write a parent can swap the folder
+                    try:
+                        pst = os.stat(parent)
+                    except OSError:
+                        continue
+                    _check_owner(parent, pst, "a parent folder", sticky_ok=True)
+            self._checked = True
+        self._trim()
 
     @staticmethod
-    def _remove(path: Path) -> None:
+    def _remove(path: str | Path) -> None:
         try:
-            path.unlink()
+            os.unlink(path)
         except OSError:
             pass
+
+
+def _check_owner(path: Path, st: os.stat_result, what: str, sticky_ok: bool = False) -> None:
+    """Refuse ``path`` unless only its owner (this user, or root for a parent) may change it;
+    a sticky parent such as ``/tmp`` is fine (others cannot rename what is in it)."""
+    me = os.getuid()
+    if st.st_uid not in ((me, 0) if sticky_ok else (me,)):
+        raise UnsafePathError(f"tile cache: {what} {path} is owned by another user (uid {st.st_uid}); "
+                              "its bytes would become pixels unchecked")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (sticky_ok and st.st_mode & stat.S_ISVTX):
+        raise UnsafePathError(f"tile cache: {what} {path} is writable by other users; its bytes would become "
+                              "pixels unchecked (chmod go-w it, or choose a private folder)")
 
 
 def _touch(path: str | Path) -> None:

@@ -1,4 +1,4 @@
-"""What each worker process keeps for chunk reads: one client, one loop, one tile cache.
+"""What each worker process keeps for chunk reads: one client, one loop, one LRU of decoded tiles.
 
 Chunk tasks run on dask threads (threaded scheduler, or each ``distributed`` worker's
 threads). They all hand their tile reads to one event loop per process, so the process has
@@ -25,6 +25,14 @@ from rasterio.windows import Window
 
 from rasteret_core.cog import CogClient, CogHeader, ReaderOptions, ReadStats
 from rasteret_core.cog.fetch import signer_identity
+from rasteret_core.cog.reader import ByteBudget, tile_nbytes
+
+DEFAULT_DECODE_BYTES = 128 * 1024 * 1024
+"""Decoded tiles (and output arrays) the chunk reads of one process may hold at once, besides
+the LRU below: 64 Sentinel-2 10 m tiles, about four 2048 px chunk reads at 10 m. A read waits
+for room, so memory stays bounded whatever the number of dask threads, yet small reads (an
+overview's few tiles) do not queue behind a fixed count of reads while their requests wait on
+latency."""
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 """Decoded tiles kept per process: 32 Sentinel-2 10 m tiles (1024 x 1024 uint16), enough for
@@ -36,7 +44,7 @@ _RUNTIMES: dict[tuple, "Runtime"] = {}  # (pid, options, signer identity, cache 
 TileKey = tuple[str, str | None, int, int]  # (url, validator, IFD offset, tile index): a replaced file misses
 
 
-class TileCache:
+class DecodedTiles:
     """Decoded tiles, least recently used dropped first, bounded in bytes (not thread-safe:
     only the runtime's event loop touches it)."""
 
@@ -67,13 +75,12 @@ class Runtime:
     """One process's reader: an event loop thread running one :class:`CogClient`."""
 
     def __init__(self, options: ReaderOptions, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 reads_in_flight: int | None = None) -> None:
+                 decode_bytes: int = DEFAULT_DECODE_BYTES) -> None:
         self.options = options
-        # chunk reads decoding at once: bounds decoded tiles in memory whatever the dask threads
-        self.reads_in_flight = reads_in_flight or max(4, 2 * (os.cpu_count() or 2))
-        self._slots: asyncio.Semaphore | None = None
+        self.decode_bytes = decode_bytes
+        self._room: ByteBudget | None = None
         self.stats = ReadStats()
-        self.cache = TileCache(cache_bytes)
+        self.cache = DecodedTiles(cache_bytes)
         self._pending: dict[TileKey, asyncio.Future] = {}
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="rasteret-load-io", daemon=True)
@@ -89,9 +96,12 @@ class Runtime:
         return asyncio.run_coroutine_threadsafe(self._read(reads), self.loop).result()
 
     async def _read(self, reads: list[tuple[CogHeader, tuple[int, int, int, int]]]) -> list[np.ndarray]:
-        if self._slots is None:  # created on the loop's own thread
-            self._slots = asyncio.Semaphore(self.reads_in_flight)
-        async with self._slots:
+        if self._room is None:  # created on the loop's own thread
+            self._room = ByteBudget(self.decode_bytes)
+        # the read's decoded tiles and its output, reserved before anything is fetched
+        size = sum(tile_nbytes(h) * len(tile_indices(h, w)) + (w[1] - w[0]) * (w[3] - w[2]) * h.dtype.itemsize
+                   for h, w in reads)
+        async with self._room.reserve(size):
             return await self._read_now(reads)
 
     async def _read_now(self, reads: list[tuple[CogHeader, tuple[int, int, int, int]]]) -> list[np.ndarray]:

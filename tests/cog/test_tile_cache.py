@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from rasterio.windows import Window
 
 from rasteret_core.cog import ReadStats, TileCache, read_header, read_window, read_windows
 from rasteret_core.errors import ArgumentError, StaleHeaderError, UnsafePathError
+from rasteret_core.testing.object_store import ObjectStoreServer
 
 S2_KEY = "rio-tiler-pds/tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A/B04.tif"
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +29,7 @@ def truth(fixtures: Path, window: Window) -> np.ndarray:
         return src.read(window=window)
 
 
-def test_a_second_read_of_the_same_tiles_makes_no_request_and_gives_rasterios_pixels(store, shared_fixtures_dir, tmp_path):
+def test_a_second_read_of_the_same_tiles_fetches_no_tile_and_gives_rasterios_pixels(store, shared_fixtures_dir, tmp_path):
     cache = TileCache(tmp_path / "tiles")
     header = read_header(store.url("public", S2_KEY))
     assert header.validator, "the store answers with a version: the cache needs one"
@@ -41,7 +43,8 @@ def test_a_second_read_of_the_same_tiles_makes_no_request_and_gives_rasterios_pi
     np.testing.assert_array_equal(a, expected)
     np.testing.assert_array_equal(b, expected)
     assert fetched == first.requests > 0 and first.tiles_from_cache == 0
-    assert store.stats.requests == fetched and second.requests == 0
+    # every tile from the cache: one conditional byte checks the file is still that version
+    assert second.requests == 1 and second.bytes_fetched == 1 and second.tiles_read == 0
     assert second.tiles_from_cache == first.tiles_read > 0
 
 
@@ -62,22 +65,43 @@ def test_another_process_reads_the_tiles_this_one_cached(store, shared_fixtures_
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     requests, from_cache = map(int, done.stdout.split())
-    assert requests == 0 and from_cache > 0 and store.stats.requests == 0
+    assert requests == 1 and from_cache > 0  # the file's version check, no tile
     np.testing.assert_array_equal(np.load(out), truth(shared_fixtures_dir, window))
 
 
-def test_a_replaced_file_is_never_served_from_the_cache(store, tmp_path):
+@pytest.mark.parametrize("first_window", [Window(0, 0, 64, 64), Window(0, 0, 1098, 64)],
+                         ids=["every-tile-cached", "some-tiles-cached"])
+def test_a_replaced_file_is_never_decoded_from_the_cache(shared_fixtures_dir, tmp_path, first_window):
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    shutil.copy(shared_fixtures_dir / S2_KEY, bucket / "B04.tif")
+    cache = TileCache(tmp_path / "tiles")
+    with ObjectStoreServer(buckets={"b": bucket}) as server:
+        header = read_header(server.url("b", "B04.tif"))
+        read_window(header, Window(0, 0, 64, 64), tile_cache=cache)
+        shutil.copy(shared_fixtures_dir / S2_KEY, bucket / "new.tif")
+        os.replace(bucket / "new.tif", bucket / "B04.tif")  # the same URL, another version
+        stats = ReadStats()
+        with pytest.raises(StaleHeaderError):
+            read_window(header, first_window, stats=stats, tile_cache=cache)
+        out = read_windows([(header, Window(0, 0, 64, 64)), (header, first_window)], tile_cache=cache,
+                           return_exceptions=True)
+    assert all(isinstance(o, StaleHeaderError) for o in out)  # cached windows of the file fail too
+
+
+def test_an_entry_that_does_not_decode_is_dropped_and_fetched_again(store, shared_fixtures_dir, tmp_path):
     cache = TileCache(tmp_path / "tiles")
     header = read_header(store.url("public", S2_KEY))
-    read_window(header, Window(0, 0, 64, 64), tile_cache=cache)
-    from dataclasses import replace
-
-    newer = replace(header, validator=header.validator + "-other")  # the same URL at another version
-    store.reset_stats()
+    window = Window(0, 0, 64, 64)
+    read_window(header, window, tile_cache=cache)
+    (entry,) = [p for p in (tmp_path / "tiles").rglob("*") if p.is_file()]
+    good = entry.read_bytes()
+    entry.write_bytes(b"\xff" * len(good))  # the right length, not the file's bytes
     stats = ReadStats()
-    with pytest.raises(StaleHeaderError):  # the store holds the old version: the conditional read fails
-        read_window(newer, Window(0, 0, 64, 64), stats=stats, tile_cache=cache)
-    assert stats.tiles_from_cache == 0 and stats.requests == 1  # asked the store, with the new version
+    (got,) = read_windows([(header, window)], stats=stats, tile_cache=cache, return_exceptions=True)
+    np.testing.assert_array_equal(got, truth(shared_fixtures_dir, window))
+    assert stats.tiles_from_cache == 0 and stats.tiles_read == 1
+    assert entry.read_bytes() == good  # replaced by the fetched bytes
 
 
 def test_an_entry_of_the_wrong_length_is_a_miss_and_is_removed(store, shared_fixtures_dir, tmp_path):
@@ -106,6 +130,25 @@ def test_many_windows_sharing_tiles_fill_the_cache_once(store, shared_fixtures_d
         np.testing.assert_array_equal(got, truth(shared_fixtures_dir, w))
     assert stats.tiles_from_cache == 1  # the first window's tile; the others were fetched
     assert stats.tiles_read > 0 and store.stats.requests == stats.requests
+
+
+def test_a_folder_in_a_parent_others_can_write_is_refused_unless_sticky(tmp_path):
+    open_parent = tmp_path / "open"
+    open_parent.mkdir()
+    os.chmod(open_parent, 0o777)
+    with pytest.raises(UnsafePathError, match="parent folder .* writable by other users"):
+        TileCache(open_parent / "tiles").get("http://x/a.tif", "etag", 0, 10)
+    os.chmod(open_parent, 0o1777)  # as /tmp: others cannot rename what is in it
+    assert TileCache(open_parent / "tiles").get("http://x/a.tif", "etag", 0, 10) is None
+
+
+def test_many_short_runs_keep_the_folder_within_its_bound(tmp_path):
+    folder = tmp_path / "tiles"
+    for run in range(30):  # each run a new process: a new cache object writing a little
+        cache = TileCache(folder, max_bytes=10_000)
+        for k in range(3):
+            cache.put(f"http://x/{run}-{k}.tif", "v1", 0, 400, bytes(400))
+        assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= 10_000 + 3 * 400
 
 
 def test_a_folder_others_can_write_is_refused(tmp_path):
