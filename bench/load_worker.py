@@ -153,6 +153,26 @@ def _lazycogs_parquets(spec: dict) -> list[str]:
     return paths
 
 
+def _duckdb_client(spec: dict):
+    """rustac's DuckDB client with the extensions it loads (spatial, icu) from the
+    ``duckdb-extension-*`` wheels: DuckDB would download them from the internet, which the
+    benchmark does not use."""
+    import glob
+    import site
+
+    import rustac
+
+    folder = os.path.join(spec["workdir"], "duckdb-extensions")
+    for root in site.getsitepackages():
+        for wheel_file in glob.glob(os.path.join(root, "duckdb_extension_*", "extensions", "v*", "*.duckdb_extension")):
+            version = os.path.basename(os.path.dirname(wheel_file))
+            target = os.path.join(folder, version, "linux_amd64", os.path.basename(wheel_file))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.exists(target):
+                os.symlink(wheel_file, target)
+    return rustac.DuckdbClient(extension_directory=folder, install_extensions=False)
+
+
 def lazycogs_peer(spec: dict, rep: int) -> dict:
     from urllib.parse import urlparse
 
@@ -166,7 +186,7 @@ def lazycogs_peer(spec: dict, rep: int) -> dict:
     with _dask_config(spec):
         arr = lazycogs.open(spec["parquets"][rep], bbox=(c, f + h * e, c + w * a, f), crs=f"EPSG:{spec['epsg']}",
                             resolution=a, bands=assets, chunks={"x": spec["chunk"], "y": spec["chunk"]},
-                            dtype="uint16", nodata=0, store=store,
+                            dtype="uint16", nodata=0, store=store, duckdb_client=_duckdb_client(spec),
                             path_from_href=lambda href: urlparse(href).path.lstrip("/")).compute()
     return {"outputs": {f"t{i}|{b}": np.asarray(arr.sel(band=spec["band_map"][b]).values[i])
                         for b in spec["bands"] for i in range(arr.sizes["time"])}}

@@ -51,7 +51,9 @@ if ! stamp_ok "$V312/.rasteret-stamp" "rasteret==0.4.1"; then
 fi
 # lazycogs (a load peer) also needs Python >= 3.12; dask for its chunked arrays
 VLAZY="$CACHE/venv-lazycogs"
-LAZY_REQ="lazycogs==0.7.0 dask>=2025.1"
+# rustac 0.9.17 embeds DuckDB 1.5.5, the version of the newest extension wheels it loads (DuckDB
+# would otherwise download the extensions at run time)
+LAZY_REQ="lazycogs==0.7.0 rustac==0.9.17 duckdb-extension-spatial==1.5.5 duckdb-extension-icu==1.5.5 duckdb-extension-parquet==1.5.5 dask>=2025.1"
 if ! stamp_ok "$VLAZY/.stamp" "$LAZY_REQ"; then
   P312="${P312:-$(find_py312)}"
   if [ -z "$P312" ]; then
