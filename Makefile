@@ -58,6 +58,7 @@ bench: venv
 	$(BIN)/python -m bench.run --latency 0.04 --name full-40ms
 	$(BIN)/python -m bench.user_calls
 	$(BIN)/python -m bench.decode_region
+	$(BIN)/python -m bench.load
 
 bench-quick: venv
 	sh bench/setup.sh $(BIN)/python
