@@ -7,6 +7,7 @@ functions create a short-lived client when none is given.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import threading
@@ -291,24 +292,53 @@ def _tile_range_problem(header: CogHeader, tile: int, offset: int, count: int, o
 
 
 class ByteBudget:
-    """At most ``limit`` bytes reserved at once (one larger reservation may run alone)."""
+    """At most ``limit`` bytes reserved at once (one larger reservation may run alone).
+
+    Waiters are served first come, first served, and a release wakes only the waiters that now
+    fit: a read of hundreds of ranges would otherwise wake every waiter on every release."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
-        self._changed = asyncio.Condition()
+        self._waiters: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
+
+    def _fits(self, size: int) -> bool:
+        return self.used == 0 or self.used + size <= self.limit
 
     @contextlib.asynccontextmanager
     async def reserve(self, size: int):
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+        if not self._waiters and self._fits(size):
             self.used += size
+        else:
+            granted = asyncio.get_running_loop().create_future()
+            self._waiters.append((size, granted))
+            try:
+                await granted
+            except BaseException:
+                if granted.done() and not granted.cancelled():
+                    self._release(size)  # granted, then cancelled before it could run
+                else:
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove((size, granted))
+                    self._release(0)  # it may have headed the queue: serve who is next
+                raise
         try:
             yield
         finally:
-            async with self._changed:
-                self.used -= size
-                self._changed.notify_all()
+            self._release(size)
+
+    def _release(self, size: int) -> None:
+        self.used -= size
+        while self._waiters:
+            wanted, granted = self._waiters[0]
+            if granted.done():  # its task was cancelled while waiting
+                self._waiters.popleft()
+            elif self._fits(wanted):
+                self._waiters.popleft()
+                self.used += wanted
+                granted.set_result(None)
+            else:
+                break
 
 
 @dataclass(frozen=True)
