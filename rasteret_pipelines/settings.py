@@ -77,8 +77,11 @@ def tile_cache() -> str | None:
     value = os.environ.get("RASTERET_TILE_CACHE", "").strip()
     if value.lower() in ("off", "none", "0", "false", "no"):
         return None
-    if value:
-        return value
+    return value or default_tile_cache()
+
+
+def default_tile_cache() -> str | None:
+    """``$DAGSTER_HOME/tile_cache``, or ``None`` without ``DAGSTER_HOME``."""
     home = os.environ.get("DAGSTER_HOME")
     return str(Path(home) / "tile_cache") if home else None
 

@@ -164,6 +164,14 @@ class TileCache:
             total -= size
         return total
 
+    def check(self) -> None:
+        """Create the folder if needed and check it may be used (see the module doc).
+
+        Raises:
+            UnsafePathError: a link, a folder others may write or replace, or one that cannot be created.
+        """
+        self._check()
+
     # --- internals ---------------------------------------------------------------------------
     def _path(self, url: str, validator: str, start: int, end: int) -> Path:
         self._check()

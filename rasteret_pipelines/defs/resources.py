@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any, Iterator
 
 import dagster as dg
@@ -11,6 +12,7 @@ from shapely.geometry.base import BaseGeometry
 
 from rasteret_core.cog import ReaderOptions, TileCache
 from rasteret_core.collection import source_reader_options
+from rasteret_core.errors import RasteretWarning, UnsafePathError
 from rasteret_core.names import path_under
 from rasteret_core.products.aois import load_aois
 from rasteret_core.products.ndvi_dates import NdviBands
@@ -91,9 +93,26 @@ class CogReader(dg.ConfigurableResource):
             aws_session_token=self.aws_session_token,
             allowed_schemes=tuple(self.allowed_schemes) if self.allowed_schemes is not None else None,
             local_roots=tuple(self.local_roots) if self.local_roots is not None else None,
-            tile_cache=TileCache(self.tile_cache, int(self.tile_cache_max_gib * 1024**3)) if self.tile_cache else None,
+            tile_cache=self._tile_cache(),
         )
         return source_reader_options(source, options) if source is not None else options
+
+
+    def _tile_cache(self) -> TileCache | None:
+        """The configured cache. The default folder (under ``DAGSTER_HOME``) is used only when
+        it is safe, with a warning otherwise; a folder chosen explicitly must be safe."""
+        if not self.tile_cache:
+            return None
+        cache = TileCache(self.tile_cache, int(self.tile_cache_max_gib * 1024**3))
+        try:
+            cache.check()  # here, so a bad folder is reported before any read
+        except UnsafePathError as exc:
+            if self.tile_cache != settings.default_tile_cache():
+                raise
+            warnings.warn(f"{exc}; reading without a tile cache (set RASTERET_TILE_CACHE to a private folder)",
+                          RasteretWarning, stacklevel=2)
+            return None
+        return cache
 
 
 class Storage(dg.ConfigurableResource):

@@ -7,12 +7,14 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from rasteret_core.errors import RasteretWarning, UnsafePathError
 from rasteret_core.products.timeseries import read_stats
 from rasteret_pipelines.definitions import defs
 from rasteret_pipelines.defs.automation import freshness_day, missing_partitions
@@ -196,3 +198,16 @@ def test_runs_split_per_aoi_fetch_a_shared_tile_once_through_the_tile_cache(pipe
         dg.materialize(NDVI, resources=pipeline, instance=instance, tags=range_tags(DAY, aoi, DAY, aoi))
     for path, data in written.items():
         assert Path(path).read_bytes() == data, f"{path} differs from the run without the cache"
+
+
+def test_an_unsafe_default_tile_cache_is_skipped_with_a_warning_and_a_chosen_one_is_refused(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chmod(home, 0o777)  # a shared, world-writable DAGSTER_HOME: its tile_cache could be swapped
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("RASTERET_TILE_CACHE", raising=False)
+    with pytest.warns(RasteretWarning, match="reading without a tile cache"):
+        assert CogReader().options().tile_cache is None
+    chosen = CogReader(tile_cache=str(home / "mine"))
+    with pytest.raises(UnsafePathError, match="writable by other users"):
+        chosen.options()
