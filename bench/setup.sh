@@ -35,36 +35,27 @@ find_py312() {
   done
 }
 
-V312="$CACHE/venv312"
-if ! stamp_ok "$V312/.rasteret-stamp" "rasteret==0.4.1"; then
-  P312="$(find_py312)"
-  if [ -z "$P312" ]; then
-    echo "NOTE: no Python 3.12 found (set BENCH_PYTHON312); Rasteret 0.4.1 will be skipped"
-  else
-    rm -rf "$V312"
-    if "$P312" -m venv "$V312" && "$V312/bin/python" -m pip install -q "rasteret==0.4.1"; then
-      echo "rasteret==0.4.1" > "$V312/.rasteret-stamp"
-    else
-      echo "NOTE: could not install rasteret 0.4.1 in a Python 3.12 virtualenv; it will be skipped"
-    fi
-  fi
-fi
-# lazycogs (a load peer) also needs Python >= 3.12; dask for its chunked arrays
-VLAZY="$CACHE/venv-lazycogs"
-# rustac 0.9.17 embeds DuckDB 1.5.5, the version of the newest extension wheels it loads (DuckDB
-# would otherwise download the extensions at run time)
-LAZY_REQ="lazycogs==0.7.0 rustac==0.9.17 duckdb-extension-spatial==1.5.5 duckdb-extension-icu==1.5.5 duckdb-extension-parquet==1.5.5 dask>=2025.1"
-if ! stamp_ok "$VLAZY/.stamp" "$LAZY_REQ"; then
+# py312_venv FOLDER NAME REQUIREMENTS...: a Python 3.12 virtualenv holding REQUIREMENTS, made
+# again only when they change; NAME is what the benchmark skips without it
+py312_venv() {
+  dir="$1"; name="$2"; shift 2
+  if stamp_ok "$dir/.stamp" "$*"; then return; fi
   P312="${P312:-$(find_py312)}"
   if [ -z "$P312" ]; then
-    echo "NOTE: no Python 3.12 found (set BENCH_PYTHON312); lazycogs will be skipped"
-  else
-    rm -rf "$VLAZY"
-    if "$P312" -m venv "$VLAZY" && "$VLAZY/bin/python" -m pip install -q $LAZY_REQ; then
-      echo "$LAZY_REQ" > "$VLAZY/.stamp"
-    else
-      echo "NOTE: could not install lazycogs in a Python 3.12 virtualenv; it will be skipped"
-    fi
+    echo "NOTE: no Python 3.12 found (set BENCH_PYTHON312); $name will be skipped"
+    return
   fi
-fi
+  rm -rf "$dir"
+  if "$P312" -m venv "$dir" && "$dir/bin/python" -m pip install -q "$@"; then
+    echo "$*" > "$dir/.stamp"
+  else
+    echo "NOTE: could not install $name in a Python 3.12 virtualenv; it will be skipped"
+  fi
+}
+
+py312_venv "$CACHE/venv312" "Rasteret 0.4.1" "rasteret==0.4.1"
+# lazycogs (a load peer) with dask for its chunked arrays; rustac 0.9.17 embeds DuckDB 1.5.5, the
+# version of the newest extension wheels it loads (DuckDB would otherwise download them at run time)
+py312_venv "$CACHE/venv-lazycogs" "lazycogs" "lazycogs==0.7.0" "rustac==0.9.17" "duckdb-extension-spatial==1.5.5" \
+  "duckdb-extension-icu==1.5.5" "duckdb-extension-parquet==1.5.5" "dask>=2025.1"
 exit 0

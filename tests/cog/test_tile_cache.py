@@ -89,12 +89,18 @@ def test_a_replaced_file_is_never_decoded_from_the_cache(shared_fixtures_dir, tm
     assert all(isinstance(o, StaleHeaderError) for o in out)  # cached windows of the file fail too
 
 
-def test_an_entry_that_does_not_decode_is_dropped_and_fetched_again(store, shared_fixtures_dir, tmp_path):
-    cache = TileCache(tmp_path / "tiles")
+def one_cached_tile(store, folder: Path):
+    """A cache holding the one tile under a 64 x 64 window of the fixture, and that entry's file."""
+    cache = TileCache(folder)
     header = read_header(store.url("public", S2_KEY))
     window = Window(0, 0, 64, 64)
     read_window(header, window, tile_cache=cache)
-    (entry,) = [p for p in (tmp_path / "tiles").rglob("*") if p.is_file()]
+    (entry,) = [p for p in folder.rglob("*") if p.is_file()]
+    return cache, header, window, entry
+
+
+def test_an_entry_that_does_not_decode_is_dropped_and_fetched_again(store, shared_fixtures_dir, tmp_path):
+    cache, header, window, entry = one_cached_tile(store, tmp_path / "tiles")
     good = entry.read_bytes()
     entry.write_bytes(b"\xff" * len(good))  # the right length, not the file's bytes
     stats = ReadStats()
@@ -105,11 +111,7 @@ def test_an_entry_that_does_not_decode_is_dropped_and_fetched_again(store, share
 
 
 def test_an_entry_of_the_wrong_length_is_a_miss_and_is_removed(store, shared_fixtures_dir, tmp_path):
-    cache = TileCache(tmp_path / "tiles")
-    header = read_header(store.url("public", S2_KEY))
-    window = Window(0, 0, 64, 64)
-    read_window(header, window, tile_cache=cache)
-    (entry,) = [p for p in (tmp_path / "tiles").rglob("*") if p.is_file()]
+    cache, header, window, entry = one_cached_tile(store, tmp_path / "tiles")
     entry.write_bytes(entry.read_bytes()[:-1])  # a truncated entry (e.g. written by other means)
     stats = ReadStats()
     np.testing.assert_array_equal(read_window(header, window, stats=stats, tile_cache=cache),
