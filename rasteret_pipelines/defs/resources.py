@@ -97,7 +97,6 @@ class CogReader(dg.ConfigurableResource):
         )
         return source_reader_options(source, options) if source is not None else options
 
-
     def _tile_cache(self) -> TileCache | None:
         """The configured cache. The default folder (under ``DAGSTER_HOME``) is used only when
         it is safe, with a warning otherwise; a folder chosen explicitly must be safe."""
